@@ -1,0 +1,4 @@
+// pixel-transformer: the public API.
+export * from './tensor.js';
+export * from './ops/index.js';
+export { selectBackend, native, type BackendChoice, type Selection, type BuildInfo, type MemoryInfo } from './native.js';

@@ -1,0 +1,189 @@
+// The only file that touches the native addon: picks it, loads it and types its surface.
+//
+// Choice: PIT_DEVICE=cpu|cuda (or selectBackend({ device })) -> the CUDA addon if it loads
+// and sees a GPU -> the CPU addon. Both addons carry the full CPU op table; the CUDA addon
+// adds the cuda device. `pit info` prints the choice and the reasons.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+
+/** Package root: two levels above dist/lib/native.js (and above lib/native.ts). */
+export const packageRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('pixel-transformer: cannot find package.json above ' + dirname(fileURLToPath(import.meta.url)));
+    dir = up;
+  }
+  return dir;
+})();
+
+export type DType = 'f32' | 'bf16' | 'i32';
+export type Device = 'cpu' | 'cuda';
+export type GeluApproximate = 'none' | 'tanh';
+
+/** A native tensor handle. Public code sees `Tensor` (lib/tensor.ts), never this. */
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly device: Device;
+  readonly disposed: boolean;
+  dispose(): void;
+  toArray(): Float32Array | Int32Array;
+  reshape(shape: number[]): NativeTensor;
+}
+
+type T = NativeTensor;
+type Opt = NativeTensor | null;
+
+export interface MemoryInfo {
+  cpu: { tensors: number; bytes: number };
+  cuda?: { tensors: number; bytes: number; free: number; total: number; poolReserved: number };
+}
+
+export interface CudaBuildInfo {
+  runtimeVersion?: number;
+  driverVersion?: number;
+  architectures?: string;
+  devices: { name: string; capability: string; memoryBytes: number; multiprocessors: number }[];
+  reason?: string;
+}
+
+export interface BuildInfo {
+  backend: 'cpu' | 'cuda';
+  cpuIsa: 'avx512' | 'avx2' | 'scalar';
+  threads: number;
+  compiler: string;
+  debug: boolean;
+  cuda?: CudaBuildInfo;
+}
+
+/** The addon's exports. Arguments: outputs, then inputs, then sizes and options. */
+export interface NativeAddon {
+  buildInfo(): BuildInfo;
+  memory(): MemoryInfo;
+  empty(shape: number[], dtype: DType, device: Device): T;
+  fromArray(data: Float32Array | Int32Array, shape: number[], dtype: DType, device: Device): T;
+  copy(dst: T, src: T): void;
+  randomFill(t: T, kind: 'normal' | 'uniform', seed: number, offset: number): void;
+
+  matmulForward(out: T, a: T, b: T, bias: Opt, transA: boolean, transB: boolean, accumulate: boolean): void;
+  matmulBackward(da: Opt, db: Opt, dbias: Opt, dout: T, a: T, b: T, transA: boolean, transB: boolean): void;
+  attentionForward(out: T, lse: T, qkv: T): void;
+  attentionBackward(dqkv: T, dout: T, qkv: T, out: T, lse: T): void;
+  layernormForward(out: T, mean: T, rstd: T, x: T, weight: Opt, bias: Opt, eps: number): void;
+  layernormBackward(dx: T, dweight: Opt, dbias: Opt, dout: T, x: T, weight: Opt, mean: T, rstd: T): void;
+  geluForward(out: T, x: T, approximate: GeluApproximate): void;
+  geluBackward(dx: T, dout: T, x: T, approximate: GeluApproximate): void;
+  siluForward(out: T, x: T): void;
+  siluBackward(dx: T, dout: T, x: T): void;
+  modulateForward(out: T, x: T, shift: T, scale: T): void;
+  modulateBackward(dx: Opt, dshift: Opt, dscale: Opt, dout: T, x: T, scale: T): void;
+  gatedResidualForward(out: T, x: T, y: T, gate: T): void;
+  gatedResidualBackward(dy: Opt, dgate: Opt, dout: T, y: T, gate: T): void;
+  add(out: T, a: T, b: T): void;
+  mul(out: T, a: T, b: T): void;
+  scale(out: T, x: T, alpha: number): void;
+  axpy(y: T, x: T, alpha: number): void;
+  fill(out: T, value: number): void;
+  softmaxCrossEntropy(losses: T, dlogits: Opt, logits: T, targets: T, smoothing: number, gradScale: number): void;
+  mseForward(loss: T, pred: T, target: T, mask: Opt): void;
+  mseBackward(dpred: T, dloss: T, pred: T, target: T, mask: Opt): void;
+  sumForward(out: T, x: T, axis: number, mean: boolean): void;
+  sumBackward(dx: T, dout: T, axis: number, mean: boolean): void;
+  gatherTokens(out: T, x: T, ids: T): void;
+  scatterAddTokens(out: T, src: T, ids: T): void;
+  concatTokens(out: T, a: T, b: T): void;
+  sliceTokens(out: T, x: T, start: number): void;
+  sliceTokensBackward(dx: T, dout: T, start: number): void;
+  permute(out: T, x: T, perm: number[]): void;
+  adamw(param: T, grad: T, m: T, v: T, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, step: number): void;
+  gradNorm(tensors: T[]): number;
+}
+
+export type BackendChoice = 'auto' | Device;
+
+export interface Selection {
+  addon: NativeAddon;
+  /** 'cuda' when the CUDA addon is loaded and sees a GPU. */
+  backend: Device;
+  path: string;
+  requested: BackendChoice;
+  /** Why this addon was picked, and why the others were not. */
+  reasons: string[];
+}
+
+const cudaAddonPath = join(packageRoot, 'build-cuda', 'Release', 'pit_cuda.node');
+
+function loadCpuAddon(): { addon: NativeAddon; path: string } {
+  // node-gyp-build: a matching prebuild in prebuilds/, else build/Release.
+  const load = require('node-gyp-build') as ((dir: string) => NativeAddon) & { resolve(dir: string): string };
+  return { addon: load(packageRoot), path: load.resolve(packageRoot) };
+}
+
+function tryCudaAddon(reasons: string[]): NativeAddon | null {
+  if (!existsSync(cudaAddonPath)) {
+    reasons.push(`CUDA addon not built (${cudaAddonPath} missing; it is built when nvcc is present at install)`);
+    return null;
+  }
+  let addon: NativeAddon;
+  try {
+    addon = require(cudaAddonPath) as NativeAddon;
+  } catch (err) {
+    reasons.push(`CUDA addon failed to load: ${(err as Error).message.split('\n')[0]}`);
+    return null;
+  }
+  const cuda = addon.buildInfo().cuda;
+  if (!cuda || cuda.devices.length === 0 || cuda.reason) {
+    reasons.push(`CUDA addon loaded but sees no usable GPU: ${cuda?.reason ?? 'no devices'}`);
+    return null;
+  }
+  reasons.push(`CUDA addon loaded; GPU 0: ${cuda.devices[0]!.name} (sm_${cuda.devices[0]!.capability.replace('.', '')})`);
+  return addon;
+}
+
+function parseChoice(value: string | undefined, source: string): BackendChoice {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'cpu' || value === 'cuda') return value;
+  throw new TypeError(`${source} must be "auto", "cpu" or "cuda", got "${value}"`);
+}
+
+let selection: Selection | null = null;
+
+/**
+ * Loads the addon once. `device` (or PIT_DEVICE) forces a backend: "cuda" fails with the
+ * reason when no GPU addon can be used; "cpu" skips the CUDA addon entirely.
+ */
+export function selectBackend(options: { device?: BackendChoice } = {}): Selection {
+  const requested = options.device !== undefined ? parseChoice(options.device, "option 'device'")
+    : parseChoice(process.env.PIT_DEVICE, 'PIT_DEVICE');
+  if (selection) {
+    if (requested !== 'auto' && requested !== selection.requested && requested !== selection.backend)
+      throw new Error(`backend already selected (${selection.backend}); a process uses one addon, cannot switch to ${requested}`);
+    return selection;
+  }
+  const reasons: string[] = [];
+  if (requested === 'cpu') {
+    reasons.push('CPU requested (' + (options.device ? "option 'device'" : 'PIT_DEVICE=cpu') + ')');
+  } else {
+    const cuda = tryCudaAddon(reasons);
+    if (cuda) {
+      selection = { addon: cuda, backend: 'cuda', path: cudaAddonPath, requested, reasons };
+      return selection;
+    }
+    if (requested === 'cuda') throw new Error('device "cuda" requested but unavailable: ' + reasons.join('; '));
+  }
+  const cpu = loadCpuAddon();
+  reasons.push(`CPU addon: ${cpu.path}`);
+  selection = { addon: cpu.addon, backend: 'cpu', path: cpu.path, requested, reasons };
+  return selection;
+}
+
+/** The loaded addon (loading it on first use). */
+export function native(): NativeAddon {
+  return (selection ?? selectBackend()).addon;
+}

@@ -1,0 +1,106 @@
+// Fused softmax cross-entropy with label smoothing: loss and dlogits for a row in one visit,
+// rows split across cores. The exponential is a polynomial in plain float arithmetic so
+// that GCC vectorises it per ISA (libm's expf would keep the loop scalar).
+//
+// For a row x (K) with label y, smoothing s and smoothed target t = (1-s)·onehot(y) + s/K:
+//   loss   = logsumexp(x) - Σ_k t_k x_k = log Σ_k e^(x_k - m) - Σ_k t_k (x_k - m),  m = max x
+//   dlogit = grad_scale · (softmax(x) - t)
+// Shifting by m (Σ t = 1) keeps both terms small, so the subtraction loses nothing.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/cpu_features.h"
+#include "core/parallel.h"
+#include "cpu/ops.h"
+
+namespace pit::cpu {
+namespace {
+
+// e^x for x <= 0 (the shifted logits), about 1 ulp: x = n·ln2 + r with |r| <= ln2/2, e^r
+// by Cephes' degree-6 polynomial, 2^n built in the exponent bits. Below -87 (where e^x
+// would be denormal) the result is 0. NaN propagates.
+__attribute__((always_inline)) inline float exp_nonpositive(float x) {
+  const float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  const float kRound = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer in the low bits
+  float xc = x < -87.0f ? -87.0f : x;  // (NaN compares false and passes through)
+  float t = xc * kLog2e + kRound;
+  float n = t - kRound;
+  float r = xc - n * kLn2Hi - n * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float er = p * r * r + r + 1.0f;
+  uint32_t tb;
+  std::memcpy(&tb, &t, 4);
+  uint32_t sb = (tb << 23) + (127u << 23);  // low bits of t hold n (two's complement)
+  float scale;
+  std::memcpy(&scale, &sb, 4);
+  return x < -87.0f ? 0.0f : er * scale;
+}
+
+// Row statistics in two vector passes over K floats already in L1: max, then the sum of
+// e^(x - max) (also stored to `e` when not null) and the sum of the shifted logits.
+PIT_MULTIVERSION float row_max(const float* x, int64_t K) {
+  float m = x[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t k = 0; k < K; ++k) m = std::max(m, x[k]);
+  return m;
+}
+PIT_MULTIVERSION float row_sum_exp(float* e, const float* x, float m, int64_t K) {
+  float s = 0.0f;
+  if (e) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < K; ++k) {
+      float v = exp_nonpositive(x[k] - m);
+      e[k] = v;
+      s += v;
+    }
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < K; ++k) s += exp_nonpositive(x[k] - m);
+  }
+  return s;
+}
+PIT_MULTIVERSION float row_sum_shifted(const float* x, float m, int64_t K) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < K; ++k) s += x[k] - m;
+  return s;
+}
+// d = a·e - b (in place over e = d): the gradient row before the label's correction.
+PIT_MULTIVERSION void scale_shift(float* d, float a, float b, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) d[k] = a * d[k] - b;
+}
+
+}  // namespace
+
+// losses (N), dlogits (N, K) or null, logits (N, K), targets (N) in [0, K).
+void softmax_cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets,
+                           int64_t N, int64_t K, float smoothing, float grad_scale) {
+  const float on_label = 1.0f - smoothing, uniform = smoothing / static_cast<float>(K);
+  // ~16K logits per chunk: enough work to amortise a hand-off, small enough to balance.
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(K, 1));
+  parallel_for(N, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* x = logits + i * K;
+      float* d = dlogits ? dlogits + i * K : nullptr;
+      const int32_t y = targets[i];
+      float m = row_max(x, K);
+      float sum = row_sum_exp(d, x, m, K);
+      // Σ_k t_k (x_k - m): the smoothing term only costs a pass when s != 0.
+      float target_dot = on_label * (x[y] - m);
+      if (smoothing != 0.0f) target_dot += uniform * row_sum_shifted(x, m, K);
+      losses[i] = std::log(sum) - target_dot;
+      if (d) {
+        scale_shift(d, grad_scale / sum, grad_scale * uniform, K);
+        d[y] -= grad_scale * on_label;
+      }
+    }
+  });
+}
+
+}  // namespace pit::cpu

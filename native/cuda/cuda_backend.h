@@ -1,0 +1,25 @@
+// The CUDA backend's surface to the binding (CMake build only, PIT_WITH_CUDA).
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <string>
+
+namespace pit::cuda {
+
+// Finds a GPU; when one is visible, creates the stream and memory pool and registers the
+// backend with the core (pit::register_cuda_backend). Never throws: when no GPU is usable it
+// records why, and the addon stays CPU-only.
+void initialize();
+bool available();
+std::string unavailable_reason();  // empty when available
+
+struct MemInfo {
+  size_t free = 0, total = 0, pool_reserved = 0;
+};
+MemInfo mem_info();
+
+// { runtimeVersion, driverVersion, architectures, devices: [{ name, capability, memory, sms }], reason? }
+Napi::Object build_info(Napi::Env env);
+
+}  // namespace pit::cuda

@@ -1,0 +1,127 @@
+// Builds the full addon (CPU + CUDA, CMakeLists.txt) with cmake-js into
+// build-cuda/Release/pit_cuda.node. Never throws: the install step calls it and goes on
+// with the CPU addon whatever happens, saying why once.
+//
+//   import { buildCudaAddon } from './build-cuda.mjs'
+//   await buildCudaAddon({ root, log })  // { built: true, path } | { built: false, skipped, reason }
+//
+// As a CLI (`node scripts/build-cuda.mjs`) it prints one line and exits 0 when built or
+// skipped (no nvcc), 1 when the build failed. The whole log is in build-cuda/build.log.
+// CUDAARCHS (CMake's own variable) picks the GPU architectures, e.g. CUDAARCHS=native.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const OUT_DIR = 'build-cuda';
+const exe = process.platform === 'win32' ? '.exe' : '';
+
+function isExecutable(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// CUDACXX, then nvcc on PATH, then the toolkit's usual home. Returns { nvcc } or { reason }.
+export function findNvcc(env = process.env) {
+  if (env.CUDACXX) {
+    return isExecutable(env.CUDACXX) ? { nvcc: env.CUDACXX } : { reason: `CUDACXX=${env.CUDACXX} is not an executable file` };
+  }
+  const onPath = (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, `nvcc${exe}`));
+  const nvcc = [...onPath, '/usr/local/cuda/bin/nvcc'].find(isExecutable);
+  return nvcc ? { nvcc: path.resolve(nvcc) } : { reason: 'nvcc not found' };
+}
+
+// The first line of the log that says what went wrong, made to stand on its own.
+export function firstErrorLine(logText) {
+  const lines = logText.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (/^CMake Error\b/.test(line)) {
+      // "CMake Error at CMakeLists.txt:24 (message):" — the message is on the next lines.
+      const next = lines.slice(i + 1).find((l) => l.trim() !== '');
+      return next ? `${line} ${next.trim()}` : line;
+    }
+    if (/\berror( #[\w-]+)?\s*:|undefined reference to/i.test(line)) return line;  // gcc, nvcc, ld
+    if (/\bERR!/.test(line)) return line.replace(/^.*?ERR!\s*(OMG\s*)?/, '');
+  }
+  return lines.map((l) => l.trim()).filter(Boolean).pop() ?? 'no output';
+}
+
+function nodeHeadersEnv(env) {
+  // cmake-js takes the Node headers from npm's `nodedir`, and downloads them when it is unset.
+  // Point it at this Node's own headers when they are installed, so no network is needed.
+  if (env.npm_config_nodedir) return {};
+  const prefix = path.dirname(path.dirname(process.execPath));
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? { npm_config_nodedir: prefix } : {};
+}
+
+function run(command, args, { cwd, env, logStream }) {
+  return new Promise((resolve) => {
+    logStream.write(`$ ${[command, ...args].join(' ')}\n`);
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(logStream, { end: false });
+    child.stderr.pipe(logStream, { end: false });
+    child.on('error', (e) => resolve({ code: -1, error: e.message }));
+    child.on('close', (code, signal) => resolve({ code: code ?? -1, error: signal ? `killed by ${signal}` : null }));
+  });
+}
+
+export async function buildCudaAddon({ root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), log = () => {} } = {}) {
+  let logStream;
+  try {
+    const found = findNvcc();
+    if (!found.nvcc) return { built: false, skipped: true, reason: found.reason };
+
+    const cmakeJs = path.join(path.dirname(createRequire(path.join(root, 'package.json')).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+    const outDir = path.join(root, OUT_DIR);
+    const logPath = path.join(outDir, 'build.log');
+    fs.mkdirSync(outDir, { recursive: true });
+    logStream = fs.createWriteStream(logPath);
+    await new Promise((resolve, reject) => logStream.once('open', resolve).once('error', reject));
+
+    const jobs = String(os.availableParallelism?.() ?? os.cpus().length);
+    const env = { ...process.env, ...nodeHeadersEnv(process.env), CUDACXX: found.nvcc };
+    const cmakeArgs = ['--out', outDir, '--directory', root, `--CDCMAKE_CUDA_COMPILER=${found.nvcc}`, `--CDNODE_EXECUTABLE=${process.execPath}`];
+    log(`building the CUDA addon with ${found.nvcc} (${jobs} jobs; log: ${path.relative(root, logPath)})`);
+
+    // Configure every time, so new source files and a changed CUDAARCHS are picked up.
+    const started = Date.now();
+    let result = await run(process.execPath, [cmakeJs, 'configure', ...cmakeArgs], { cwd: root, env, logStream });
+    if (result.code === 0) result = await run(process.execPath, [cmakeJs, 'build', ...cmakeArgs, '--parallel', jobs], { cwd: root, env, logStream });
+    await new Promise((resolve) => logStream.end(resolve));
+
+    const addon = path.join(outDir, 'Release', 'pit_cuda.node');
+    if (result.code === 0 && fs.existsSync(addon)) {
+      log(`built ${path.relative(root, addon)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      return { built: true, path: addon };
+    }
+    const text = fs.readFileSync(logPath, 'utf8');
+    const reason = result.error ?? firstErrorLine(text);
+    return { built: false, skipped: /no CUDA toolkit found/.test(reason), reason: reason.slice(0, 400) };
+  } catch (e) {
+    logStream?.end();
+    return { built: false, skipped: false, reason: String(e?.message ?? e).split('\n')[0] };
+  }
+}
+
+function isMain() {
+  try {
+    return fs.realpathSync(process.argv[1] ?? '') === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const result = await buildCudaAddon();
+  if (result.built) console.log(`CUDA addon built: ${result.path}`);
+  else if (result.skipped) console.log(`CUDA addon skipped: ${result.reason}`);
+  else console.log(`CUDA addon failed: ${result.reason} (see ${OUT_DIR}/build.log)`);
+  process.exitCode = result.built || result.skipped ? 0 : 1;
+}

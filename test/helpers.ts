@@ -1,0 +1,131 @@
+// Shared test helpers: seeded random data, float64 comparison, finite differences.
+// Tests compare native ops with float64 references written in the test files.
+import type { ExecutionContext } from 'ava';
+import { backward, noGrad, tensor, tidy, type Tensor } from '../lib/index.js';
+
+/** A small seeded generator (mulberry32) for test inputs; separate from the library's Philox. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let nextSeed = 1234;
+/** Fresh normal(0, std) values in a Float64Array (a new seed each call, so inputs differ). */
+export function randomNormal(n: number, std = 1, seed = nextSeed++): Float64Array {
+  const r = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u1 = 1 - r(), u2 = r();
+    const radius = Math.sqrt(-2 * Math.log(u1));
+    out[i] = std * radius * Math.cos(2 * Math.PI * u2);
+    if (i + 1 < n) out[i + 1] = std * radius * Math.sin(2 * Math.PI * u2);
+  }
+  return out;
+}
+
+/** Random values rounded to f32, so the float64 reference sees exactly the tensor's inputs. */
+export function randomF32(n: number, std = 1): Float64Array {
+  return Float64Array.from(Float32Array.from(randomNormal(n, std)));
+}
+
+/** An f32 tensor from float64 values (rounded once). */
+export function t32(values: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor {
+  return tensor(Float32Array.from(values), shape, { requiresGrad });
+}
+
+export const prod = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+export interface CloseOptions {
+  atol?: number;
+  rtol?: number;
+  label?: string;
+}
+
+/**
+ * Passes when every |actual − expected| ≤ atol + rtol·|expected| (and no NaN appears).
+ * Reports the first mismatches (at most ten) and the worst error.
+ */
+export function assertClose(t: ExecutionContext, actual: ArrayLike<number>, expected: ArrayLike<number>, options: CloseOptions = {}): void {
+  const { atol = 1e-5, rtol = 1e-5, label = 'values' } = options;
+  if (actual.length !== expected.length) {
+    t.fail(`${label}: length ${actual.length}, expected ${expected.length}`);
+    return;
+  }
+  const bad: string[] = [];
+  let worst = 0, worstAt = -1, failures = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    const err = Math.abs(a - e);
+    const ok = err <= atol + rtol * Math.abs(e) && !Number.isNaN(a) === !Number.isNaN(e);
+    if (!(err <= worst) || Number.isNaN(err)) {
+      worst = err;
+      worstAt = i;
+    }
+    if (!ok) {
+      failures++;
+      if (bad.length < 10) bad.push(`  [${i}] got ${a}, expected ${e} (err ${err.toExponential(2)})`);
+    }
+  }
+  if (failures) t.fail(`${label}: ${failures}/${actual.length} outside atol ${atol} + rtol ${rtol}; worst ${worst} at ${worstAt}\n${bad.join('\n')}`);
+  else t.pass();
+}
+
+/** max |a − b| / max |b|: a scale-free error summary. */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num = Math.max(num, Math.abs(actual[i]! - expected[i]!));
+    den = Math.max(den, Math.abs(expected[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/**
+ * Central finite differences of a scalar function of several float64 inputs, evaluated in
+ * float64 by `f`. Returns ∂f/∂input for each input.
+ */
+export function finiteDifferences(f: (inputs: Float64Array[]) => number, inputs: Float64Array[], h = 1e-3): Float64Array[] {
+  return inputs.map((x) => {
+    const g = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const saved = x[i]!;
+      x[i] = saved + h;
+      const up = f(inputs);
+      x[i] = saved - h;
+      const down = f(inputs);
+      x[i] = saved;
+      g[i] = (up - down) / (2 * h);
+    }
+    return g;
+  });
+}
+
+/**
+ * Gradients through the library's autograd of Σ (w ∘ f(inputs)) with fixed random weights w,
+ * a scalar whose gradient exercises every output element. Returns the output and the grads.
+ */
+export function gradientsOf(
+  f: (...inputs: Tensor[]) => Tensor,
+  inputs: { values: ArrayLike<number>; shape: readonly number[] }[],
+  weights?: Float64Array,
+): { output: Float32Array; weights: Float64Array; grads: Float32Array[] } {
+  return tidy(() => {
+    const ts = inputs.map((x) => t32(x.values, x.shape, true));
+    const out = f(...ts);
+    const w = weights ?? randomF32(out.size);
+    const output = out.toArray() as Float32Array;
+    backward(out, t32(w, out.shape));
+    return { output, weights: w, grads: ts.map((x) => x.grad!.toArray() as Float32Array) };
+  });
+}
+
+/** Runs fn under noGrad and tidy, returning a plain array copy of its tensor result. */
+export function run(fn: () => Tensor): Float32Array {
+  return tidy(() => noGrad(() => fn().toArray() as Float32Array));
+}
