@@ -30,8 +30,9 @@ struct AdamwScalars {
 };
 
 // The plain loop: the reference and the fallback. GCC will not vectorise it (std::sqrt
-// may set errno, and the build keeps -fmath-errno), hence the two paths below. All three
-// do the same IEEE operations in the same order with no FMA, so they agree bit for bit.
+// may set errno, and the build keeps -fmath-errno), hence the two paths below. They do the
+// same operations in the same order; GCC contracts a·b + c into FMA where the ISA has it,
+// so the paths agree to rounding, not bit for bit.
 void adamw_span_scalar(float* param, const float* grad, float* m, float* v, int64_t n, const AdamwScalars& s) {
   for (int64_t i = 0; i < n; ++i) {
     float g = grad[i];

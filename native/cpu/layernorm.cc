@@ -116,6 +116,16 @@ PIT_TARGET_AVX512 inline __mmask16 tail_mask(int64_t n) {  // lanes [0, n), n < 
   return static_cast<__mmask16>((1u << n) - 1u);
 }
 
+// Horizontal sum of 16 lanes. (_mm512_reduce_add_ps and _mm512_castps512_ps256 trip GCC 12's
+// -Wmaybe-uninitialized
+// through _mm256_undefined_pd; the zero-masked extracts do not.)
+PIT_TARGET_AVX512 inline float hsum(__m512 v) {
+  const __m256 h8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 0), _mm512_maskz_extractf32x8_ps(0xFF, v, 1));
+  const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+  return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+
 PIT_TARGET_AVX512 void layernorm_forward_rows_avx512(float* out, float* mean, float* rstd, const float* x,
                                                     const float* w, const float* b, int64_t rows, int64_t C,
                                                     float eps) {
@@ -137,7 +147,7 @@ PIT_TARGET_AVX512 void layernorm_forward_rows_avx512(float* out, float* mean, fl
       }
       if (c < end) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xr + c));
       if (c0 + kStatBlock >= C && tail) s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(tail, xr + full));
-      total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      total += hsum(_mm512_add_ps(s0, s1));
     }
     const float m = static_cast<float>(total) * inv_c;
     const __m512 vm = _mm512_set1_ps(m);
@@ -160,7 +170,7 @@ PIT_TARGET_AVX512 void layernorm_forward_rows_avx512(float* out, float* mean, fl
         const __m512 d = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + full), vm);
         s1 = _mm512_fmadd_ps(d, d, s1);
       }
-      total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      total += hsum(_mm512_add_ps(s0, s1));
     }
     const float var = static_cast<float>(total) * inv_c;
     const float rs = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + eps));
@@ -205,8 +215,8 @@ PIT_TARGET_AVX512 void layernorm_backward_rows_avx512(float* dx, float* acc_w, f
     }
     if (!dx) continue;
     // x̂ of masked-off lanes is -mean·rstd, not 0, but g is 0 there: the sums are exact.
-    const __m512 mg = _mm512_set1_ps(_mm512_reduce_add_ps(sg) * inv_c);
-    const __m512 mgx = _mm512_set1_ps(_mm512_reduce_add_ps(sgx) * inv_c);
+    const __m512 mg = _mm512_set1_ps(hsum(sg) * inv_c);
+    const __m512 mgx = _mm512_set1_ps(hsum(sgx) * inv_c);
     float* dr = dx + r * C;
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = c < full ? __mmask16(0xFFFF) : tail;
