@@ -8,7 +8,7 @@
 // As a CLI (`node scripts/build-cuda.mjs`) it prints one line and exits 0 when built or
 // skipped (no nvcc), 1 when the build failed. The whole log is in build-cuda/build.log.
 // CUDAARCHS (CMake's own variable) picks the GPU architectures, e.g. CUDAARCHS=native.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -53,6 +53,17 @@ export function firstErrorLine(logText) {
   return lines.map((l) => l.trim()).filter(Boolean).pop() ?? 'no output';
 }
 
+// Catches a CUDACXX or nvcc that is not a working nvcc before CMake turns it into riddles.
+function nvccVersion(nvcc) {
+  return new Promise((resolve) => {
+    execFile(nvcc, ['--version'], { timeout: 60_000 }, (error, stdout, stderr) => {
+      const release = /release (\d+\.\d+)/.exec(stdout)?.[1];
+      if (release) resolve({ release });
+      else resolve({ error: (String(stderr).trim().split('\n')[0] || error?.message || 'no CUDA release in its output').split('\n')[0] });
+    });
+  });
+}
+
 function nodeHeadersEnv(env) {
   // cmake-js takes the Node headers from npm's `nodedir`, and downloads them when it is unset.
   // Point it at this Node's own headers when they are installed, so no network is needed.
@@ -76,7 +87,9 @@ export async function buildCudaAddon({ root = path.resolve(path.dirname(fileURLT
   let logStream;
   try {
     const found = findNvcc();
-    if (!found.nvcc) return { built: false, skipped: true, reason: found.reason };
+    if (!found.nvcc) return { built: false, skipped: found.reason === 'nvcc not found', reason: found.reason };
+    const version = await nvccVersion(found.nvcc);
+    if (version.error) return { built: false, skipped: false, reason: `${found.nvcc} --version failed: ${version.error}` };
 
     const cmakeJs = path.join(path.dirname(createRequire(path.join(root, 'package.json')).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
     const outDir = path.join(root, OUT_DIR);
@@ -88,7 +101,7 @@ export async function buildCudaAddon({ root = path.resolve(path.dirname(fileURLT
     const jobs = String(os.availableParallelism?.() ?? os.cpus().length);
     const env = { ...process.env, ...nodeHeadersEnv(process.env), CUDACXX: found.nvcc };
     const cmakeArgs = ['--out', outDir, '--directory', root, `--CDCMAKE_CUDA_COMPILER=${found.nvcc}`, `--CDNODE_EXECUTABLE=${process.execPath}`];
-    log(`building the CUDA addon with ${found.nvcc} (${jobs} jobs; log: ${path.relative(root, logPath)})`);
+    log(`building the CUDA addon with ${found.nvcc} (CUDA ${version.release}, ${jobs} jobs; log: ${path.relative(root, logPath)})`);
 
     // Configure every time, so new source files and a changed CUDAARCHS are picked up.
     const started = Date.now();

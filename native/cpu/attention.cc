@@ -180,8 +180,8 @@ PIT_INLINE void store(float* p, vf<W> v) {
   std::memcpy(p, &v, sizeof v);
 }
 template <int W>
-PIT_INLINE vf<W> splat(float s) {
-  return vf<W>{} + s;
+PIT_INLINE vf<W> splat(float s) {  // lane 0, shuffled to all lanes: one vbroadcastss
+  return __builtin_shuffle(vf<W>{s}, vi<W>{});
 }
 template <int W>
 PIT_INLINE vf<W> max(vf<W> a, vf<W> b) {
