@@ -45,9 +45,14 @@ export interface MemoryInfo {
 }
 
 export interface CudaBuildInfo {
-  runtimeVersion?: number;
-  driverVersion?: number;
-  architectures?: string;
+  /** True when a GPU was found and the backend registered. */
+  available: boolean;
+  /** CUDA runtime the addon was built with, e.g. "13.0". */
+  runtimeVersion: string;
+  /** CUDA version the driver supports, or null without a driver. */
+  driverVersion: string | null;
+  architectures: string;
+  cublasLt: boolean;
   devices: { name: string; capability: string; memoryBytes: number; multiprocessors: number }[];
   reason?: string;
 }
@@ -138,7 +143,7 @@ function tryCudaAddon(reasons: string[]): NativeAddon | null {
     return null;
   }
   const cuda = addon.buildInfo().cuda;
-  if (!cuda || cuda.devices.length === 0 || cuda.reason) {
+  if (!cuda || !cuda.available) {
     reasons.push(`CUDA addon loaded but sees no usable GPU: ${cuda?.reason ?? 'no devices'}`);
     return null;
   }

@@ -3,7 +3,7 @@
 // with the CPU addon whatever happens, saying why once.
 //
 //   import { buildCudaAddon } from './build-cuda.mjs'
-//   await buildCudaAddon({ root, log })  // { built: true, path } | { built: false, skipped, reason }
+//   await buildCudaAddon({ root, log })  // { built: true, path } | { built: false, skipped, reason, log? }
 //
 // As a CLI (`node scripts/build-cuda.mjs`) it prints one line and exits 0 when built or
 // skipped (no nvcc), 1 when the build failed. The whole log is in build-cuda/build.log.
@@ -48,7 +48,12 @@ export function firstErrorLine(logText) {
       return next ? `${line} ${next.trim()}` : line;
     }
     if (/\berror( #[\w-]+)?\s*:|undefined reference to/i.test(line)) return line;  // gcc, nvcc, ld
-    if (/\bERR!/.test(line)) return line.replace(/^.*?ERR!\s*(OMG\s*)?/, '');
+    const cmakeJsError = /^(?:ERR!|ERROR)\s+OMG\s+(.*)$/.exec(line)?.[1];
+    if (cmakeJsError) {
+      if (/Downloading distribution files/.test(logText))
+        return `cmake-js could not download the Node headers (${cmakeJsError}); set npm_config_nodedir to a Node install that has include/node`;
+      return `cmake-js: ${cmakeJsError}`;
+    }
   }
   return lines.map((l) => l.trim()).filter(Boolean).pop() ?? 'no output';
 }
@@ -70,6 +75,21 @@ function nodeHeadersEnv(env) {
   if (env.npm_config_nodedir) return {};
   const prefix = path.dirname(path.dirname(process.execPath));
   return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? { npm_config_nodedir: prefix } : {};
+}
+
+// CMake keeps what it learnt about the compiler; after a failed configure or with another
+// nvcc that knowledge is wrong (seen: empty implicit link directories, so no -lcudart_static),
+// so those start over. Configuring from scratch takes a few seconds.
+function forgetCMakeState(outDir) {
+  for (const name of ['CMakeCache.txt', 'CMakeFiles']) fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
+}
+
+function cachedCudaCompiler(outDir) {
+  try {
+    return /^CMAKE_CUDA_COMPILER:\w+=(.*)$/m.exec(fs.readFileSync(path.join(outDir, 'CMakeCache.txt'), 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 function run(command, args, { cwd, env, logStream }) {
@@ -101,12 +121,18 @@ export async function buildCudaAddon({ root = path.resolve(path.dirname(fileURLT
     const jobs = String(os.availableParallelism?.() ?? os.cpus().length);
     const env = { ...process.env, ...nodeHeadersEnv(process.env), CUDACXX: found.nvcc };
     const cmakeArgs = ['--out', outDir, '--directory', root, `--CDCMAKE_CUDA_COMPILER=${found.nvcc}`, `--CDNODE_EXECUTABLE=${process.execPath}`];
+    // CMake reads CUDAARCHS only into an empty cache; passing it on keeps a changed value.
+    if (process.env.CUDAARCHS) cmakeArgs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CUDAARCHS}`);
     log(`building the CUDA addon with ${found.nvcc} (CUDA ${version.release}, ${jobs} jobs; log: ${path.relative(root, logPath)})`);
 
-    // Configure every time, so new source files and a changed CUDAARCHS are picked up.
+    // Configure every time, so new source files and a changed CUDAARCHS are picked up (to go
+    // back to the default architectures after using CUDAARCHS, delete build-cuda/).
     const started = Date.now();
+    const cached = cachedCudaCompiler(outDir);
+    if (cached !== undefined && cached !== found.nvcc) forgetCMakeState(outDir);
     let result = await run(process.execPath, [cmakeJs, 'configure', ...cmakeArgs], { cwd: root, env, logStream });
-    if (result.code === 0) result = await run(process.execPath, [cmakeJs, 'build', ...cmakeArgs, '--parallel', jobs], { cwd: root, env, logStream });
+    if (result.code !== 0) forgetCMakeState(outDir);
+    else result = await run(process.execPath, [cmakeJs, 'build', ...cmakeArgs, '--parallel', jobs], { cwd: root, env, logStream });
     await new Promise((resolve) => logStream.end(resolve));
 
     const addon = path.join(outDir, 'Release', 'pit_cuda.node');
@@ -116,7 +142,7 @@ export async function buildCudaAddon({ root = path.resolve(path.dirname(fileURLT
     }
     const text = fs.readFileSync(logPath, 'utf8');
     const reason = result.error ?? firstErrorLine(text);
-    return { built: false, skipped: /no CUDA toolkit found/.test(reason), reason: reason.slice(0, 400) };
+    return { built: false, skipped: /no CUDA toolkit found/.test(reason), reason: reason.slice(0, 400), log: logPath };
   } catch (e) {
     logStream?.end();
     return { built: false, skipped: false, reason: String(e?.message ?? e).split('\n')[0] };
@@ -135,6 +161,6 @@ if (isMain()) {
   const result = await buildCudaAddon();
   if (result.built) console.log(`CUDA addon built: ${result.path}`);
   else if (result.skipped) console.log(`CUDA addon skipped: ${result.reason}`);
-  else console.log(`CUDA addon failed: ${result.reason} (see ${OUT_DIR}/build.log)`);
+  else console.log(`CUDA addon failed: ${result.reason}${result.log ? ` (see ${path.relative(process.cwd(), result.log)})` : ''}`);
   process.exitCode = result.built || result.skipped ? 0 : 1;
 }

@@ -57,5 +57,6 @@ if (process.env.PIT_SKIP_CUDA) {
 } else {
   const cuda = await buildCudaAddon({ root });
   if (cuda.built) say(`CUDA addon built: ${path.relative(root, cuda.path)}`);
-  else say(`CUDA addon ${cuda.skipped ? 'skipped' : 'not built'}: ${cuda.reason}${cuda.skipped ? '' : ' (full log: build-cuda/build.log); using the CPU addon'}`);
+  else if (cuda.skipped) say(`CUDA addon skipped: ${cuda.reason}`);
+  else say(`CUDA addon not built: ${cuda.reason}${cuda.log ? ` (full log: ${path.relative(root, cuda.log)})` : ''}; using the CPU addon`);
 }

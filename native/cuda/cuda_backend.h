@@ -19,7 +19,8 @@ struct MemInfo {
 };
 MemInfo mem_info();
 
-// { runtimeVersion, driverVersion, architectures, devices: [{ name, capability, memory, sms }], reason? }
+// { available, runtimeVersion "13.0", driverVersion (null without a driver), architectures,
+//   cublasLt, devices: [{ name, capability "9.0", memoryBytes, multiprocessors }], reason? }
 Napi::Object build_info(Napi::Env env);
 
 }  // namespace pit::cuda
