@@ -69,9 +69,10 @@ export function sliceTokens(x: Tensor, start: number, length: number): Tensor {
 /** A contiguous copy with axes reordered: output axis i is input axis perm[i]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   expectTensor('permute', 'x', x);
-  if (!Array.isArray(perm) || perm.length !== x.shape.length)
-    throw new RangeError(`permute: 'perm' must list ${x.shape.length} axes, got ${Array.isArray(perm) ? perm.length : typeof perm}`);
-  const out = emptyOn(x, perm.map((p) => x.shape[p] ?? -1));
+  const n = x.shape.length;
+  if (!Array.isArray(perm) || perm.length !== n || [...perm].sort((p, q) => p - q).some((p, i) => p !== i))
+    throw new RangeError(`permute: 'perm' must be a permutation of 0..${n - 1}, got ${Array.isArray(perm) ? `[${perm.join(', ')}]` : typeof perm}`);
+  const out = emptyOn(x, perm.map((p) => x.shape[p]!));
   native().permute(out.handle, x.handle, perm.slice());
   const inverse = perm.map((_, i) => perm.indexOf(i));
   return record(out, 'permute', [x], (g) => {

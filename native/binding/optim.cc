@@ -52,7 +52,7 @@ Napi::Value GradNorm(const Napi::CallbackInfo& info) {
     PIT_CHECK_TYPE(!t->disposed(), op, ": 'tensors[", i, "]' is a disposed tensor");
     const Tensor& x = t->tensor();
     if (x.device() != Device::CPU) unsupported_device(op, x.device());
-    expect_dtype(op, "tensors[i]", x, DType::F32);
+    expect_dtype(op, cat("tensors[", i, "]").c_str(), x, DType::F32);
     total += cpu::sum_of_squares(x.f32(), x.numel());
   }
   return Napi::Number::New(info.Env(), std::sqrt(total));

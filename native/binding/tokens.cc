@@ -129,12 +129,13 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   expect_f32(op, {{"out", &out}, {"x", &x}});
   PIT_CHECK_RANGE(static_cast<int>(perm64.size()) == x.ndim(), op, ": 'perm' must list ", x.ndim(),
                   " axes, got ", perm64.size());
-  std::vector<int> perm(perm64.begin(), perm64.end());
-  std::vector<bool> seen(perm.size(), false);
+  std::vector<int> perm(perm64.size());
+  std::vector<bool> seen(perm64.size(), false);
   Shape out_shape;
-  for (size_t i = 0; i < perm.size(); ++i) {
-    PIT_CHECK_RANGE(perm[i] < x.ndim() && !seen[perm[i]], op, ": 'perm' must be a permutation of 0..",
+  for (size_t i = 0; i < perm64.size(); ++i) {
+    PIT_CHECK_RANGE(perm64[i] < x.ndim() && !seen[perm64[i]], op, ": 'perm' must be a permutation of 0..",
                     x.ndim() - 1, ", got ", shape_string(perm64));
+    perm[i] = static_cast<int>(perm64[i]);
     seen[perm[i]] = true;
     out_shape.push_back(x.dim(perm[i]));
   }

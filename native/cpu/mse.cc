@@ -29,6 +29,39 @@ PIT_MULTIVERSION double squared_error_sum(const float* pred, const float* target
   return s;
 }
 
+// Σ_t mask_t Σ_p (pred - target)^2 over `tokens` tokens of P values; tokens with mask 0
+// are skipped (MAE scores only the hidden tokens, so the visible ones cost nothing).
+PIT_MULTIVERSION double masked_squared_error_sum(const float* pred, const float* target, const float* mask,
+                                                 int64_t tokens, int64_t P) {
+  double s = 0.0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (mask[t] == 0.0f) continue;
+    const float *p = pred + t * P, *q = target + t * P;
+    double e = 0.0;
+#pragma omp simd reduction(+ : e)
+    for (int64_t i = 0; i < P; ++i) {
+      double d = static_cast<double>(p[i]) - static_cast<double>(q[i]);
+      e += d * d;
+    }
+    s += mask[t] * e;
+  }
+  return s;
+}
+
+// out = a·mask_t·(pred - target) per token of P values; exactly 0 where mask_t = 0, like
+// the forward, which never reads those tokens (so a NaN there stays out of both).
+PIT_MULTIVERSION void masked_scaled_difference(float* out, const float* pred, const float* target,
+                                               const float* mask, float a, int64_t tokens, int64_t P) {
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float at = a * mask[t];
+    if (mask[t] == 0.0f) {
+      for (int64_t i = 0; i < P; ++i) out[t * P + i] = 0.0f;
+      continue;
+    }
+    for (int64_t i = 0; i < P; ++i) out[t * P + i] = at * (pred[t * P + i] - target[t * P + i]);
+  }
+}
+
 PIT_MULTIVERSION void scaled_difference(float* out, const float* pred, const float* target, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a * (pred[i] - target[i]);
 }
@@ -49,14 +82,8 @@ double weighted_squared_error(const float* pred, const float* target, const floa
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       int64_t t0 = c * per_chunk, t1 = std::min(tokens, t0 + per_chunk);
-      double s = 0.0;
-      if (!mask) {
-        s = squared_error_sum(pred + t0 * P, target + t0 * P, (t1 - t0) * P);
-      } else {
-        for (int64_t t = t0; t < t1; ++t)
-          if (mask[t] != 0.0f) s += mask[t] * squared_error_sum(pred + t * P, target + t * P, P);
-      }
-      partial[c] = s;
+      partial[c] = mask ? masked_squared_error_sum(pred + t0 * P, target + t0 * P, mask + t0, t1 - t0, P)
+                        : squared_error_sum(pred + t0 * P, target + t0 * P, (t1 - t0) * P);
     }
   });
   double total = 0.0;
@@ -85,12 +112,10 @@ void mse_backward(float* dpred, const float* dloss, const float* pred, const flo
   const float a = weight == 0.0 ? 0.0f : static_cast<float>(2.0 * dloss[0] / (weight * P));
   const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(P, 1));
   parallel_for(tokens, grain, [&](int64_t t0, int64_t t1) {
-    if (!mask) {
+    if (mask)
+      masked_scaled_difference(dpred + t0 * P, pred + t0 * P, target + t0 * P, mask + t0, a, t1 - t0, P);
+    else
       scaled_difference(dpred + t0 * P, pred + t0 * P, target + t0 * P, a, (t1 - t0) * P);
-      return;
-    }
-    for (int64_t t = t0; t < t1; ++t)
-      scaled_difference(dpred + t * P, pred + t * P, target + t * P, a * mask[t], P);
   });
 }
 

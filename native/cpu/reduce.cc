@@ -27,17 +27,27 @@ PIT_MULTIVERSION void sum_rows_into(float* acc, const float* x, int64_t rows, in
     for (int64_t i = 0; i < w; ++i) acc[i] += row[i];
   }
 }
-PIT_MULTIVERSION float sum_contiguous(const float* x, int64_t n) {
-  float s = 0.0f;
+// out[r] = a · Σ_j x[r·stride + j] for j < len, r < rows: contiguous rows (inner = 1).
+PIT_MULTIVERSION void sum_contiguous_rows(float* out, const float* x, int64_t rows, int64_t stride, int64_t len,
+                                          float a) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * stride;
+    float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  return s;
+    for (int64_t j = 0; j < len; ++j) s += row[j];
+    out[r] = a * s;
+  }
 }
 PIT_MULTIVERSION void scale_copy(float* out, const float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a * x[i];
 }
 PIT_MULTIVERSION void fill_value(float* out, float v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = v;
+}
+// dx (rows, inner) = a · row, the same row repeated.
+PIT_MULTIVERSION void repeat_row(float* dx, const float* row, float a, int64_t rows, int64_t inner) {
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t i = 0; i < inner; ++i) dx[j * inner + i] = a * row[i];
 }
 
 }  // namespace
@@ -54,13 +64,20 @@ void sum_forward(float* out, const float* x, int64_t outer, int64_t n, int64_t i
   const int64_t blocks = (n + block_rows - 1) / block_rows;
   const int64_t tiles = (inner + kInnerTile - 1) / kInnerTile;
 
+  const float item_scale = blocks == 1 ? a : 1.0f;  // the mean's 1/n, applied once at the end
+  if (inner == 1 && blocks == 1) {  // many short contiguous rows: one call per chunk of rows
+    parallel_for(outer, std::max<int64_t>(1, kBlockElements / n), [&](int64_t begin, int64_t end) {
+      sum_contiguous_rows(out + begin, x + begin * n, end - begin, n, n, item_scale);
+    });
+    return;
+  }
+
   // partial (outer, blocks, inner); written straight to out when there is one block.
   std::vector<float> scratch(blocks > 1 ? outer * blocks * inner : 0);
   float* partial = blocks > 1 ? scratch.data() : out;
   const int64_t items = outer * blocks * tiles;  // one item: one (o, block, inner tile)
   const int64_t item_elements = std::min(n, block_rows) * std::min(inner, kInnerTile);
   const int64_t item_grain = std::max<int64_t>(1, kBlockElements / item_elements);
-  const float item_scale = blocks == 1 ? a : 1.0f;  // the mean's 1/n, applied once at the end
   parallel_for(items, item_grain, [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
       int64_t tile = it % tiles, ob = it / tiles, blk = ob % blocks, o = ob / blocks;
@@ -68,7 +85,7 @@ void sum_forward(float* out, const float* x, int64_t outer, int64_t n, int64_t i
       float* dst = partial + ob * inner;
       const float* src = x + (o * n + j0) * inner;
       if (inner == 1) {
-        dst[0] = item_scale * sum_contiguous(src, rows);
+        sum_contiguous_rows(dst, src, 1, rows, rows, item_scale);
       } else {
         int64_t i0 = tile * kInnerTile, w = std::min(inner, i0 + kInnerTile) - i0;
         sum_rows_into(dst + i0, src + i0, rows, inner, w);
@@ -102,7 +119,7 @@ void sum_backward(float* dx, const float* dout, int64_t outer, int64_t n, int64_
       if (inner == 1) {
         fill_value(dx + r, a * dout[o], run);
       } else {
-        for (int64_t j = 0; j < run; ++j) scale_copy(dx + (r + j) * inner, dout + o * inner, a, inner);
+        repeat_row(dx + r * inner, dout + o * inner, a, run, inner);
       }
       r += run;
     }

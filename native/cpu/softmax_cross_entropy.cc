@@ -42,38 +42,48 @@ __attribute__((always_inline)) inline float exp_nonpositive(float x) {
   return x < -87.0f ? 0.0f : er * scale;
 }
 
-// Row statistics in two vector passes over K floats already in L1: max, then the sum of
-// e^(x - max) (also stored to `e` when not null) and the sum of the shifted logits.
-PIT_MULTIVERSION float row_max(const float* x, int64_t K) {
-  float m = x[0];
+// Rows [begin, end): every pass runs over K floats already in L1 (max; e^(x - m) and its
+// sum, stored into the gradient row; Σ (x - m) when smoothing; the gradient's scale and
+// shift). One multiversioned function per range of rows, not per pass, so small K
+// (CIFAR's 10 classes) does not pay an indirect call per pass per row.
+PIT_MULTIVERSION void softmax_cross_entropy_rows(float* losses, float* dlogits, const float* logits,
+                                                 const int32_t* targets, int64_t begin, int64_t end, int64_t K,
+                                                 float smoothing, float grad_scale) {
+  const float on_label = 1.0f - smoothing, uniform = smoothing / static_cast<float>(K);
+  for (int64_t i = begin; i < end; ++i) {
+    const float* x = logits + i * K;
+    float* d = dlogits ? dlogits + i * K : nullptr;
+    const int32_t y = targets[i];
+    float m = x[0];
 #pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < K; ++k) m = std::max(m, x[k]);
-  return m;
-}
-PIT_MULTIVERSION float row_sum_exp(float* e, const float* x, float m, int64_t K) {
-  float s = 0.0f;
-  if (e) {
-#pragma omp simd reduction(+ : s)
-    for (int64_t k = 0; k < K; ++k) {
-      float v = exp_nonpositive(x[k] - m);
-      e[k] = v;
-      s += v;
+    for (int64_t k = 0; k < K; ++k) m = std::max(m, x[k]);
+    float sum = 0.0f;
+    if (d) {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = 0; k < K; ++k) {
+        float e = exp_nonpositive(x[k] - m);
+        d[k] = e;
+        sum += e;
+      }
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = 0; k < K; ++k) sum += exp_nonpositive(x[k] - m);
     }
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (int64_t k = 0; k < K; ++k) s += exp_nonpositive(x[k] - m);
+    // Σ_k t_k (x_k - m): the smoothing term only costs a pass when s != 0.
+    float target_dot = on_label * (x[y] - m);
+    if (smoothing != 0.0f) {
+      float shifted = 0.0f;
+#pragma omp simd reduction(+ : shifted)
+      for (int64_t k = 0; k < K; ++k) shifted += x[k] - m;
+      target_dot += uniform * shifted;
+    }
+    losses[i] = std::log(sum) - target_dot;
+    if (d) {
+      const float a = grad_scale / sum, b = grad_scale * uniform;
+      for (int64_t k = 0; k < K; ++k) d[k] = a * d[k] - b;
+      d[y] -= grad_scale * on_label;
+    }
   }
-  return s;
-}
-PIT_MULTIVERSION float row_sum_shifted(const float* x, float m, int64_t K) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < K; ++k) s += x[k] - m;
-  return s;
-}
-// d = a·e - b (in place over e = d): the gradient row before the label's correction.
-PIT_MULTIVERSION void scale_shift(float* d, float a, float b, int64_t K) {
-  for (int64_t k = 0; k < K; ++k) d[k] = a * d[k] - b;
 }
 
 }  // namespace
@@ -81,25 +91,10 @@ PIT_MULTIVERSION void scale_shift(float* d, float a, float b, int64_t K) {
 // losses (N), dlogits (N, K) or null, logits (N, K), targets (N) in [0, K).
 void softmax_cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets,
                            int64_t N, int64_t K, float smoothing, float grad_scale) {
-  const float on_label = 1.0f - smoothing, uniform = smoothing / static_cast<float>(K);
   // ~16K logits per chunk: enough work to amortise a hand-off, small enough to balance.
   const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(K, 1));
   parallel_for(N, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float* x = logits + i * K;
-      float* d = dlogits ? dlogits + i * K : nullptr;
-      const int32_t y = targets[i];
-      float m = row_max(x, K);
-      float sum = row_sum_exp(d, x, m, K);
-      // Σ_k t_k (x_k - m): the smoothing term only costs a pass when s != 0.
-      float target_dot = on_label * (x[y] - m);
-      if (smoothing != 0.0f) target_dot += uniform * row_sum_shifted(x, m, K);
-      losses[i] = std::log(sum) - target_dot;
-      if (d) {
-        scale_shift(d, grad_scale / sum, grad_scale * uniform, K);
-        d[y] -= grad_scale * on_label;
-      }
-    }
+    softmax_cross_entropy_rows(losses, dlogits, logits, targets, begin, end, K, smoothing, grad_scale);
   });
 }
 
