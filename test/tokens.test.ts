@@ -198,7 +198,7 @@ for (const { shape, perm, what } of permuteCases) {
 
 test('permute rejects a perm that is not a permutation of the axes', (t) => {
   tidy(() => {
-    t.throws(() => permute(zeros([2, 3, 4]), [0, 1]), { instanceOf: RangeError, message: /permute: 'perm' must list 3 axes, got 2/ });
+    t.throws(() => permute(zeros([2, 3, 4]), [0, 1]), { instanceOf: RangeError, message: /permute: 'perm' must be a permutation of 0..2, got \[0, 1\]/ });
     t.throws(() => permute(zeros([2, 3, 4]), [0, 1, 1]), { instanceOf: RangeError, message: /permute: 'perm' must be a permutation of 0..2, got \[0, 1, 1\]/ });
   });
 });
