@@ -233,6 +233,9 @@ export function full(shape: Shape, value: number, options: CreateOptions = {}): 
 export const zeros = (shape: Shape, options: CreateOptions = {}): Tensor => full(shape, 0, options);
 export const ones = (shape: Shape, options: CreateOptions = {}): Tensor => full(shape, 1, options);
 
+/** NaN-filled f32: outputs poisoned before an op, so unwritten elements show in tests. */
+export const poisoned = (shape: Shape, options: CreateOptions = {}): Tensor => full(shape, Number.NaN, options);
+
 /**
  * A tensor from JS values (Float32Array, Int32Array or a number array). The shape
  * defaults to 1-D. dtype defaults to i32 for an Int32Array, else f32.

@@ -2,11 +2,9 @@
 // autograd) against the analytic float64 derivative and central finite differences, the left
 // tail judged relative to itself, NaN-poisoned outputs, bad input.
 import test from 'ava';
-import { empty, gelu, native, silu, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
+import { empty, poisoned, gelu, native, silu, tidy, zeros, type Tensor } from '../lib/index.js';
 import { assertClose, finiteDifferences, gradientsOf, prod, randomF32, run, t32 } from './helpers.js';
 
-/** NaN-filled f32 (fill() refuses NaN): an output element the op forgets to write stays NaN. */
-const poisoned = (shape: number[]) => tensor(new Float32Array(prod(shape)).fill(NaN), shape);
 
 // ---- float64 references ---------------------------------------------------------------
 // erfc(z) to ~1e-13 relative for z ≥ 0: the Maclaurin series of erf below 2.5 (its terms

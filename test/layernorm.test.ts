@@ -1,11 +1,9 @@
 // layerNorm: forward against a float64 reference, backward (through autograd) against the
 // analytic float64 gradient and central finite differences, NaN-poisoned outputs, bad input.
 import test from 'ava';
-import { empty, layerNorm, native, randn, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
+import { empty, poisoned, layerNorm, native, randn, tidy, zeros, type Tensor } from '../lib/index.js';
 import { assertClose, finiteDifferences, gradientsOf, prod, randomF32, run, t32 } from './helpers.js';
 
-/** NaN-filled f32 (fill() refuses NaN): an output element the op forgets to write stays NaN. */
-const poisoned = (shape: number[]) => tensor(new Float32Array(prod(shape)).fill(NaN), shape);
 
 const EPS = 1e-5;
 
@@ -128,7 +126,9 @@ test('layerNorm bad input: the error type names the parameter', (t) => {
   tidy(() => {
     t.throws(() => layerNorm(zeros([3, 8]), zeros([7]), zeros([8])), { instanceOf: RangeError, message: /layernormForward: 'weight' must have shape \[8\], got \[7\]/ });
     t.throws(() => layerNorm(zeros([3, 8]), zeros([8]), zeros([2, 4])), { instanceOf: RangeError, message: /layernormForward: 'bias' must have shape \[8\], got \[2, 4\]/ });
-    t.throws(() => layerNorm(zeros([3, 8]), zeros([8]), null), { instanceOf: TypeError, message: /layernormForward: 'weight' and 'bias' must both be given/ });
+    // weight without bias is allowed: the missing bias acts as zeros.
+    const x = randn([3, 8], { seed: 5 }), w = randn([8], { seed: 6 });
+    t.deepEqual(Array.from(layerNorm(x, w, null).toArray()), Array.from(layerNorm(x, w, zeros([8])).toArray()));
     t.throws(() => layerNorm(zeros([3, 0])), { instanceOf: RangeError, message: /layernormForward: 'x' must be \(\.\.\., C\) with C >= 1, got shape \[3, 0\]/ });
     t.throws(() => layerNorm(zeros([3, 8]), null, null, 0), { instanceOf: RangeError, message: /layernormForward: 'eps' must be positive, got 0/ });
     t.throws(() => layerNorm(empty([3, 8], { dtype: 'bf16' })), { instanceOf: TypeError, message: /layernormForward: 'x' must be f32, got bf16/ });

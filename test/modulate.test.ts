@@ -3,11 +3,9 @@
 // autograd) against the analytic float64 gradients and central finite differences, partial
 // gradients, NaN-poisoned outputs, bad input.
 import test from 'ava';
-import { backward, empty, gatedResidual, modulate, native, randn, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
+import { backward, empty, poisoned, gatedResidual, modulate, native, randn, tidy, zeros, type Tensor } from '../lib/index.js';
 import { assertClose, finiteDifferences, gradientsOf, prod, randomF32, run, t32 } from './helpers.js';
 
-/** NaN-filled f32 (fill() refuses NaN): an output element the op forgets to write stays NaN. */
-const poisoned = (shape: number[]) => tensor(new Float32Array(prod(shape)).fill(NaN), shape);
 
 type BLC = [number, number, number];
 

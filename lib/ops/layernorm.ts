@@ -1,4 +1,5 @@
 // LayerNorm over the last dim, affine (weight, bias) or not; mean and rstd are saved.
+// eps defaults to 1e-6, the value every model in SPEC.md uses (PyTorch's default is 1e-5).
 import { native } from '../native.js';
 import { record, Tensor } from '../tensor.js';
 import { emptyLike, emptyOn, expectTensor, gradBufferFor, handleOrNull } from './util.js';

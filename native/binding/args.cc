@@ -47,6 +47,12 @@ double Args::number(size_t i, const char* name) {
   return x;
 }
 
+double Args::any_number(size_t i, const char* name) {
+  Napi::Value v = at(i);
+  PIT_CHECK_TYPE(v.IsNumber(), op_, ": '", name, "' must be a number, got ", describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
 int64_t Args::integer(size_t i, const char* name, int64_t min, int64_t max) {
   Napi::Value v = at(i);
   PIT_CHECK_TYPE(v.IsNumber(), op_, ": '", name, "' must be an integer, got ", describe(v));

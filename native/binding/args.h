@@ -20,7 +20,8 @@ class Args {
   Tensor& tensor(size_t i, const char* name);
   // null or undefined -> nullptr
   Tensor* optional_tensor(size_t i, const char* name);
-  double number(size_t i, const char* name);
+  double number(size_t i, const char* name);  // finite
+  double any_number(size_t i, const char* name);  // NaN and ±Infinity allowed
   // A safe integer within [min, max].
   int64_t integer(size_t i, const char* name, int64_t min, int64_t max);
   bool boolean(size_t i, const char* name);

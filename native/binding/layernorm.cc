@@ -1,4 +1,5 @@
-// layernormForward / layernormBackward over the last dim of x (..., C).
+// layernormForward / layernormBackward over the last dim of x (..., C). weight and bias are
+// each optional: a null weight acts as ones, a null bias as zeros.
 #include "args.h"
 #include "cpu/ops.h"
 #include "registry.h"
@@ -18,8 +19,6 @@ Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   Tensor* bias = args.optional_tensor(5, "bias");
   double eps = args.number(6, "eps");
   PIT_CHECK_RANGE(eps > 0, op, ": 'eps' must be positive, got ", eps);
-  PIT_CHECK_TYPE((weight == nullptr) == (bias == nullptr), op,
-                 ": 'weight' and 'bias' must both be given (affine) or both be null");
   cpu_only(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", weight}, {"bias", bias}});
   expect_f32(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", weight}, {"bias", bias}});
   PIT_CHECK_RANGE(x.ndim() >= 1 && x.dim(-1) >= 1, op, ": 'x' must be (..., C) with C >= 1, got shape ",
@@ -54,7 +53,7 @@ Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   PIT_CHECK_RANGE(x.ndim() >= 1 && x.dim(-1) >= 1, op, ": 'x' must be (..., C) with C >= 1, got shape ",
                   shape_string(x.shape()));
   int64_t C = x.dim(-1), N = leading(x, 1);
-  PIT_CHECK_TYPE(weight || (!dweight && !dbias), op, ": 'dweight'/'dbias' need the affine form ('weight' given)");
+  PIT_CHECK_TYPE(weight || !dweight, op, ": 'dweight' needs 'weight' (null weight means the non-affine form)");
   expect_shape(op, "dx", dx, x.shape());
   expect_shape(op, "dout", dout, x.shape());
   expect_shape(op, "mean", mean, drop_last(x.shape(), 1));
