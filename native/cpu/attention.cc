@@ -15,22 +15,26 @@
 //
 // Layout. Score tiles are kept transposed, Sᵀ (keys, queries), with the queries along the
 // vector lanes: Q and dO are packed d-major (D, queries) so that every score is a sum over d
-// of (one key's broadcast element) x (a vector of queries), K and V are read in place from
-// qkv as broadcast scalars, the softmax's max and sum and the rescale are lane-wise (no
-// horizontal reductions), lse and Di load as vectors, and any D works without padding.
-// O and dQ accumulate transposed (D, queries) and are transposed once at the end. Only dK
-// and dV, whose sums run over the queries, are computed along d, from row-major copies of Q
-// and dO padded to whole vectors.
+// of (one key's broadcast element) x (a vector of queries); K and V are copied to contiguous
+// rows (in qkv consecutive tokens are 3·H·D floats apart) and read as broadcast scalars; the
+// softmax's max and sum and the rescale are lane-wise (no horizontal reductions); lse and Di
+// load as vectors; any D works without padding. O and dQ accumulate transposed (D, queries)
+// and are transposed once at the end. Only dK and dV, whose sums run over the queries, are
+// computed along d, from row-major copies of Q and dO padded to whole vectors.
 //
-// exp. The scale and log2(e) are folded into the packed Q, so the kernels take exp2 of the
-// scores: a rounding split x = n + f, a degree-6 polynomial for 2^f and n written into the
-// float's exponent (exp2_lanes); about 12 vector operations for W exps.
+// exp. exp2_lanes costs ~13 vector operations per W exps: scale·log2(e) is applied to the
+// score differences (S - max, or in one FMA with -lse·log2 e), then a rounding split
+// x = n + f, a degree-6 polynomial for 2^f (at most 1 ulp from the correctly rounded 2^x,
+// measured over [-100, 1]) and n added into the float's exponent. At D = 16 it is still a
+// fifth of the forward's time (66 GFLOP/s per core, 82 with the exp left out).
 //
-// Parallelism. The forward splits (b, h, query tile). The backward splits (b, h, key group):
-// each work item owns its keys' dK and dV outright and sums its own partial dQ; with several
-// key groups per head (when B·H alone would leave threads idle) the partials are added in a
-// fixed order afterwards. The split depends only on the shape, so results are bitwise
-// reproducible whatever the thread count.
+// Parallelism. The forward splits (b, h, run of query tiles): whole heads when B·H gives every
+// thread a few, so K and V are copied once per head. The backward splits (b, h, key group):
+// each item owns its keys' dK and dV outright and sums its own partial dQ; with several key
+// groups per head (B·H < 8) the partials are added in a fixed order afterwards. Both splits
+// leave every sum in the same order whatever the thread count, and the AVX2 path does each
+// lane's arithmetic in the AVX-512 path's order: results are bitwise identical across thread
+// counts and ISAs (not the scalar path, which rounds differently).
 //
 // ISAs. The vector kernels are written once, over W lanes, with GCC vector extensions, as
 // always-inline templates; each is instantiated inside a PIT_TARGET_AVX512 (W = 16) or
@@ -38,15 +42,29 @@
 // scalar functions at the top are the readable reference and the fallback
 // (PIT_CPU_ISA=scalar).
 //
-// Tile choices (2-core Sapphire Rapids at 2.0 GHz, g++ 12 -O3; harness in the PR notes;
-// GFLOP/s = 4·B·H·L²·D forward, 2.5x that backward):
-//   TILE-MEASUREMENTS
+// Measured on the 2-core Sapphire Rapids dev VM (AVX-512, 2.0 GHz, FMA peak 131 GFLOP/s per
+// core), g++ 12 -O3, GFLOP/s = 4·B·H·L²·D forward and 2.5x that backward, best of several
+// runs (the VM's speed varies by ±25% with its neighbours), 2 threads, fwd / bwd / fwd+bwd:
+//   MEASURED-TABLE
+// Tile choices, measured one thread, fwd / bwd GFLOP/s, alternating variants in rounds:
+//   - backward Br = 32 instead of 64 above D = 32, so the Q and dO tiles stay in L1:
+//     D = 64: bwd 55 vs 44; D = 128: 46 vs 32 (at D <= 32, 64 was as fast or faster).
+//   - a budget of 16 accumulator registers per micro-tile; 24: no faster (D = 16: 48/52 vs
+//     52/59; D = 64: 67/55 vs 63/55), it spills around the exp's constants.
+//   - P/dS micro-tile of 2 keys x 4 vectors: 1 key: D = 16 bwd 69 vs 86, D = 64 50 vs 71;
+//     3 keys: 76 and 69. dK/dV micro-tile of 8/ND keys: 4/ND: 78 vs 86; 12/ND: 79.
+//   - key tiles Bc = 64: backward Bc = 128: D = 16 bwd 58 vs 86; Bc = 32 within noise (98 vs
+//     102); forward Bc = 32 and 128 within noise.
+//   - copying K and V to contiguous rows: backward D = 16, 80 vs 70.
+//   - at most ~8 backward items per head: every item packs the head's Q and dO, and with 16
+//     (B·H = 1, D = 128, L = 1025) that packing halved the speed (bwd 23 vs 47).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <vector>
 
@@ -58,7 +76,6 @@ namespace pit::cpu {
 namespace {
 
 constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2 = 0.693147180559945309f;
 
 constexpr int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
@@ -70,7 +87,6 @@ struct Layout {
     return ((b * L + l) * 3 + part) * H * D + h * D;
   }
   int64_t row(int64_t b, int64_t l, int64_t h) const { return ((b * L + l) * H + h) * D; }
-  int64_t qkv_stride() const { return 3 * H * D; }  // between tokens, in qkv
 };
 
 // ---- scalar reference --------------------------------------------------------------------
@@ -176,7 +192,7 @@ PIT_INLINE vf<W> load(const float* p) {
   return v;
 }
 template <int W>
-PIT_INLINE void store(float* p, vf<W> v) {
+PIT_INLINE void store(float* p, const vf<W>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 template <int W>
@@ -184,7 +200,7 @@ PIT_INLINE vf<W> splat(float s) {  // lane 0, shuffled to all lanes: one vbroadc
   return __builtin_shuffle(vf<W>{s}, vi<W>{});
 }
 template <int W>
-PIT_INLINE vf<W> max(vf<W> a, vf<W> b) {
+PIT_INLINE vf<W> max(const vf<W>& a, const vf<W>& b) {
   return a > b ? a : b;
 }
 
@@ -192,14 +208,15 @@ PIT_INLINE vf<W> max(vf<W> a, vf<W> b) {
 constexpr float kMinusHuge = -1e30f;
 
 // 2^x, lane-wise, for x <= ~1 (attention only ever asks for 2^(s - max) and 2^(s - lse)).
-// x = n + f with n = round(x), |f| <= 1/2; 2^f = 1 + f·(c1 + f·(c2 + ...)) (degree-6
-// minimax fit to 2^f on [-1/2, 1/2], relative error 2e-9; ~1e-7 measured in float); 2^n
-// is added into the exponent bits. x is first clamped to -100: the result, 2^-100 instead
-// of something smaller, is 1e-30 of the largest term of any sum it joins, and the clamp
-// keeps every value a normal float (no denormal slow paths) and -inf or kMinusHuge harmless.
+// x = n + f with n = round(x), |f| <= 1/2; 2^f = 1 + f·(c1 + f·(c2 + ...)), a degree-6 fit
+// to 2^f on [-1/2, 1/2] (relative error 2e-9 in exact arithmetic); 2^n is added into the
+// exponent bits. Measured over [-100, 1]: at most 1 ulp from the correctly rounded 2^x
+// (relative 7.9e-8). x is first clamped to -100: the result, 2^-100 instead of something
+// smaller, is 1e-30 of the largest term of any sum it joins, and the clamp keeps every value
+// a normal float (no denormal slow paths) and -inf or kMinusHuge harmless.
 template <int W>
-PIT_INLINE vf<W> exp2_lanes(vf<W> x) {
-  x = max<W>(x, splat<W>(-100.0f));
+PIT_INLINE vf<W> exp2_lanes(const vf<W>& x_in) {
+  const vf<W> x = max<W>(x_in, splat<W>(-100.0f));
   // Adding 1.5·2^23 rounds x to an integer held in t's low mantissa bits; the empty asm stops
   // the compiler folding (x + c) - c back to x under -ffast-math.
   vf<W> t = x + 12582912.0f;
@@ -219,34 +236,37 @@ PIT_INLINE vf<W> exp2_lanes(vf<W> x) {
 
 // ---- tile sizes ---------------------------------------------------------------------------
 
+// Every micro-kernel keeps a block of accumulators in registers, sized from one budget
+// (kAccumulators vectors, leaving the rest of the register file for operands and the exp
+// constants): with NV query vectors a block spans kAccumulators / NV keys or dims.
 template <int W>
 struct Tiles;
 template <>
-struct Tiles<16> {  // AVX-512: 32 vector registers
-  static constexpr int kFwdQueryVecs = 4;  // forward query tile Br = 4·16 = 64
-  static constexpr int64_t kFwdKeys = 64;  // forward key tile Bc
-  static constexpr int kScoreRows = 4;     // Sᵀ micro-tile: 4 keys x kFwdQueryVecs vectors
-  static constexpr int kAccRows = 4;       // Oᵀ/dQᵀ micro-tile: 4 dims x query vectors
-  static constexpr int kBwdQueryVecs = 4;  // backward query tile Br = 64
-  static constexpr int64_t kBwdKeys = 64;  // backward key tile Bc
-  static constexpr int kProbRows = 2;      // P/dS micro-tile: 2 keys x kBwdQueryVecs vectors
-  static constexpr int kGradRows = 8;      // dK/dV micro-tile: 8 keys x (8 / that) dim vectors
+struct Tiles<16> {                           // AVX-512: 32 vector registers
+  static constexpr int kAccumulators = 16;
+  static constexpr int kFwdQueryVecs = 4;    // forward query tile Br = 64
+  static constexpr int64_t kFwdKeys = 64;    // forward key tile Bc
+  static constexpr int64_t kBwdKeys = 64;    // backward key tile Bc
+  static constexpr int kBwdQueryVecs = 4;    // backward query tile Br = 64 for D <= kBwdWideD,
+  static constexpr int64_t kBwdWideD = 32;   // Br = 32 above (Q, dO tiles stay in L1)
 };
 template <>
 struct Tiles<8> {  // AVX2: 16 vector registers
+  static constexpr int kAccumulators = 8;
   static constexpr int kFwdQueryVecs = 4;
   static constexpr int64_t kFwdKeys = 64;
-  static constexpr int kScoreRows = 2;
-  static constexpr int kAccRows = 2;
-  static constexpr int kBwdQueryVecs = 4;
   static constexpr int64_t kBwdKeys = 64;
-  static constexpr int kProbRows = 1;
-  static constexpr int kGradRows = 4;
+  static constexpr int kBwdQueryVecs = 4;
+  static constexpr int64_t kBwdWideD = 32;
 };
+template <int W>
+constexpr int block_rows(int accumulators_per_row) {
+  return std::max(1, Tiles<W>::kAccumulators / accumulators_per_row);
+}
 
 // ---- micro-kernels --------------------------------------------------------------------------
-// "rows" are keys (or values) read in place: element (r, d) at rows[r * rs + d].
-// "Tᵀ" buffers hold one row per key (or per d) of NV·W query lanes.
+// "rows" are keys or values, (r, d) at rows[r * rs + d], used as broadcast scalars.
+// "…T" buffers hold one row per key (or per d) of NV·W query lanes.
 
 // sT (R, NV·W) = rows (R, D) · qT (D, ldq); tmax (NV·W) = max(tmax, column max).
 template <int W, int NV, int R>
@@ -294,27 +314,24 @@ PIT_INLINE void accumulate_rows(float* accT, int64_t ldo, const float* rows, int
 template <int W, int NV>
 PIT_INLINE void accumulate_tile(float* accT, int64_t ldo, const float* rows, int64_t rs,
                                 const float* pT, int64_t nj, int64_t D) {
-  constexpr int R = Tiles<W>::kAccRows;
+  constexpr int R = block_rows<W>(NV);
   int64_t d = 0;
   for (; d + R <= D; d += R) accumulate_rows<W, NV, R>(accT + d * ldo, ldo, rows + d, rs, pT, nj);
   for (; d < D; ++d) accumulate_rows<W, NV, 1>(accT + d * ldo, ldo, rows + d, rs, pT, nj);
 }
 
 // Backward scores for R keys x NV·W queries:
-//   pT  = 2^(K·Qsᵀ - lse·log2 e)         (Qs = Q·scale·log2 e)
+//   pT  = 2^(K·Qᵀ·c - lse·log2 e)        (c = scale·log2 e)
 //   dsT = pT ∘ (V·dOᵀ - Di)
-// nlse = -lse·log2 e and ndi = -Di seed the accumulators, so the subtractions are free.
+// ndi = -Di seeds the dP accumulators, so that subtraction is free.
 template <int W, int NV, int R>
 PIT_INLINE void probs_rows(float* pT, float* dsT, const float* krows, const float* vrows,
                            int64_t rs, const float* qT, const float* doT, int64_t ldq,
-                           const float* nlse, const float* ndi, int64_t D) {
-  vf<W> s[R][NV], dp[R][NV];
+                           const float* nlse, const float* ndi, float c, int64_t D) {
+  vf<W> s[R][NV] = {}, dp[R][NV];
   for (int v = 0; v < NV; ++v) {
-    const vf<W> a = load<W>(nlse + v * W), c = load<W>(ndi + v * W);
-    for (int r = 0; r < R; ++r) {
-      s[r][v] = a;
-      dp[r][v] = c;
-    }
+    const vf<W> a = load<W>(ndi + v * W);
+    for (int r = 0; r < R; ++r) dp[r][v] = a;
   }
   for (int64_t d = 0; d < D; ++d) {
     vf<W> q[NV], o[NV];
@@ -332,7 +349,7 @@ PIT_INLINE void probs_rows(float* pT, float* dsT, const float* krows, const floa
   }
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) {
-      const vf<W> p = exp2_lanes<W>(s[r][v]);
+      const vf<W> p = exp2_lanes<W>(s[r][v] * c + load<W>(nlse + v * W));
       store<W>(pT + r * NV * W + v * W, p);
       store<W>(dsT + r * NV * W + v * W, p * dp[r][v]);
     }
@@ -374,7 +391,7 @@ PIT_INLINE void grads_rows(float* dv, float* dk, int64_t ldg, const float* pT, c
 template <int W, int ND>
 PIT_INLINE void grads_cols(float* dv, float* dk, int64_t ldg, const float* pT, const float* dsT,
                            int64_t ldp, const float* doR, const float* qR, int64_t nl, int64_t nj) {
-  constexpr int R = Tiles<W>::kGradRows / ND > 0 ? Tiles<W>::kGradRows / ND : 1;
+  constexpr int R = block_rows<W>(2 * ND);
   int64_t j = 0;
   for (; j + R <= nj; j += R)
     grads_rows<W, R, ND>(dv + j * ldg, dk + j * ldg, ldg, pT + j * ldp, dsT + j * ldp, ldp, doR,
@@ -391,7 +408,7 @@ struct ForwardArgs {
   float* lse;
   const float* qkv;
   Layout t;
-  int64_t query_tiles;  // per (b, h)
+  int64_t groups;  // work items per (b, h), each a run of query tiles
 };
 
 // Per-thread scratch that only grows; the pool's threads live as long as the process.
@@ -413,35 +430,38 @@ float* thread_scratch(int64_t floats) {
   return buffer.data;
 }
 
-// The key loop of one query tile of NV vectors: qT (D, NV·W) packed and scaled, m, l
-// (NV·W) and oT (D, NV·W) carried across key tiles; sT and tmax are scratch.
+// The key loop of one query tile of NV vectors: qT (D, NV·W) packed, m (the running max of
+// the unscaled scores Q·Kᵀ), l (the running sum of e^(S - m)) (NV·W) and oT (D, NV·W) carried
+// across key tiles; sT and tmax are scratch; c = scale·log2 e.
 template <int W, int NV>
 PIT_INLINE void forward_query_tile(float* oT, float* m, float* l, float* sT, float* tmax,
                                    const float* qT, const float* krows, const float* vrows,
-                                   int64_t rs, int64_t L, int64_t D) {
-  constexpr int R = Tiles<W>::kScoreRows;
+                                   int64_t rs, int64_t L, int64_t D, float c) {
+  constexpr int R = block_rows<W>(NV);
   constexpr int64_t nl = NV * W;
   for (int64_t j0 = 0; j0 < L; j0 += Tiles<W>::kFwdKeys) {
     const int64_t nj = std::min(Tiles<W>::kFwdKeys, L - j0);
     const float* k = krows + j0 * rs;
-    // Sᵀ = K·Qsᵀ for this key tile, and its column max.
+    // Sᵀ = K·Qᵀ (unscaled) for this key tile, and its column max.
     for (int v = 0; v < NV; ++v) store<W>(tmax + v * W, splat<W>(kMinusHuge));
     int64_t j = 0;
     for (; j + R <= nj; j += R) scores_rows<W, NV, R>(sT + j * nl, tmax, k + j * rs, rs, qT, nl, D);
     for (; j < nj; ++j) scores_rows<W, NV, 1>(sT + j * nl, tmax, k + j * rs, rs, qT, nl, D);
-    // Online softmax: new max, rescale l and O by 2^(m - m'), P = 2^(S - m') in place.
+    // Online softmax: new max, rescale l and O by e^(m - m'), P = e^(S - m') in place (the
+    // differences are taken before scaling, so they are exact near the maximum).
     vf<W> mnew[NV], sum[NV];
     for (int v = 0; v < NV; ++v) {
       const vf<W> mold = load<W>(m + v * W);
       mnew[v] = max<W>(mold, load<W>(tmax + v * W));
-      const vf<W> alpha = exp2_lanes<W>(mold - mnew[v]);
+      const vf<W> alpha = exp2_lanes<W>((mold - mnew[v]) * c);
       sum[v] = load<W>(l + v * W) * alpha;
-      for (int64_t d = 0; d < D; ++d) store<W>(oT + d * nl + v * W, load<W>(oT + d * nl + v * W) * alpha);
+      for (int64_t d = 0; d < D; ++d)
+        store<W>(oT + d * nl + v * W, load<W>(oT + d * nl + v * W) * alpha);
       store<W>(m + v * W, mnew[v]);
     }
     for (j = 0; j < nj; ++j)
       for (int v = 0; v < NV; ++v) {
-        const vf<W> p = exp2_lanes<W>(load<W>(sT + j * nl + v * W) - mnew[v]);
+        const vf<W> p = exp2_lanes<W>((load<W>(sT + j * nl + v * W) - mnew[v]) * c);
         store<W>(sT + j * nl + v * W, p);
         sum[v] += p;
       }
@@ -451,47 +471,146 @@ PIT_INLINE void forward_query_tile(float* oT, float* m, float* l, float* sT, flo
   }
 }
 
-// One work item: (b, h, query tile).
+// dst[0, n) = src[0, n), inline: rows are short (D floats), and a memmove call per row cost
+// 14% of the time at L = 197, D = 16.
+template <int W>
+PIT_INLINE void copy_row(float* dst, const float* src, int64_t n) {
+  int64_t d = 0;
+  for (; d + W <= n; d += W) store<W>(dst + d, load<W>(src + d));
+  for (; d < n; ++d) dst[d] = src[d];
+}
+
+// x[r][c] -> x[c][r] for a W x W block in registers: log2(W) rounds of two-input shuffles,
+// each swapping h x h sub-blocks between row pairs (r, r + h) (W·log2 W shuffles in all).
+template <int W>
+PIT_INLINE void transpose_lanes(vf<W> (&x)[W]) {
+#pragma GCC unroll 8
+  for (int h = W / 2; h >= 1; h /= 2) {
+    vi<W> lo, hi;  // constants once unrolled
+#pragma GCC unroll 16
+    for (int k = 0; k < W; ++k) {
+      const int p = k % (2 * h), g = k - p;
+      lo[k] = p < h ? g + p : W + g + p - h;
+      hi[k] = p < h ? g + h + p : W + g + p;
+    }
+#pragma GCC unroll 16
+    for (int base = 0; base < W; base += 2 * h)
+#pragma GCC unroll 16
+      for (int r = base; r < base + h; ++r) {
+        const vf<W> a = x[r], b = x[r + h];
+        x[r] = __builtin_shuffle(a, b, lo);
+        x[r + h] = __builtin_shuffle(a, b, hi);
+      }
+  }
+}
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: W x W blocks through registers,
+// the ragged edges one element at a time. (The packing and unpacking transposes cost 16% of
+// the forward at L = 197, D = 16 done element by element.)
+template <int W>
+PIT_INLINE void transpose_tile(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
+                               int64_t cols) {
+  int64_t r0 = 0;
+  for (; r0 + W <= rows; r0 += W) {
+    int64_t c0 = 0;
+    for (; c0 + W <= cols; c0 += W) {
+      vf<W> x[W];
+      for (int r = 0; r < W; ++r) x[r] = load<W>(src + (r0 + r) * lds + c0);
+      transpose_lanes<W>(x);
+      for (int c = 0; c < W; ++c) store<W>(dst + (c0 + c) * ldd + r0, x[c]);
+    }
+    for (; c0 < cols; ++c0)
+      for (int r = 0; r < W; ++r) dst[c0 * ldd + r0 + r] = src[(r0 + r) * lds + c0];
+  }
+  for (; r0 < rows; ++r0)
+    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r0] = src[r0 * lds + c];
+}
+
+// Copies rows [j0, j0 + n) of head h's K and V out of qkv into k, v (n, D), contiguous:
+// in place, consecutive rows are 3·H·D floats apart, a stride the L1 prefetcher does not
+// follow and one 4 KiB page per row or two.
+template <int W>
+PIT_INLINE void pack_keys(float* k, float* v, const float* qkv, const Layout& t, int64_t b,
+                          int64_t h, int64_t j0, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    copy_row<W>(k + j * t.D, qkv + t.qkv_row(b, j0 + j, 1, h), t.D);
+    copy_row<W>(v + j * t.D, qkv + t.qkv_row(b, j0 + j, 2, h), t.D);
+  }
+}
+
+// Asks for one head's rows (D floats per token) of several tensors to be brought into L2 while
+// the current item computes: the rows are scattered (one or two per 4 KiB page) and, fetched
+// on demand, the copies in and out cost a third of the forward at L = 197, D = 16.
+// Measured there (B = 8, H = 12), one thread: forward 37 -> 45 GFLOP/s, backward 43 -> 55;
+// no change at L = 1025. (write: the rows will be stored to.)
+struct HeadRows {
+  const float* base;  // the tensor's head (b, h) at token 0
+  int64_t stride;     // floats between tokens
+  bool write;
+};
+PIT_INLINE void prefetch_head(std::initializer_list<HeadRows> rows, int64_t L, int64_t D) {
+  for (int64_t l = 0; l < L; ++l)
+    for (const HeadRows& r : rows)
+      for (int64_t d = 0; d < D; d += 16) {
+        if (r.write) __builtin_prefetch(r.base + l * r.stride + d, 1, 2);
+        else __builtin_prefetch(r.base + l * r.stride + d, 0, 2);
+      }
+}
+
+// One work item: (b, h, run of query tiles).
 template <int W>
 PIT_INLINE bool forward_item(const ForwardArgs& a, int64_t item) {
   const Layout& t = a.t;
-  const int64_t D = t.D, L = t.L, rs = t.qkv_stride();
-  const int64_t bh = item / a.query_tiles, b = bh / t.H, h = bh % t.H;
-  const int64_t br = Tiles<W>::kFwdQueryVecs * W;
-  const int64_t i0 = item % a.query_tiles * br, ni = std::min(br, L - i0);
-  const int nv = static_cast<int>(ceil_div(ni, W));
-  const int64_t nl = nv * W;
-  float* qT = thread_scratch(2 * D * nl + Tiles<W>::kFwdKeys * nl + 3 * nl);
-  if (!qT) return false;
-  float* oT = qT + D * nl;
-  float* sT = oT + D * nl;
-  float* m = sT + Tiles<W>::kFwdKeys * nl;
-  float* l = m + nl;
-  float* tmax = l + nl;
-  // Qsᵀ (D, nl) = Q·scale·log2(e), transposed; lanes past the sequence are zero.
-  const float c = kLog2e / std::sqrt(static_cast<float>(D));
-  for (int64_t i = 0; i < ni; ++i) {
-    const float* q = a.qkv + t.qkv_row(b, i0 + i, 0, h);
-    for (int64_t d = 0; d < D; ++d) qT[d * nl + i] = q[d] * c;
+  const int64_t D = t.D, L = t.L;
+  const int64_t bh = item / a.groups, g = item % a.groups, b = bh / t.H, h = bh % t.H;
+  constexpr int64_t br = Tiles<W>::kFwdQueryVecs * W, bc = Tiles<W>::kFwdKeys;
+  const int64_t query_tiles = ceil_div(L, br);
+  const int64_t q_begin = g * query_tiles / a.groups, q_end = (g + 1) * query_tiles / a.groups;
+  // K, V (L, D); per query tile qT, oT (D, br); sT (bc, br); m, l, tmax (br).
+  float* k = thread_scratch(2 * L * D + 2 * D * br + bc * br + 3 * br);
+  if (!k) return false;
+  float* v = k + L * D;
+  float* qT = v + L * D;
+  float* oT = qT + D * br;
+  float* sT = oT + D * br;
+  float* m = sT + bc * br;
+  float* l = m + br;
+  float* tmax = l + br;
+  pack_keys<W>(k, v, a.qkv, t, b, h, 0, L);
+  if (a.groups == 1 && bh + 1 < t.B * t.H) {  // the next item, most likely this thread's
+    const int64_t nb = (bh + 1) / t.H, nh = (bh + 1) % t.H, s = 3 * t.H * D;
+    const float* q = a.qkv + t.qkv_row(nb, 0, 0, nh);
+    prefetch_head({{q, s, false}, {q + t.H * D, s, false}, {q + 2 * t.H * D, s, false},
+                   {a.out + t.row(nb, 0, nh), t.H * D, true}}, L, D);
   }
-  for (int64_t d = 0; d < D; ++d) std::fill(qT + d * nl + ni, qT + (d + 1) * nl, 0.0f);
-  std::fill_n(oT, D * nl, 0.0f);
-  std::fill_n(m, nl, kMinusHuge);
-  std::fill_n(l, nl, 0.0f);
-  const float* krows = a.qkv + t.qkv_row(b, 0, 1, h);
-  const float* vrows = a.qkv + t.qkv_row(b, 0, 2, h);
-  switch (nv) {
-    case 1: forward_query_tile<W, 1>(oT, m, l, sT, tmax, qT, krows, vrows, rs, L, D); break;
-    case 2: forward_query_tile<W, 2>(oT, m, l, sT, tmax, qT, krows, vrows, rs, L, D); break;
-    case 3: forward_query_tile<W, 3>(oT, m, l, sT, tmax, qT, krows, vrows, rs, L, D); break;
-    default: forward_query_tile<W, 4>(oT, m, l, sT, tmax, qT, krows, vrows, rs, L, D); break;
-  }
-  static_assert(Tiles<W>::kFwdQueryVecs == 4, "forward_item's switch covers 1..4 vectors");
-  for (int64_t i = 0; i < ni; ++i) {
-    const float inv = 1.0f / l[i];
-    float* o = a.out + t.row(b, i0 + i, h);
-    for (int64_t d = 0; d < D; ++d) o[d] = oT[d * nl + i] * inv;
-    a.lse[bh * L + i0 + i] = (m[i] + std::log2(l[i])) * kLn2;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D)), c = scale * kLog2e;
+  for (int64_t qt = q_begin; qt < q_end; ++qt) {
+    const int64_t i0 = qt * br, ni = std::min(br, L - i0);
+    const int nv = static_cast<int>(ceil_div(ni, W));
+    const int64_t nl = nv * W;
+    // Qᵀ (D, nl); lanes past the sequence are zero.
+    transpose_tile<W>(qT, nl, a.qkv + t.qkv_row(b, i0, 0, h), 3 * t.H * D, ni, D);
+    if (ni < nl)
+      for (int64_t d = 0; d < D; ++d) std::fill(qT + d * nl + ni, qT + (d + 1) * nl, 0.0f);
+    std::fill_n(oT, D * nl, 0.0f);
+    std::fill_n(m, nl, kMinusHuge);
+    std::fill_n(l, nl, 0.0f);
+    switch (nv) {
+      case 1: forward_query_tile<W, 1>(oT, m, l, sT, tmax, qT, k, v, D, L, D, c); break;
+      case 2: forward_query_tile<W, 2>(oT, m, l, sT, tmax, qT, k, v, D, L, D, c); break;
+      case 3: forward_query_tile<W, 3>(oT, m, l, sT, tmax, qT, k, v, D, L, D, c); break;
+      default: forward_query_tile<W, 4>(oT, m, l, sT, tmax, qT, k, v, D, L, D, c); break;
+    }
+    static_assert(Tiles<W>::kFwdQueryVecs == 4, "forward_item's switch covers 1..4 vectors");
+    // out = Oᵀ / l, transposed back; lse = m·scale + log l.
+    for (int64_t x = 0; x < nl; x += W) {
+      const vf<W> inv = 1.0f / load<W>(l + x);
+      for (int64_t d = 0; d < D; ++d) store<W>(oT + d * nl + x, load<W>(oT + d * nl + x) * inv);
+    }
+    transpose_tile<W>(a.out + t.row(b, i0, h), t.H * D, oT, nl, D, ni);
+    for (int64_t i = 0; i < ni; ++i)
+      a.lse[bh * L + i0 + i] =
+          static_cast<float>(m[i] * static_cast<double>(scale) + std::log(l[i]));
   }
   return true;
 }
@@ -525,22 +644,22 @@ PIT_INLINE void backward_block(float* dv, float* dk, float* dqT, float* pT, floa
                                const float* krows, const float* vrows, int64_t rs,
                                const float* qT, const float* doT, const float* nlse,
                                const float* ndi, const float* qR, const float* doR, int64_t Lp,
-                               int64_t Dp, int64_t nj, int64_t D) {
-  constexpr int R = Tiles<W>::kProbRows;
+                               int64_t Dp, int64_t nj, int64_t D, float c) {
+  constexpr int R = block_rows<W>(2 * NV);
   constexpr int64_t nl = NV * W;
   // P and dS for the tile, transposed (nj, nl).
   int64_t j = 0;
   for (; j + R <= nj; j += R)
     probs_rows<W, NV, R>(pT + j * nl, dsT + j * nl, krows + j * rs, vrows + j * rs, rs, qT, doT,
-                         Lp, nlse, ndi, D);
+                         Lp, nlse, ndi, c, D);
   for (; j < nj; ++j)
     probs_rows<W, NV, 1>(pT + j * nl, dsT + j * nl, krows + j * rs, vrows + j * rs, rs, qT, doT,
-                         Lp, nlse, ndi, D);
+                         Lp, nlse, ndi, c, D);
   // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end), along d in blocks of up to 4 vectors.
   const int64_t nd = Dp / W;
-  for (int64_t c = 0; c < nd; c += 4) {
-    const int64_t o = c * W;
-    switch (std::min<int64_t>(4, nd - c)) {
+  for (int64_t col = 0; col < nd; col += 4) {
+    const int64_t o = col * W;
+    switch (std::min<int64_t>(4, nd - col)) {
       case 1: grads_cols<W, 1>(dv + o, dk + o, Dp, pT, dsT, nl, doR + o, qR + o, nl, nj); break;
       case 2: grads_cols<W, 2>(dv + o, dk + o, Dp, pT, dsT, nl, doR + o, qR + o, nl, nj); break;
       case 3: grads_cols<W, 3>(dv + o, dk + o, Dp, pT, dsT, nl, doR + o, qR + o, nl, nj); break;
@@ -555,16 +674,18 @@ PIT_INLINE void backward_block(float* dv, float* dk, float* dqT, float* pT, floa
 template <int W>
 PIT_INLINE bool backward_item(const BackwardArgs& a, int64_t item) {
   const Layout& t = a.t;
-  const int64_t D = t.D, L = t.L, rs = t.qkv_stride();
+  const int64_t D = t.D, L = t.L;
   const int64_t bh = item / a.groups, g = item % a.groups, b = bh / t.H, h = bh % t.H;
   const int64_t Lp = round_up(L, W), Dp = round_up(D, W);
-  constexpr int64_t bc = Tiles<W>::kBwdKeys, br = Tiles<W>::kBwdQueryVecs * W;
+  constexpr int64_t bc = Tiles<W>::kBwdKeys;
+  const int64_t br = (D <= Tiles<W>::kBwdWideD ? Tiles<W>::kBwdQueryVecs : 2) * W;
   const int64_t key_tiles = ceil_div(L, bc);
   const int64_t t_begin = g * key_tiles / a.groups, t_end = (g + 1) * key_tiles / a.groups;
 
   // Whole-head packs: qT, doT, dqT (D, Lp); qR, doR (Lp, Dp); nlse, ndi (Lp);
-  // tile scratch: pT, dsT (bc, br); dv, dk (bc, Dp).
-  float* qT = thread_scratch(3 * D * Lp + 2 * Lp * Dp + 2 * Lp + 2 * bc * br + 2 * bc * Dp);
+  // tile scratch: pT, dsT (bc, br); dv, dk (bc, Dp); kt, vt (bc, D).
+  float* qT = thread_scratch(3 * D * Lp + 2 * Lp * Dp + 2 * Lp + 2 * bc * br + 2 * bc * Dp +
+                             2 * bc * D);
   if (!qT) return false;
   float* doT = qT + D * Lp;
   float* dqT = doT + D * Lp;
@@ -576,47 +697,53 @@ PIT_INLINE bool backward_item(const BackwardArgs& a, int64_t item) {
   float* dsT = pT + bc * br;
   float* dv = dsT + bc * br;
   float* dk = dv + bc * Dp;
+  float* kt = dk + bc * Dp;
+  float* vt = kt + bc * D;
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(D)), c = scale * kLog2e;
-  for (int64_t i = 0; i < Lp; ++i) {
-    if (i < L) {
-      const float* q = a.qkv + t.qkv_row(b, i, 0, h);
-      const float* go = a.dout + t.row(b, i, h);
-      const float* o = a.out + t.row(b, i, h);
-      float di = 0;
-      for (int64_t d = 0; d < D; ++d) {
-        qT[d * Lp + i] = q[d] * c;
-        doT[d * Lp + i] = go[d];
-        qR[i * Dp + d] = q[d];
-        doR[i * Dp + d] = go[d];
-        di += go[d] * o[d];
-      }
-      std::fill(qR + i * Dp + D, qR + (i + 1) * Dp, 0.0f);
-      std::fill(doR + i * Dp + D, doR + (i + 1) * Dp, 0.0f);
-      nlse[i] = -a.lse[bh * L + i] * kLog2e;
-      ndi[i] = -di;
-    } else {  // padding lanes: P = 2^-100, harmless against the zero rows of qR and doR
-      for (int64_t d = 0; d < D; ++d) qT[d * Lp + i] = doT[d * Lp + i] = 0.0f;
-      std::fill(qR + i * Dp, qR + (i + 1) * Dp, 0.0f);
-      std::fill(doR + i * Dp, doR + (i + 1) * Dp, 0.0f);
-      nlse[i] = kMinusHuge;
-      ndi[i] = 0.0f;
-    }
+  for (int64_t i = 0; i < L; ++i) {
+    const float* go = a.dout + t.row(b, i, h);
+    const float* o = a.out + t.row(b, i, h);
+    copy_row<W>(qR + i * Dp, a.qkv + t.qkv_row(b, i, 0, h), D);
+    copy_row<W>(doR + i * Dp, go, D);
+    float di = 0;
+    for (int64_t d = 0; d < D; ++d) di += go[d] * o[d];
+    nlse[i] = static_cast<float>(-a.lse[bh * L + i] * static_cast<double>(kLog2e));
+    ndi[i] = -di;
   }
+  // Padding: zero rows of qR and doR (so the padding lanes' P = 2^-100 adds nothing to dK
+  // and dV) and zero columns past D.
+  for (int64_t i = D < Dp ? 0 : L; i < Lp; ++i) {
+    const int64_t from = i < L ? D : 0;
+    std::fill(qR + i * Dp + from, qR + (i + 1) * Dp, 0.0f);
+    std::fill(doR + i * Dp + from, doR + (i + 1) * Dp, 0.0f);
+  }
+  std::fill(nlse + L, nlse + Lp, kMinusHuge);
+  std::fill(ndi + L, ndi + Lp, 0.0f);
+  transpose_tile<W>(qT, Lp, qR, Dp, Lp, D);
+  transpose_tile<W>(doT, Lp, doR, Dp, Lp, D);
   std::fill_n(dqT, D * Lp, 0.0f);
+  if (a.groups == 1 && bh + 1 < t.B * t.H) {  // the next item, most likely this thread's
+    const int64_t nb = (bh + 1) / t.H, nh = (bh + 1) % t.H, s = 3 * t.H * D;
+    const float* q = a.qkv + t.qkv_row(nb, 0, 0, nh);
+    float* dq = a.dqkv + t.qkv_row(nb, 0, 0, nh);
+    prefetch_head({{q, s, false}, {q + t.H * D, s, false}, {q + 2 * t.H * D, s, false},
+                   {a.dout + t.row(nb, 0, nh), t.H * D, false},
+                   {a.out + t.row(nb, 0, nh), t.H * D, false}, {dq, s, true},
+                   {dq + t.H * D, s, true}, {dq + 2 * t.H * D, s, true}}, L, D);
+  }
 
   for (int64_t tile = t_begin; tile < t_end; ++tile) {
     const int64_t j0 = tile * bc, nj = std::min(bc, L - j0);
-    const float* krows = a.qkv + t.qkv_row(b, j0, 1, h);
-    const float* vrows = a.qkv + t.qkv_row(b, j0, 2, h);
+    pack_keys<W>(kt, vt, a.qkv, t, b, h, j0, nj);
     std::fill_n(dv, nj * Dp, 0.0f);
     std::fill_n(dk, nj * Dp, 0.0f);
     for (int64_t i0 = 0; i0 < Lp; i0 += br) {
       const int nv = static_cast<int>(std::min(br, Lp - i0) / W);
       switch (nv) {
 #define PIT_BACKWARD_BLOCK(NV)                                                               \
-  backward_block<W, NV>(dv, dk, dqT + i0, pT, dsT, krows, vrows, rs, qT + i0, doT + i0,     \
-                        nlse + i0, ndi + i0, qR + i0 * Dp, doR + i0 * Dp, Lp, Dp, nj, D)
+  backward_block<W, NV>(dv, dk, dqT + i0, pT, dsT, kt, vt, D, qT + i0, doT + i0,            \
+                        nlse + i0, ndi + i0, qR + i0 * Dp, doR + i0 * Dp, Lp, Dp, nj, D, c)
         case 1: PIT_BACKWARD_BLOCK(1); break;
         case 2: PIT_BACKWARD_BLOCK(2); break;
         case 3: PIT_BACKWARD_BLOCK(3); break;
@@ -635,10 +762,8 @@ PIT_INLINE bool backward_item(const BackwardArgs& a, int64_t item) {
     }
   }
   if (a.groups == 1) {
-    for (int64_t i = 0; i < L; ++i) {
-      float* gq = a.dqkv + t.qkv_row(b, i, 0, h);
-      for (int64_t d = 0; d < D; ++d) gq[d] = dqT[d * Lp + i] * scale;
-    }
+    for (int64_t x = 0; x < D * Lp; x += W) store<W>(dqT + x, load<W>(dqT + x) * scale);
+    transpose_tile<W>(a.dqkv + t.qkv_row(b, 0, 0, h), 3 * t.H * D, dqT, Lp, D, L);
   } else {
     std::copy_n(dqT, D * Lp, a.dq_partial + (bh * a.groups + g) * D * Lp);
   }
@@ -677,8 +802,11 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
   if (cpu_has_avx2()) {
     const bool wide = cpu_has_avx512();
     const int64_t br = wide ? Tiles<16>::kFwdQueryVecs * 16 : Tiles<8>::kFwdQueryVecs * 8;
-    const ForwardArgs args{out, lse, qkv, t, ceil_div(L, br)};
-    run_items(B * H * args.query_tiles, wide ? forward_item_avx512 : forward_item_avx2, args);
+    // Whole heads when there are enough of them (K and V are packed once per item), else
+    // runs of query tiles: a few items per thread. (Rows do not depend on the split.)
+    const int64_t groups = std::min(ceil_div(L, br), ceil_div(4 * num_threads(), B * H));
+    const ForwardArgs args{out, lse, qkv, t, groups};
+    run_items(B * H * groups, wide ? forward_item_avx512 : forward_item_avx2, args);
     return;
   }
 #endif
@@ -694,24 +822,32 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     const bool wide = cpu_has_avx512();
     const int64_t W = wide ? 16 : 8, bc = wide ? Tiles<16>::kBwdKeys : Tiles<8>::kBwdKeys;
     const int64_t Lp = round_up(L, W);
-    // Enough items to keep every core of a large machine busy when B·H is small; fixed by
-    // the shape alone so that the dQ sums do not depend on the thread count.
-    constexpr int64_t kMinItems = 16;
-    const int64_t groups = std::min(ceil_div(L, bc), ceil_div(kMinItems, B * H));
+    // Key groups per head: at least 8 items, an even number, so that two threads (and more,
+    // unless B·H is tiny) share the work evenly; not more, as every item packs its head's Q
+    // and dO. Fixed by the shape alone, so that the dQ sums do not depend on the threads.
+    int64_t groups = ceil_div(8, B * H);
+    if (B * H * groups % 2) ++groups;
+    groups = std::min(groups, ceil_div(L, bc));
     std::vector<float> partial(groups > 1 ? B * H * groups * D * Lp : 0);
     const BackwardArgs args{dqkv, dout, qkv, out, lse, t, groups, partial.data()};
     run_items(B * H * groups, wide ? backward_item_avx512 : backward_item_avx2, args);
-    if (groups > 1) {  // dq = scale · Σ_g partial[g], in g order
+    if (groups > 1) {  // dq = scale · Σ_g partial[g], in g order, 64 tokens per chunk
       const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-      parallel_for(B * H * L, 64, [&](int64_t begin, int64_t end) {
-        for (int64_t row = begin; row < end; ++row) {
-          const int64_t bh = row / L, i = row % L;
-          float* gq = dqkv + t.qkv_row(bh / H, i, 0, bh % H);
-          const float* p = partial.data() + bh * groups * D * Lp + i;
-          for (int64_t d = 0; d < D; ++d) {
-            float s = 0;
-            for (int64_t g = 0; g < groups; ++g) s += p[(g * D + d) * Lp];
-            gq[d] = s * scale;
+      const int64_t blocks = ceil_div(L, 64);
+      parallel_for(B * H * blocks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> sum(D * 64);
+        for (int64_t chunk = begin; chunk < end; ++chunk) {
+          const int64_t bh = chunk / blocks, i0 = chunk % blocks * 64;
+          const int64_t n = std::min<int64_t>(64, L - i0);
+          std::fill(sum.begin(), sum.end(), 0.0f);
+          for (int64_t g = 0; g < groups; ++g) {
+            const float* p = partial.data() + (bh * groups + g) * D * Lp + i0;
+            for (int64_t d = 0; d < D; ++d)
+              for (int64_t i = 0; i < n; ++i) sum[d * 64 + i] += p[d * Lp + i];
+          }
+          for (int64_t i = 0; i < n; ++i) {
+            float* gq = dqkv + t.qkv_row(bh / H, i0 + i, 0, bh % H);
+            for (int64_t d = 0; d < D; ++d) gq[d] = sum[d * 64 + i] * scale;
           }
         }
       });
