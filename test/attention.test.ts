@@ -3,8 +3,9 @@
 // float64 analytic gradient, and both against central finite differences at a tiny size.
 // Sizes cover one key/query tile, several with a ragged last tile, one head split over many
 // work items (its dQ summed from partials) and many heads; inputs x3 stress the softmax.
+// Then the native entry points directly: NaN-poisoned outputs, bitwise repeatability.
 import test, { type ExecutionContext } from 'ava';
-import { attention, attentionWithLse, noGrad, tidy, type Tensor } from '../lib/index.js';
+import { attention, attentionWithLse, native, noGrad, poisoned, randn, tidy, type Tensor } from '../lib/index.js';
 import { assertClose, finiteDifferences, gradientsOf, randomF32, t32 } from './helpers.js';
 
 interface Dims {
@@ -154,4 +155,38 @@ test('attention backward vs central finite differences of the float64 forward', 
   const [fd] = finiteDifferences(objective, [Float64Array.from(qkv)], 1e-3);
   // Truncation error h²/6·f''' is ~1e-7 here; the rest is the kernel's fp32 rounding.
   assertClose(t, grads[0]!, fd!, { atol: 1e-4 * maxAbs(fd!), rtol: 1e-4, label: 'dqkv vs finite differences' });
+});
+
+const NAN_FREE = (x: ArrayLike<number>) => !Array.prototype.some.call(x, (v: number) => Number.isNaN(v));
+
+test('attentionForward / attentionBackward write every element of NaN-poisoned outputs', (t) => {
+  for (const dims of [
+    { B: 1, L: 1, H: 3, D: 16 },
+    { B: 3, L: 197, H: 4, D: 24 },  // 12 heads: whole-head items; D not a multiple of 16
+    { B: 1, L: 130, H: 1, D: 64 },  // one head over several items, dQ from partials
+    { B: 2, L: 33, H: 2, D: 128 },
+  ]) {
+    tidy(() => {
+      const { B, L, H, D } = dims;
+      const qkv = randn(qkvShape(dims), { seed: 11 }), dout = randn([B, L, H, D], { seed: 12 });
+      const out = poisoned([B, L, H, D]), lse = poisoned([B, H, L]), dqkv = poisoned(qkvShape(dims));
+      t.false(NAN_FREE(out.toArray()), 'the poison is there before the call');
+      native().attentionForward(out.handle, lse.handle, qkv.handle);
+      t.true(NAN_FREE(out.toArray()), `${label(dims)}: out fully written`);
+      t.true(NAN_FREE(lse.toArray()), `${label(dims)}: lse fully written`);
+      native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
+      t.true(NAN_FREE(dqkv.toArray()), `${label(dims)}: dqkv fully written`);
+    });
+  }
+});
+
+test('attention gradients are bitwise repeatable from call to call', (t) => {
+  // Work splits depend on the shape only, and every sum runs in a fixed order.
+  for (const dims of [{ B: 1, L: 300, H: 1, D: 32 }, { B: 2, L: 97, H: 6, D: 16 }]) {
+    const qkv = randomF32(qkvSize(dims));
+    const first = gradientsOf((x: Tensor) => attention(x), [{ values: qkv, shape: qkvShape(dims) }]);
+    const again = gradientsOf((x: Tensor) => attention(x), [{ values: qkv, shape: qkvShape(dims) }], first.weights);
+    t.deepEqual(Array.from(again.output), Array.from(first.output), `${label(dims)}: out bit for bit`);
+    t.deepEqual(Array.from(again.grads[0]!), Array.from(first.grads[0]!), `${label(dims)}: dqkv bit for bit`);
+  }
 });

@@ -26,7 +26,7 @@
 // score differences (S - max, or in one FMA with -lse·log2 e), then a rounding split
 // x = n + f, a degree-6 polynomial for 2^f (at most 1 ulp from the correctly rounded 2^x,
 // measured over [-100, 1]) and n added into the float's exponent. At D = 16 it is still a
-// fifth of the forward's time (66 GFLOP/s per core, 82 with the exp left out).
+// fifth of the forward's time ({2,12,1025,16}: 66 GFLOP/s per core, 82 with the exp left out).
 //
 // Parallelism. The forward splits (b, h, run of query tiles): whole heads when B·H gives every
 // thread a few, so K and V are copied once per head. The backward splits (b, h, key group):
@@ -42,19 +42,26 @@
 // scalar functions at the top are the readable reference and the fallback
 // (PIT_CPU_ISA=scalar).
 //
-// Measured on the 2-core Sapphire Rapids dev VM (AVX-512, 2.0 GHz, FMA peak 131 GFLOP/s per
-// core), g++ 12 -O3, GFLOP/s = 4·B·H·L²·D forward and 2.5x that backward, best of several
-// runs (the VM's speed varies by ±25% with its neighbours), 2 threads, fwd / bwd / fwd+bwd:
-//   MEASURED-TABLE
-// Tile choices, measured one thread, fwd / bwd GFLOP/s, alternating variants in rounds:
+// Measured on the 2-core Sapphire Rapids dev VM (AVX-512, ~2.0 GHz, FMA peak ~131 GFLOP/s per
+// core), g++ 12 -O3, 2 threads, GFLOP/s = 4·B·H·L²·D forward, 2.5x that backward. The VM
+// shares its host: wall-clock speed swings by 2x with the neighbours' load, so the table gives
+// FLOPs per CPU-second of each thread (best of 4-30 runs; what two free cores deliver), and in
+// brackets the best wall-clock fwd+bwd seen on a quiet machine:
+//                     fwd    bwd    fwd+bwd          AVX2 fwd+bwd
+//   {8,12,197,16}     104    116    113 (~110)       56
+//   {2,12,1025,16}    134    157    150 (~145)       60
+//   {1,6,2049,64}     163    131    139 (~125)       61
+//   {2,6,1025,32}     151    143    145
+//   {1,3,1025,128}    180    116    129
+// Tile choices, measured on one thread (GFLOP/s fwd / bwd; best of 5 runs per variant, variants
+// alternated; differences under ~10% were within this VM's noise):
 //   - backward Br = 32 instead of 64 above D = 32, so the Q and dO tiles stay in L1:
 //     D = 64: bwd 55 vs 44; D = 128: 46 vs 32 (at D <= 32, 64 was as fast or faster).
-//   - a budget of 16 accumulator registers per micro-tile; 24: no faster (D = 16: 48/52 vs
-//     52/59; D = 64: 67/55 vs 63/55), it spills around the exp's constants.
+//   - a budget of 16 accumulator registers per micro-tile; 24 was no faster (D = 16: 48/52
+//     vs 52/59; D = 64: 67/55 vs 63/55).
 //   - P/dS micro-tile of 2 keys x 4 vectors: 1 key: D = 16 bwd 69 vs 86, D = 64 50 vs 71;
 //     3 keys: 76 and 69. dK/dV micro-tile of 8/ND keys: 4/ND: 78 vs 86; 12/ND: 79.
-//   - key tiles Bc = 64: backward Bc = 128: D = 16 bwd 58 vs 86; Bc = 32 within noise (98 vs
-//     102); forward Bc = 32 and 128 within noise.
+//   - key tiles Bc = 64 in both passes: 32 and 128 were not faster.
 //   - copying K and V to contiguous rows: backward D = 16, 80 vs 70.
 //   - at most ~8 backward items per head: every item packs the head's Q and dO, and with 16
 //     (B·H = 1, D = 128, L = 1025) that packing halved the speed (bwd 23 vs 47).
