@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
@@ -33,14 +34,14 @@
 #include <immintrin.h>
 #endif
 
-
 namespace pit::cpu {
 namespace {
 
 // ---- scratch buffers ------------------------------------------------------------------
 
-// A 64-byte aligned buffer that only grows; one per calling thread holds the packed B block
-// and one packed A block per thread of the grid. Sized before any parallel_for starts.
+// A 64-byte aligned buffer that only grows; one per calling thread holds the packed A and B
+// blocks of every cell of the thread grid. Sized before parallel_for starts, so a failed
+// allocation throws on the calling thread.
 class PackBuffer {
  public:
   PackBuffer() = default;
@@ -121,8 +122,8 @@ void pack_panels(float* dst, const float* src, int64_t ld, bool k_contiguous, in
 // kernel(kc, ap, bp, c, ldc, mr, nr, bias, load_c):
 //   C[r][j] (r < mr, j < nr) = (load_c ? C[r][j] : 0) + Σ_k ap[k][r] · bp[k][j] (+ bias[j])
 // ap is an MR-row panel (kc x MR), bp an NR-column panel (kc x NR), bias null or offset to
-// the tile's first column. Full tiles store straight from registers; edge tiles go through
-// a small buffer and store_edge_tile.
+// the tile's first column. Full tiles store straight from registers; edge tiles use masked
+// stores (AVX-512) or go through a small buffer and store_edge_tile.
 
 void store_edge_tile(const float* tile, int nr_full, float* c, int64_t ldc, int mr, int nr,
                      const float* bias, bool load_c) {
@@ -282,7 +283,7 @@ PIT_TARGET_AVX512 inline void transpose16x16(__m512 r[16]) {
 }
 
 // pack_panels with the k-contiguous case (a transpose) done 16 x 16 at a time in registers:
-// the scalar loop costs ~1.3 cycles per element, which was 18% of a (6304, 192, 768) forward.
+// the plain loop costs ~1.3 cycles per element, 15-18% of a (6304, 192, 768) forward.
 template <int W>
 PIT_TARGET_AVX512 void pack_panels_avx512(float* dst, const float* src, int64_t ld,
                                           bool k_contiguous, int64_t x0, int64_t width,
@@ -358,25 +359,27 @@ PIT_TARGET_AVX512 void pack_panels_avx512(float* dst, const float* src, int64_t 
 // MR x NR: the register tile. KC: the K slice. MC: rows of a packed A block (MC x KC, in the
 // 2 MiB L2). NC: columns of a packed B block (KC x NC, in L3). Both blocks are per thread.
 //
-// AVX-512, chosen on this 2-core Sapphire Rapids VM (peak 265 GFLOP/s measured with a
-// dependency-free FMA loop on both cores; GFLOP/s = 2·M·N·K / median time, both threads,
-// samples kept only when no other process ran):
-//   MR x NR   (6304,768,192)  (6304,192,768)  (1024,1024,1024)   [KC 256, MC 256]
-//   14 x 32       158             127              151
-//   12 x 32       162             132              143
-//    8 x 48       172             142              167     fewest loads per FMA (11 : 24)
-//    6 x 64       172             143              153
-//    5 x 80       165             120              167
-//   then for 8 x 48: KC 256 / 384 / 512 / 768 gave 1024³ 134 / 184 / 162 / 158 (best of
-//   runs); MC 96 / 128 / 256 / 512 gave 154 / 144 / 163 / 166 on 1024³ and 128 / 141 / 151 /
-//   143 on (6304,192,768). A B micro-panel (384 x 48, 72 KiB) does not fit L1; streaming it
-//   from L2 costs less than the extra C traffic of smaller K slices.
+// AVX-512, chosen on this 2-core Sapphire Rapids VM. Peak: 266 GFLOP/s on both cores (a
+// loop of 12 independent zmm FMA chains; 134 on one). GFLOP/s below = 2·M·N·K / median time
+// on both cores, samples kept only while no other process ran (the VM is shared; repeat
+// runs still vary by ~±8%). Shapes: (6304,768,192) (6304,192,768) (1024,1024,1024).
+//   register tile, with KC 256, MC 256 (an earlier driver that shared one packed B):
+//     14 x 32: 158 127 151    12 x 32: 162 132 143    8 x 48: 172 142 167
+//      6 x 64: 172 143 153     5 x 80: 165 120 167
+//   8 x 48 keeps 24 accumulators and needs the fewest loads per FMA (3 B vectors + 8
+//   broadcasts per 24); 6 x 64 ties it. With the final driver (KC 384, MC 256 unless said):
+//     8 x 48: 174 169 174   KC 256: 189 164 188   KC 512: 181 172 181
+//     MC 128: 178 164 169   MC 512: 176 169 189   6 x 64: 185 167 178   14 x 32: 166 167 175
+//   i.e. flat within the noise; KC 384 (not 256) won the runs of the earlier driver on the
+//   K = 768 and 1024 shapes (184 vs 134 best on 1024³). A B micro-panel (384 x 48 floats,
+//   72 KiB) exceeds L1; streaming it from L2 costs less than more K slices of C traffic.
 struct TilesAvx512 {
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 384, MC = 256, NC = 4080;
 };
-// AVX2 (16 ymm): 6 x 16 leaves 12 accumulators, 2 B vectors and a broadcast; ~60 GFLOP/s on
-// one core here (of 72 measured peak).
+// AVX2 (16 ymm): 6 x 16 leaves 12 accumulators, 2 B vectors and a broadcast. Here: 92-106,
+// 84-115, 96-131 GFLOP/s on the three shapes above over two sessions (ymm FMA peak 121-154
+// on both cores; the host's clock varies). Its packers are the plain loops.
 struct TilesAvx2 {
   static constexpr int MR = 6, NR = 16;
   static constexpr int64_t KC = 256, MC = 144, NC = 4096;
@@ -402,6 +405,7 @@ template <typename T>
 Tiles make_tiles(Kernel kernel, Packer pack_a, Packer pack_b) {
   static_assert(T::MC % T::MR == 0 && T::NC % T::NR == 0, "blocks are whole micro-panels");
   static_assert(T::NR % 16 == 0, "B panels stay 64-byte aligned for aligned vector loads");
+  static_assert(T::KC % 8 == 0, "equal K slices are rounded up to 8 and must stay <= KC");
   return Tiles{T::MR, T::NR, T::KC, T::MC, T::NC, kernel, pack_a, pack_b};
 }
 
@@ -439,16 +443,20 @@ struct Gemm {
   int64_t ldc;
   bool accumulate;
   const float* bias;
+  int threads;  // at most this many (1 inside a batch already split across the threads)
 };
 
 // One thread's share of C: rows [m0, m1), columns [n0, n1) (n0 a multiple of NR), computed
 // with the thread's own packed blocks, the GotoBLAS loop nest.
 void compute_rectangle(const Gemm& g, const Tiles& t, float* apack, float* bpack, int64_t m0,
                        int64_t m1, int64_t n0, int64_t n1) {
+  // K slices of equal length (a multiple of 8, at most KC): K = 512 as 256 + 256, not
+  // 384 + 128, whose short slice pays the C reload for a third of the work.
+  const int64_t k_step = round_up(ceil_div(g.K, ceil_div(g.K, t.kc)), 8);
   for (int64_t jc = n0; jc < n1; jc += t.nc) {
     const int64_t nc = std::min(t.nc, n1 - jc);
-    for (int64_t pc = 0; pc < g.K; pc += t.kc) {
-      const int64_t kc = std::min(t.kc, g.K - pc);
+    for (int64_t pc = 0; pc < g.K; pc += k_step) {
+      const int64_t kc = std::min(k_step, g.K - pc);
       t.pack_b(bpack, g.b, g.ldb, g.trans_b, jc, nc, pc, kc);  // panel j at j·kc·NR
       const bool load_c = g.accumulate || pc > 0;
       const float* bias = pc == 0 && g.bias ? g.bias + jc : nullptr;
@@ -489,8 +497,9 @@ Grid choose_grid(const Gemm& g, const Tiles& t, int threads) {
     const double rows = static_cast<double>(ceil_div(m_panels, um) * t.mr);
     const double cols = static_cast<double>(ceil_div(n_panels, un) * t.nr);
     // Cycles, roughly: 24 multiply-adds per cycle in the kernel, ~1/2 cycle per packed float.
-    const double cost = rows * cols * g.K / 24 +
-                        0.5 * g.K * (cols + rows * std::ceil(cols / static_cast<double>(t.nc)));
+    const double k = static_cast<double>(g.K);
+    const double cost = rows * cols * k / 24 +
+                        0.5 * k * (cols + rows * std::ceil(cols / static_cast<double>(t.nc)));
     if (um == 1 || cost < best_cost) best_cost = cost, best = Grid{um, un};
   }
   return best;
@@ -512,7 +521,7 @@ void sgemm(const Gemm& g) {
     return;
   }
   const Tiles& t = tiles();
-  const int threads = g.M * g.N * g.K >= kParallelMinMacs ? num_threads() : 1;
+  const int threads = g.M * g.N * g.K >= kParallelMinMacs ? g.threads : 1;
   const Grid grid = choose_grid(g, t, threads);
   const int64_t m_panels = ceil_div(g.M, t.mr), n_panels = ceil_div(g.N, t.nr);
   // Per grid cell: a packed A block (MC x KC) and a packed B block (KC x NC) at most.
@@ -533,49 +542,55 @@ void sgemm(const Gemm& g) {
   });
 }
 
+// C (M, N) = [C +] op(A) · op(B) [+ bias] with op(A) (M, K) read from a (ld lda) and op(B)
+// (K, N) from b (ld ldb), on up to `threads` threads.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* a,
            int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate,
-           const float* bias) {
-  sgemm(Gemm{trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc, accumulate, bias});
+           const float* bias, int threads) {
+  sgemm(Gemm{trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc, accumulate, bias, threads});
 }
 
-// Runs fn(i) for every batch element: across the threads (each GEMM then runs serially) when
-// the batch splits evenly or the GEMMs are too small to split well; otherwise one GEMM at a
-// time, each using all threads.
+// Runs fn(i, threads) for every batch entry: split across the threads, each GEMM on one
+// (threads = 1), when the batch splits evenly or the GEMMs are too small to split well;
+// otherwise one GEMM after another, each on all threads.
 template <typename Fn>
 void for_each_batch(int64_t batch, int64_t macs_per_item, const Fn& fn) {
   const int threads = num_threads();
   const bool across = batch >= threads && threads > 1 &&
                       (batch % threads == 0 || batch >= 4 * threads ||
-                       macs_per_item < (int64_t{1} << 22));
+                       macs_per_item < kParallelMinMacs);
   if (across) {
     parallel_for(batch, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) fn(i);
+      for (int64_t i = i0; i < i1; ++i) fn(i, 1);
     });
   } else {
-    for (int64_t i = 0; i < batch; ++i) fn(i);
+    for (int64_t i = 0; i < batch; ++i) fn(i, threads);
   }
 }
 
-// dbias (N) = Σ over rows of dout (rows, N), in float64 per column block.
-PIT_MULTIVERSION void column_sums_block(float* out, const float* x, int64_t rows, int64_t N,
-                                        int64_t j0, int64_t j1) {
-  constexpr int64_t kBlock = 256;
-  double acc[kBlock];
-  for (int64_t jb = j0; jb < j1; jb += kBlock) {
-    const int64_t w = std::min(kBlock, j1 - jb);
-    for (int64_t j = 0; j < w; ++j) acc[j] = 0.0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = x + r * N + jb;
-      for (int64_t j = 0; j < w; ++j) acc[j] += row[j];
-    }
-    for (int64_t j = 0; j < w; ++j) out[jb + j] = static_cast<float>(acc[j]);
+// acc[j] += Σ_r x[r][j] for rows [r0, r1) of x (rows, N), in float64.
+PIT_MULTIVERSION void add_column_sums(double* acc, const float* x, int64_t N, int64_t r0,
+                                      int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* row = x + r * N;
+    for (int64_t j = 0; j < N; ++j) acc[j] += row[j];
   }
 }
 
+// dbias (N) = Σ over rows of dout (rows, N). Each thread streams a contiguous band of rows
+// into its own float64 sums (a column-strip split read 3 KiB-strided rows: 2x slower).
 void column_sums(float* out, const float* x, int64_t rows, int64_t N) {
-  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 16) / std::max<int64_t>(rows, 1));
-  parallel_for(N, grain, [&](int64_t j0, int64_t j1) { column_sums_block(out, x, rows, N, j0, j1); });
+  const int64_t bands = rows * N >= (int64_t{1} << 16) ? std::min<int64_t>(num_threads(), rows) : 1;
+  std::vector<double> acc(static_cast<size_t>(std::max<int64_t>(bands, 1) * N), 0.0);
+  parallel_for(bands, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      add_column_sums(acc.data() + b * N, x, N, rows * b / bands, rows * (b + 1) / bands);
+  });
+  for (int64_t j = 0; j < N; ++j) {
+    double sum = 0.0;
+    for (int64_t b = 0; b < bands; ++b) sum += acc[static_cast<size_t>(b * N + j)];
+    out[j] = static_cast<float>(sum);
+  }
 }
 
 }  // namespace
@@ -586,13 +601,13 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
   if (b_shared && !trans_a) {  // the batch is just more rows of A: (batch·M, K)
-    sgemm(false, trans_b, batch * M, N, K, a, lda, b, ldb, out, N, accumulate, bias);
+    sgemm(false, trans_b, batch * M, N, K, a, lda, b, ldb, out, N, accumulate, bias, num_threads());
     return;
   }
   const int64_t b_stride = b_shared ? 0 : K * N;
-  for_each_batch(batch, M * N * K, [&](int64_t i) {
+  for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
     sgemm(trans_a, trans_b, M, N, K, a + i * M * K, lda, b + i * b_stride, ldb, out + i * M * N,
-          N, accumulate, bias);
+          N, accumulate, bias, threads);
   });
 }
 
@@ -608,18 +623,19 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
     if (!trans_a) {
       // da (M, K) = dout (M, N) · op(B)ᵀ (N, K); op(B)ᵀ is B read as stored when trans_b.
       if (b_shared) {
-        sgemm(false, !trans_b, batch * M, K, N, dout, N, b, ldb, da, K, false, nullptr);
+        sgemm(false, !trans_b, batch * M, K, N, dout, N, b, ldb, da, K, false, nullptr,
+              num_threads());
       } else {
-        for_each_batch(batch, M * N * K, [&](int64_t i) {
+        for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
           sgemm(false, !trans_b, M, K, N, dout + i * M * N, N, b + i * b_stride, ldb,
-                da + i * M * K, K, false, nullptr);
+                da + i * M * K, K, false, nullptr, threads);
         });
       }
     } else {
       // da stored (K, M) = op(B) (K, N) · doutᵀ (N, M).
-      for_each_batch(batch, M * N * K, [&](int64_t i) {
+      for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
         sgemm(trans_b, true, K, M, N, b + i * b_stride, ldb, dout + i * M * N, N, da + i * M * K,
-              M, false, nullptr);
+              M, false, nullptr, threads);
       });
     }
   }
@@ -628,23 +644,23 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
     // One batch item's db: op(A)ᵀ (K, M) · dout (M, N) in B's stored layout, i.e. when
     // trans_b db (N, K) = doutᵀ (N, M) · op(A) (M, K). op(A)ᵀ is A as stored when trans_a.
     auto db_item = [&](int64_t rows, const float* ai, const float* douti, float* dbi,
-                       bool accumulate) {
+                       bool accumulate, int threads) {
       if (!trans_b)
-        sgemm(!trans_a, false, K, N, rows, ai, lda, douti, N, dbi, N, accumulate, nullptr);
+        sgemm(!trans_a, false, K, N, rows, ai, lda, douti, N, dbi, N, accumulate, nullptr, threads);
       else
-        sgemm(true, trans_a, N, K, rows, douti, N, ai, lda, dbi, K, accumulate, nullptr);
+        sgemm(true, trans_a, N, K, rows, douti, N, ai, lda, dbi, K, accumulate, nullptr, threads);
     };
     if (!b_shared) {
-      for_each_batch(batch, M * N * K, [&](int64_t i) {
-        db_item(M, a + i * M * K, dout + i * M * N, db + i * K * N, false);
+      for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
+        db_item(M, a + i * M * K, dout + i * M * N, db + i * K * N, false, threads);
       });
     } else if (!trans_a) {  // Σ over the batch = one GEMM over batch·M rows
-      db_item(batch * M, a, dout, db, false);
+      db_item(batch * M, a, dout, db, false, num_threads());
     } else if (batch == 0) {
       std::fill(db, db + K * N, 0.0f);
-    } else {
+    } else {  // the batch entries all add into one db: one after another
       for (int64_t i = 0; i < batch; ++i)
-        db_item(M, a + i * M * K, dout + i * M * N, db, i > 0);
+        db_item(M, a + i * M * K, dout + i * M * N, db, i > 0, num_threads());
     }
   }
 }
