@@ -1,9 +1,13 @@
-// Thread pool behind parallel_for. Workers sleep on a condition variable between jobs and
-// claim chunks from one atomic counter, so uneven chunks balance themselves.
+// Thread pool behind parallel_for. Workers claim chunks from one atomic counter, so uneven
+// chunks balance themselves. Between jobs a worker spins briefly before it sleeps on a
+// condition variable: ops arrive back to back during training, and a sleeping worker takes
+// 40-60 µs to wake (milliseconds when another process holds its core), which was most of a
+// small op's time.
 #include "parallel.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -14,6 +18,16 @@ namespace pit {
 namespace {
 
 thread_local bool in_parallel_region = false;
+
+// How long an idle worker polls for the next job before sleeping (measured: the wake-up it
+// avoids costs 40-60 µs per op on an idle core).
+constexpr std::chrono::microseconds kSpin{200};
+
+inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 class ThreadPool {
  public:
@@ -38,7 +52,7 @@ class ThreadPool {
       job_chunks_ = chunks;
       next_chunk_.store(0);
       busy_workers_ = static_cast<int>(workers_.size());
-      ++generation_;
+      generation_.store(generation_.load() + 1, std::memory_order_release);
     }
     wake_.notify_all();
     work_on_current_job();
@@ -56,11 +70,14 @@ class ThreadPool {
   void worker_loop() {
     uint64_t seen = 0;
     for (;;) {
+      const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+      while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until)
+        relax();
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        wake_.wait(lock, [&] { return stopping_ || generation_.load() != seen; });
         if (stopping_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       work_on_current_job();
       std::lock_guard<std::mutex> lock(mutex_);
@@ -76,7 +93,7 @@ class ThreadPool {
   int64_t job_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
   int busy_workers_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under mutex_, read by spinning workers
   bool stopping_ = false;
 };
 
