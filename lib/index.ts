@@ -2,3 +2,4 @@
 export * from './tensor.js';
 export * from './ops/index.js';
 export { selectBackend, native, type BackendChoice, type Selection, type BuildInfo, type MemoryInfo } from './native.js';
+export * from './data/index.js';
