@@ -3,3 +3,5 @@ export * from './tensor.js';
 export * from './ops/index.js';
 export { selectBackend, native, type BackendChoice, type Selection, type BuildInfo, type MemoryInfo } from './native.js';
 export * from './data/index.js';
+export * from './nn/index.js';
+export * from './models/index.js';

@@ -1,0 +1,3 @@
+export {
+  VisionTransformer, vit, presetConfig, vitPresets, defaultVitConfig, parameterCount, sincosPositionTable, type VitConfig,
+} from './vit.js';

@@ -1,0 +1,28 @@
+// Multi-head self-attention: qkv Linear(d, 3d) → (B, L, 3, H, D) → fused attention
+// (scale D^-0.5) → (B, L, d) → proj Linear(d, d).
+import { attention } from '../ops/index.js';
+import type { Tensor } from '../tensor.js';
+import { initRng, type Init } from './init.js';
+import { Linear } from './linear.js';
+import { Module } from './module.js';
+
+export class Attention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+
+  constructor(readonly dim: number, readonly heads: number, init: Init = 0) {
+    super();
+    if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0)
+      throw new TypeError(`Attention: 'heads' must be a positive integer dividing dim ${dim}, got ${String(heads)}`);
+    const rng = initRng(init);
+    this.qkv = this.child('qkv', new Linear(dim, 3 * dim, rng));
+    this.proj = this.child('proj', new Linear(dim, dim, rng));
+  }
+
+  /** x (B, L, d) → (B, L, d) */
+  forward(x: Tensor): Tensor {
+    const [B, L] = x.shape as [number, number, number];
+    const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, this.dim / this.heads]);
+    return this.proj.forward(attention(qkv).reshape([B, L, this.dim]));
+  }
+}

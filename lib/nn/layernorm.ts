@@ -1,0 +1,20 @@
+// LayerNorm over the last dim, eps 1e-6, affine weight 1 and bias 0.
+import { layerNorm } from '../ops/index.js';
+import type { Tensor } from '../tensor.js';
+import { Module } from './module.js';
+
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(readonly dim: number, readonly eps = 1e-6) {
+    super();
+    if (!Number.isInteger(dim) || dim <= 0) throw new TypeError(`LayerNorm: 'dim' must be a positive integer, got ${String(dim)}`);
+    this.weight = this.parameter('weight', new Float32Array(dim).fill(1), [dim]);
+    this.bias = this.parameter('bias', new Float32Array(dim), [dim]);
+  }
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}

@@ -1,0 +1,135 @@
+// lib/nn: deterministic init, timm names, state dicts, train/eval and drop path.
+import test from 'ava';
+import { add, memory, noGrad, tidy, type Tensor } from '../lib/index.js';
+import { Block, dropPathResidual, InitRng, LayerNorm, Linear } from '../lib/nn/index.js';
+import { randomF32, t32 } from './helpers.js';
+
+const values = (x: Tensor): number[] => Array.from(x.toArray());
+
+test('Linear init: trunc-normal(0.02) within ±2 std, zero bias, deterministic from the seed', (t) => {
+  const a = new Linear(256, 128, 7), b = new Linear(256, 128, 7), c = new Linear(256, 128, 8);
+  const w = values(a.weight);
+  t.deepEqual(a.weight.shape, [128, 256]);
+  t.true(w.every((v) => Math.abs(v) <= 0.04 + 1e-9), 'truncated at 2·std');
+  const mean = w.reduce((s, v) => s + v, 0) / w.length;
+  const std = Math.sqrt(w.reduce((s, v) => s + (v - mean) ** 2, 0) / w.length);
+  // A normal truncated at ±2σ has std 0.8796σ.
+  t.true(Math.abs(std - 0.02 * 0.8796) < 0.0005, `std ${std}`);
+  t.true(Math.abs(mean) < 0.0005, `mean ${mean}`);
+  t.deepEqual(values(a.bias!), new Array(128).fill(0));
+  t.deepEqual(values(a.weight), values(b.weight));
+  t.notDeepEqual(values(a.weight), values(c.weight));
+  t.true(a.weight.requiresGrad && a.bias!.requiresGrad);
+  for (const m of [a, b, c]) m.dispose();
+});
+
+test('InitRng: consecutive draws are independent streams', (t) => {
+  const rng = new InitRng(3);
+  t.notDeepEqual(Array.from(rng.normal([8], 1)), Array.from(rng.normal([8], 1)));
+  t.throws(() => new InitRng(-1), { instanceOf: TypeError, message: /'seed' must be a non-negative integer/ });
+});
+
+test('LayerNorm starts at (1, 0) with eps 1e-6', (t) => {
+  const ln = new LayerNorm(5);
+  t.deepEqual(values(ln.weight), [1, 1, 1, 1, 1]);
+  t.deepEqual(values(ln.bias), [0, 0, 0, 0, 0]);
+  t.is(ln.eps, 1e-6);
+  ln.dispose();
+});
+
+test('Block: timm parameter names in order, and parameters() matches', (t) => {
+  const block = new Block(16, 2, { init: 1 });
+  const names = block.namedParameters().map(([n]) => n);
+  t.deepEqual(names, [
+    'norm1.weight', 'norm1.bias', 'attn.qkv.weight', 'attn.qkv.bias', 'attn.proj.weight', 'attn.proj.bias',
+    'norm2.weight', 'norm2.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias',
+  ]);
+  t.deepEqual(block.namedParameters().map(([, p]) => p.shape), [[16], [16], [48, 16], [48], [16, 16], [16], [16], [16], [64, 16], [64], [16, 64], [16]]);
+  t.is(block.parameters().length, 12);
+  t.is(block.parameterCount(), 12 * 16 * 16 + 13 * 16);
+  block.dispose();
+});
+
+test('train()/eval() set the flag on every child', (t) => {
+  const block = new Block(8, 2);
+  t.true(block.training && block.attn.qkv.training);
+  block.eval();
+  t.false(block.training || block.attn.training || block.attn.qkv.training || block.mlp.fc2.training || block.norm1.training);
+  block.train();
+  t.true(block.mlp.fc1.training);
+  block.dispose();
+});
+
+test('stateDict/loadStateDict round trip is bit-exact; failed loads throw clearly and change nothing', (t) => {
+  const a = new Block(16, 2, { init: 1 }).eval(), b = new Block(16, 2, { init: 2 }).eval();
+  tidy(() => noGrad(() => {
+    const x = t32(randomF32(2 * 5 * 16), [2, 5, 16]);
+    const ya = values(a.forward(x));
+    t.notDeepEqual(values(b.forward(x)), ya);
+    const before = values(b.attn.qkv.weight);
+
+    const missing = new Map(a.stateDict());
+    missing.delete('mlp.fc1.bias');
+    t.throws(() => b.loadStateDict(missing), { instanceOf: RangeError, message: /missing "mlp\.fc1\.bias"/ });
+    const extra = new Map(a.stateDict()).set('head.weight', x);
+    t.throws(() => b.loadStateDict(extra), { instanceOf: RangeError, message: /unexpected "head\.weight"/ });
+    const wrong = new Map(a.stateDict()).set('attn.proj.weight', t32(new Float64Array(16 * 15), [16, 15]));
+    t.throws(() => b.loadStateDict(wrong), { instanceOf: RangeError, message: /"attn\.proj\.weight" must have shape \[16, 16\], got \[16, 15\]/ });
+    t.deepEqual(values(b.attn.qkv.weight), before, 'a failed load copies nothing');
+
+    b.loadStateDict(Object.fromEntries(a.stateDict()));
+    t.deepEqual(values(b.forward(x)), ya);
+    for (const [name, p] of b.stateDict()) t.deepEqual(values(p), values(a.stateDict().get(name)!), name);
+    t.not(b.attn.qkv.weight, a.attn.qkv.weight, 'values are copied, not shared');
+  }));
+  a.dispose();
+  b.dispose();
+});
+
+test('dispose frees every parameter and gradient', (t) => {
+  const before = memory().cpu.tensors;
+  const block = new Block(8, 2);
+  t.is(memory().cpu.tensors, before + 12);
+  block.dispose();
+  t.is(memory().cpu.tensors, before);
+  t.true(block.norm1.weight.disposed);
+});
+
+test('drop path is the identity (x + y) in eval mode and at rate 0', (t) => {
+  tidy(() => {
+    const x = t32(randomF32(4 * 3 * 8), [4, 3, 8]), y = t32(randomF32(4 * 3 * 8), [4, 3, 8]);
+    const expected = values(add(x, y));
+    t.deepEqual(values(dropPathResidual(x, y, 0.5, false, { seed: 1, offset: 0 })), expected);
+    t.deepEqual(values(dropPathResidual(x, y, 0, true)), expected);
+    t.throws(() => dropPathResidual(x, y, 0.5, true), { instanceOf: TypeError, message: /needs a noise/ });
+    t.throws(() => dropPathResidual(x, y, 1, true), { instanceOf: RangeError, message: /'rate' must be in \[0, 1\)/ });
+  });
+  // A block with drop path in eval mode equals the same weights without it.
+  const withDrop = new Block(16, 2, { init: 4, dropPath: 0.9 }).eval(), plain = new Block(16, 2, { init: 4 }).eval();
+  tidy(() => noGrad(() => {
+    const x = t32(randomF32(3 * 4 * 16), [3, 4, 16]);
+    t.deepEqual(values(withDrop.forward(x, { seed: 1, offset: 2 })), values(plain.forward(x)));
+  }));
+  withDrop.dispose();
+  plain.dispose();
+});
+
+test('drop path in training keeps each sample with probability 1 − r, scaled by 1/(1 − r)', (t) => {
+  const B = 20000, r = 0.3;
+  tidy(() => noGrad(() => {
+    const x = t32(new Float64Array(B * 2), [B, 1, 2]), y = t32(new Float64Array(B * 2).fill(1), [B, 1, 2]);
+    const out = dropPathResidual(x, y, r, true, { seed: 5, offset: 11 }).toArray();
+    const scaleKept = Math.fround(1 / (1 - r));
+    let kept = 0;
+    for (let b = 0; b < B; b++) {
+      const [u, v] = [out[2 * b]!, out[2 * b + 1]!];
+      t.true((u === 0 || u === scaleKept) && v === u, `sample ${b}: ${u}, ${v}`);
+      if (u !== 0) kept++;
+    }
+    const rate = kept / B, sigma = Math.sqrt(r * (1 - r) / B);
+    t.true(Math.abs(rate - (1 - r)) < 4 * sigma, `keep rate ${rate}`);
+    // Same noise → same mask; another offset → another mask.
+    t.deepEqual(Array.from(dropPathResidual(x, y, r, true, { seed: 5, offset: 11 }).toArray()), Array.from(out));
+    t.notDeepEqual(Array.from(dropPathResidual(x, y, r, true, { seed: 5, offset: 12 }).toArray()), Array.from(out));
+  }));
+});
