@@ -5,3 +5,4 @@ export { selectBackend, native, type BackendChoice, type Selection, type BuildIn
 export * from './data/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
+export * from './train/index.js';

@@ -1,0 +1,188 @@
+// The safetensors format (huggingface/safetensors), F32 only:
+//   [8 bytes: N, u64 little-endian] [N bytes: JSON header, space-padded to 8-byte alignment]
+//   [data: every tensor's raw little-endian bytes, back to back]
+// header = { "__metadata__": { string: string }, name: { "dtype": "F32", "shape": [..],
+//            "data_offsets": [begin, end] } } with offsets relative to the start of data.
+// The reader trusts nothing: every violation throws an error naming the file.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { dirname } from 'node:path';
+import { Tensor } from '../tensor.js';
+
+/** A tensor's values outside the addon: row-major f32. */
+export interface SafetensorsEntry {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface SafetensorsContents {
+  /** In data-offset order. */
+  tensors: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+}
+
+// The format's other dtypes: named so that a valid file we cannot read says so.
+const KNOWN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64']);
+// The reference implementation refuses headers above 100 MB; so do we.
+const MAX_HEADER_BYTES = 100_000_000;
+const littleEndian = endianness() === 'LE';
+
+function toBytes(data: Float32Array): Uint8Array {
+  if (littleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(data.byteLength);
+  const view = new DataView(out.buffer);
+  data.forEach((x, i) => view.setFloat32(4 * i, x, true));
+  return out;
+}
+
+function fromBytes(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.byteLength / 4);
+  if (littleEndian) new Uint8Array(out.buffer).set(bytes);   // a copy, 4-byte aligned
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+  }
+  return out;
+}
+
+/** The file's bytes for `tensors` (insertion order) and string `metadata`. */
+export function encodeSafetensors(tensors: Map<string, Tensor | SafetensorsEntry>, metadata: Record<string, string> = {}): Uint8Array {
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata))
+    if (typeof v !== 'string') throw new TypeError(`safetensors: metadata "${k}" must be a string, got ${typeof v}`);
+  header.__metadata__ = metadata;
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    if (name === '__metadata__') throw new TypeError('safetensors: "__metadata__" cannot name a tensor');
+    let shape: number[], data: Float32Array;
+    if (t instanceof Tensor) {
+      if (t.dtype !== 'f32') throw new TypeError(`safetensors: tensor "${name}" must be f32, got ${t.dtype}`);
+      shape = t.shape.slice();
+      data = t.toArray() as Float32Array;
+    } else {
+      shape = t.shape.slice();
+      data = t.data;
+      if (!(data instanceof Float32Array) || data.length !== shape.reduce((a, b) => a * b, 1))
+        throw new TypeError(`safetensors: tensor "${name}" must hold a Float32Array of ${shape.reduce((a, b) => a * b, 1)} values for shape [${shape.join(', ')}]`);
+    }
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
+    chunks.push(toBytes(data));
+    offset += data.byteLength;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;   // 8 + padded is a multiple of 8
+  const out = new Uint8Array(8 + padded + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + padded);
+  let at = 8 + padded;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** Parses and validates safetensors bytes; `source` (the file) names every error. */
+export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
+  const fail = (why: string): never => {
+    throw new RangeError(`safetensors: ${source}: ${why}`);
+  };
+  if (bytes.byteLength < 8) fail(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  if (n > BigInt(bytes.byteLength - 8)) fail(`header length ${n} runs past the end of the file (${bytes.byteLength} bytes)`);
+  if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  const headerLength = Number(n);
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8'));
+  } catch (e) {
+    fail(`header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header must be a JSON object');
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.byteLength - dataStart;
+  const metadata: Record<string, string> = {};
+  const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (!value || typeof value !== 'object' || Array.isArray(value)) fail('"__metadata__" must be an object of strings');
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`"__metadata__"."${k}" must be a string, got ${JSON.stringify(v)}`);
+        metadata[k] = v as string;
+      }
+      continue;
+    }
+    const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (!info || typeof info !== 'object' || Array.isArray(info)) fail(`tensor "${name}" must be an object with dtype, shape and data_offsets`);
+    if (info.dtype !== 'F32') {
+      if (typeof info.dtype === 'string' && KNOWN_DTYPES.has(info.dtype)) fail(`tensor "${name}" has dtype "${info.dtype}"; only F32 is supported`);
+      fail(`tensor "${name}" has unknown dtype ${JSON.stringify(info.dtype)}`);
+    }
+    const shape = info.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      fail(`tensor "${name}" shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    const offsets = info.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1])
+      fail(`tensor "${name}" data_offsets must be [begin, end] with 0 ≤ begin ≤ end, got ${JSON.stringify(offsets)}`);
+    const [begin, end] = offsets as [number, number];
+    const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (elements * 4 !== end - begin)
+      fail(`tensor "${name}" shape [${(shape as number[]).join(', ')}] × 4 bytes = ${elements * 4} does not match its ${end - begin}-byte data_offsets [${begin}, ${end}]`);
+    if (end > dataLength) fail(`tensor "${name}" data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data: the file is truncated or the offsets are out of bounds`);
+    entries.push({ name, shape: shape as number[], begin, end });
+  }
+  // The tensors must tile the data exactly: no overlap, no gap, nothing left over.
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.begin < expected) fail(`tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${entries[i - 1]!.name}" (which ends at ${expected})`);
+    if (e.begin > expected) fail(`data bytes [${expected}, ${e.begin}) belong to no tensor (gap before "${e.name}")`);
+    expected = e.end;
+  }
+  if (expected !== dataLength) fail(`the tensors cover ${expected} bytes but the file holds ${dataLength} bytes of data (trailing bytes)`);
+  const tensors = new Map<string, SafetensorsEntry>();
+  for (const e of entries) tensors.set(e.name, { shape: e.shape, data: fromBytes(bytes.subarray(dataStart + e.begin, dataStart + e.end)) });
+  return { tensors, metadata };
+}
+
+/**
+ * Writes `bytes` to `path` atomically: `<path>.tmp-<pid>`, fsync, rename (then fsync the
+ * folder, best effort), so a crash leaves the old file or the new one, never half of one.
+ */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w');
+    for (let at = 0; at < bytes.byteLength;) at += writeSync(fd, bytes, at, bytes.byteLength - at);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch { /* never created */ }
+    throw e;
+  }
+  try {
+    const dir = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch { /* some platforms cannot fsync a folder */ }
+}
+
+export function writeSafetensors(path: string, tensors: Map<string, Tensor | SafetensorsEntry>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+export function readSafetensors(path: string): SafetensorsContents {
+  return decodeSafetensors(readFileSync(path), path);
+}
