@@ -48,9 +48,11 @@ function attentionCases(B: number, H: number, L: number, D: number): KernelCase[
   const fwd = 4 * B * H * L * L * D;
   const prepare = (device: Device) => {
     const qkv = input([B, L, 3, H, D], device);
-    const { out, lse } = attentionWithLse(qkv);
+    return { qkv, ...attentionWithLse(qkv) };
+  };
+  const prepareBackward = (device: Device) => {
     const dout = input([B, L, H, D], device), dqkv = input([B, L, 3, H, D], device);
-    return { qkv, out, lse, dout, dqkv };
+    return { ...prepare(device), dout, dqkv };
   };
   return [
     {
@@ -63,14 +65,14 @@ function attentionCases(B: number, H: number, L: number, D: number): KernelCase[
     {
       op: 'attention_backward', shape, formula: '2.5*4*B*H*L^2*D', flops: 2.5 * fwd,
       setup(device) {
-        const { qkv, out, lse, dout, dqkv } = prepare(device);
+        const { qkv, out, lse, dout, dqkv } = prepareBackward(device);
         return () => native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
       },
     },
     {
       op: 'attention_forward_backward', shape, formula: '3.5*4*B*H*L^2*D', flops: 3.5 * fwd,
       setup(device) {
-        const { qkv, out, lse, dout, dqkv } = prepare(device);
+        const { qkv, out, lse, dout, dqkv } = prepareBackward(device);
         return () => {
           native().attentionForward(out.handle, lse.handle, qkv.handle);
           native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);

@@ -80,7 +80,8 @@ bench
       for (const l of lines) console.log(l);
       return;
     }
-    console.log(`device ${device} (${selection.addon.buildInfo().cpuIsa}, ${selection.addon.buildInfo().threads} threads)`);
+    const build = selection.addon.buildInfo();
+    console.log(`device ${device} (${build.cpuIsa}, ${build.threads} threads)`);
     console.log('op                           shape                          ms        GFLOP/s  formula');
     for (const r of results) {
       const shape = Object.entries(r.shape).map(([k, v]) => `${k}=${v}`).join(' ');

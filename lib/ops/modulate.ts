@@ -2,12 +2,10 @@
 // x + gate·y, both per sample: x, y (B, L, C); shift, scale, gate (B, C).
 import { native } from '../native.js';
 import { record, Tensor } from '../tensor.js';
-import { emptyLike, expectTensor, gradBufferFor, handleOrNull } from './util.js';
+import { emptyLike, expectTensors, gradBufferFor, handleOrNull } from './util.js';
 
 export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-  expectTensor('modulate', 'x', x);
-  expectTensor('modulate', 'shift', shift);
-  expectTensor('modulate', 'scale', scale);
+  expectTensors('modulate', { x, shift, scale });
   const out = emptyLike(x);
   native().modulateForward(out.handle, x.handle, shift.handle, scale.handle);
   return record(out, 'modulate', [x, shift, scale], (g) => {
@@ -18,9 +16,7 @@ export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
 }
 
 export function gatedResidual(x: Tensor, y: Tensor, gate: Tensor): Tensor {
-  expectTensor('gatedResidual', 'x', x);
-  expectTensor('gatedResidual', 'y', y);
-  expectTensor('gatedResidual', 'gate', gate);
+  expectTensors('gatedResidual', { x, y, gate });
   const out = emptyLike(x);
   native().gatedResidualForward(out.handle, x.handle, y.handle, gate.handle);
   return record(out, 'gatedResidual', [x, y, gate], (g) => {

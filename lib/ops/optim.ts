@@ -1,7 +1,7 @@
 // Optimizer kernels (not differentiable): the AdamW step and the global gradient norm.
 import { native } from '../native.js';
 import type { Tensor } from '../tensor.js';
-import { expectTensor } from './util.js';
+import { expectTensor, expectTensors } from './util.js';
 
 export interface AdamwHyper {
   /** Learning rate for this tensor (a group's lr scale already applied). */
@@ -16,7 +16,7 @@ export interface AdamwHyper {
 
 /** One AdamW step in place on param, m and v (decoupled weight decay, bias-corrected). */
 export function adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamwHyper): void {
-  for (const [name, t] of [['param', param], ['grad', grad], ['m', m], ['v', v]] as const) expectTensor('adamwStep', name, t);
+  expectTensors('adamwStep', { param, grad, m, v });
   native().adamw(param.handle, grad.handle, m.handle, v.handle, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step);
 }
 

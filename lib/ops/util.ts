@@ -21,3 +21,8 @@ export function expectTensor(op: string, name: string, value: unknown): asserts 
     throw new TypeError(`${op}: '${name}' must be a Tensor, got ${got}`);
   }
 }
+
+/** expectTensor for each named argument, in order: expectTensors('modulate', { x, shift, scale }). */
+export function expectTensors(op: string, args: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(args)) expectTensor(op, name, value);
+}
