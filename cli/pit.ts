@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runKernelBench } from '../bench/kernels.js';
 import { selectBackend } from '../lib/native.js';
 import { getDefaultDevice } from '../lib/tensor.js';
+import { registerEval, registerTrain } from './train.js';
 
 const program = new Command();
 program
@@ -53,6 +54,9 @@ program
       (memory.cuda ? `; cuda: ${memory.cuda.tensors} tensors, ${formatBytes(memory.cuda.bytes)}, ${formatBytes(memory.cuda.free)} free` : ''));
     console.log(`node           ${process.version} ${process.platform}-${process.arch}`);
   });
+
+registerTrain(program);
+registerEval(program);
 
 const bench = program.command('bench').description('benchmarks (not tests): print tables, write JSON');
 

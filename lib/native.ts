@@ -40,7 +40,8 @@ type T = NativeTensor;
 type Opt = NativeTensor | null;
 
 export interface MemoryInfo {
-  cpu: { tensors: number; bytes: number };
+  /** poolCached: freed host blocks kept for reuse (at most poolLimit bytes), not in any tensor. */
+  cpu: { tensors: number; bytes: number; poolCached: number; poolLimit: number };
   cuda?: { tensors: number; bytes: number; free: number; total: number; poolReserved: number };
 }
 

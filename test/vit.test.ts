@@ -50,7 +50,7 @@ test('presetConfig errors on an unknown name, listing the valid ones; overrides 
   t.throws(() => new VisionTransformer({ ...tiny, patch: 3 }), { instanceOf: RangeError, message: /8×8 must be divisible by 'patch' 3/ });
 });
 
-test('patchify flattens each patch in (row, col, channel) order, patches row-major', (t) => {
+test('patchify flattens each patch in (channel, row, col) order, patches row-major', (t) => {
   const [B, C, H, W, p] = [2, 3, 4, 6, 2];
   const model = new VisionTransformer({ ...tiny, imageSize: [H, W], channels: C, patch: p });
   const image = Float32Array.from({ length: B * C * H * W }, (_, i) => i);
@@ -58,7 +58,7 @@ test('patchify flattens each patch in (row, col, channel) order, patches row-maj
   const [h, w] = [H / p, W / p];
   const expected: number[] = [];
   for (let b = 0; b < B; b++) for (let i = 0; i < h; i++) for (let j = 0; j < w; j++)
-    for (let r = 0; r < p; r++) for (let c = 0; c < p; c++) for (let ch = 0; ch < C; ch++)
+    for (let ch = 0; ch < C; ch++) for (let r = 0; r < p; r++) for (let c = 0; c < p; c++)
       expected.push(image[((b * C + ch) * H + i * p + r) * W + j * p + c]!);
   t.deepEqual(Array.from(tokens), expected);
   model.dispose();
@@ -67,6 +67,27 @@ test('patchify flattens each patch in (row, col, channel) order, patches row-maj
   const pixTokens = tidy(() => noGrad(() => pit.patchify(tensor(pix, [1, 2, 3, 5])).toArray()));
   t.deepEqual(Array.from(pixTokens).slice(0, 6), [0, 15, 1, 16, 2, 17], 'p = 1: token = pixel, channels last');
   pit.dispose();
+});
+
+test("patch_embed.proj.weight has timm's conv layout (d, C, p, p): the embedding is the stride-p convolution", (t) => {
+  const [B, C, H, W, p, d] = [2, 3, 4, 6, 2, 32];
+  const model = new VisionTransformer({ ...tiny, imageSize: [H, W], channels: C, patch: p, dim: d });
+  const weight = model.patchEmbed.proj.weight, bias = model.patchEmbed.proj.bias;
+  t.deepEqual(weight.shape, [d, C, p, p]);
+  t.deepEqual(bias.shape, [d]);
+  const image = randomF32(B * C * H * W);
+  const got = tidy(() => noGrad(() => model.patchEmbed.forward(model.patchify(t32(image, [B, C, H, W]))).toArray()));
+  const w = weight.toArray(), bv = bias.toArray();
+  const [h, wt] = [H / p, W / p];
+  const expected = new Float64Array(B * h * wt * d);
+  for (let b = 0; b < B; b++) for (let i = 0; i < h; i++) for (let j = 0; j < wt; j++) for (let o = 0; o < d; o++) {
+    let acc = bv[o]!;
+    for (let ch = 0; ch < C; ch++) for (let r = 0; r < p; r++) for (let c = 0; c < p; c++)
+      acc += w[((o * C + ch) * p + r) * p + c]! * image[((b * C + ch) * H + i * p + r) * W + j * p + c]!;
+    expected[((b * h + i) * wt + j) * d + o] = acc;
+  }
+  assertClose(t, got, expected, { rtol: 1e-5, atol: 1e-6 });
+  model.dispose();
 });
 
 test('sincos position table matches a float64 reference of SPEC §2; it is a fixed buffer', (t) => {

@@ -1,6 +1,6 @@
 // The ViT family with patch size p; p = 1 is the Pixel Transformer (PiT): one token per
 // pixel. Parameter names follow timm's vision_transformer (SPEC.md §1).
-import { add, concatTokens, mean, permute, sliceTokens } from '../ops/index.js';
+import { add, concatTokens, linear, mean, permute, sliceTokens } from '../ops/index.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { Block, type Noise } from '../nn/block.js';
 import { InitRng } from '../nn/init.js';
@@ -109,7 +109,7 @@ export class VisionTransformer extends Module {
   readonly config: Readonly<VitConfig>;
   /** Token grid (H/p, W/p); N = h·w tokens besides cls. */
   readonly grid: readonly [number, number];
-  readonly patchEmbed: Linear;
+  readonly patchEmbed: PatchEmbed;
   readonly clsToken: Tensor;
   /** (N + 1, d): a parameter (learned), a fixed buffer (sincos), or null (none). */
   readonly posEmbed: Tensor | null;
@@ -125,10 +125,7 @@ export class VisionTransformer extends Module {
     const { dim: d, patch: p, channels: C } = c;
     const rng = new InitRng(c.seed);
     const N = h * w;
-    // patch_embed.proj as a Linear over (row, col, channel)-flattened patches (not timm's
-    // (C, p, p) conv order).
-    const patchEmbed = this.child('patch_embed', new PatchEmbed(p * p * C, d, rng));
-    this.patchEmbed = patchEmbed.proj;
+    this.patchEmbed = this.child('patch_embed', new PatchEmbed(C, p, d, rng));
     this.clsToken = this.parameter('cls_token', rng.normal([1, 1, d], 1e-6), [1, 1, d]);
     if (c.posEmbed === 'learned') this.posEmbed = this.parameter('pos_embed', rng.truncNormal([1, N + 1, d], 0.02), [1, N + 1, d]);
     else if (c.posEmbed === 'sincos') this.posEmbed = this.buffer('pos_embed', tensor(Float32Array.from(sincosPositionTable(h, w, d)), [1, N + 1, d]));
@@ -142,8 +139,9 @@ export class VisionTransformer extends Module {
   }
 
   /**
-   * Images (B, C, H, W) → tokens (B, N, p²C), each patch flattened in (row, col, channel)
-   * order and patches in row-major order.
+   * Images (B, C, H, W) → tokens (B, N, C·p²), each patch flattened in (channel, row, col)
+   * order, patches row-major: the input of timm's stride-p convolution, so the embedding
+   * weight (d, C, p, p) is timm's layout as it is. (For p = 1 a token is a pixel's channels.)
    */
   patchify(images: Tensor): Tensor {
     const { channels: C, patch: p } = this.config;
@@ -153,8 +151,8 @@ export class VisionTransformer extends Module {
       throw new RangeError(`ViT: 'images' must be (B, ${C}, ${H}, ${W}), got shape [${images.shape.join(', ')}]`);
     const B = images.shape[0]!;
     if (p === 1) return permute(images, [0, 2, 3, 1]).reshape([B, h * w, C]);
-    // (B, C, h, p, w, p) → (B, h, w, p_row, p_col, C)
-    return permute(images.reshape([B, C, h, p, w, p]), [0, 2, 4, 3, 5, 1]).reshape([B, h * w, p * p * C]);
+    // (B, C, h, p, w, p) → (B, h, w, C, p_row, p_col)
+    return permute(images.reshape([B, C, h, p, w, p]), [0, 2, 4, 1, 3, 5]).reshape([B, h * w, C * p * p]);
   }
 
   /** Tokens after the blocks (B, N + 1, d), before the head. */
@@ -185,12 +183,38 @@ export class VisionTransformer extends Module {
   }
 }
 
-/** `patch_embed.proj`: a container for timm's name. */
-class PatchEmbed extends Module {
-  readonly proj: Linear;
-  constructor(inFeatures: number, dim: number, rng: InitRng) {
+/**
+ * `patch_embed`: timm's stride-p convolution `proj` (weight (d, C, p, p), bias (d)) applied as
+ * a matmul on patchified tokens. Initialised like every Linear (trunc-normal 0.02 over the
+ * flattened (d, C·p²) weight, zero bias).
+ */
+export class PatchEmbed extends Module {
+  readonly proj: PatchProjection;
+  constructor(channels: number, patch: number, dim: number, rng: InitRng) {
     super();
-    this.proj = this.child('proj', new Linear(inFeatures, dim, rng));
+    this.proj = this.child('proj', new PatchProjection(channels, patch, dim, rng));
+  }
+
+  /** tokens (B, N, C·p²) from patchify → (B, N, d) */
+  forward(tokens: Tensor): Tensor {
+    return this.proj.forward(tokens);
+  }
+}
+
+class PatchProjection extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly #flat: [number, number];
+  constructor(channels: number, patch: number, dim: number, rng: InitRng) {
+    super();
+    const shape = [dim, channels, patch, patch];
+    this.#flat = [dim, channels * patch * patch];
+    this.weight = this.parameter('weight', rng.truncNormal(shape, 0.02), shape);
+    this.bias = this.parameter('bias', new Float32Array(dim), [dim]);
+  }
+
+  forward(tokens: Tensor): Tensor {
+    return linear(tokens, this.weight.reshape(this.#flat), this.bias);
   }
 }
 

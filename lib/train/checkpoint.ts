@@ -1,23 +1,31 @@
-// A training checkpoint is a folder of two safetensors files, each written atomically:
+// A training checkpoint is a folder of safetensors files:
 //   model.safetensors        the weights under timm's names; __metadata__ holds the caller's
 //                            entries (model config etc.), each as a JSON string
+//   ema.safetensors          (with EMA) the averaged weights, same names
 //   train-state.safetensors  AdamW's m and v as `m.<name>` / `v.<name>`; __metadata__ holds
 //                            step, epoch, optimizer_step and the caller's train state (rng,
 //                            data loader) as JSON strings
-// Loading checks every name and shape (model and optimizer) before copying anything.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+// The folder is written whole under a temporary name and renamed into place, so a reader
+// never sees one file of a new checkpoint beside one of an old. A run folder keeps its
+// checkpoints as checkpoints/step-<n>/ with a `latest` file naming the newest complete one.
+// Loading checks every name and shape (model, EMA, optimizer) before copying anything.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { tensor, tidy, type Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
+import type { Ema } from './ema.js';
 import type { AdamW } from './optimizer.js';
-import { readSafetensors, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
+import { readSafetensors, readSafetensorsMetadata, writeFileAtomic, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
+export const EMA_FILE = 'ema.safetensors';
 export const TRAIN_STATE_FILE = 'train-state.safetensors';
 
 export interface SaveCheckpointOptions {
   model: Module;
   optimizer?: AdamW;
+  /** Saved as ema.safetensors (with the model's metadata). */
+  ema?: Ema;
   /** Model-file metadata, e.g. { config: vitConfig }; each value stored as JSON. */
   metadata?: Record<string, unknown>;
   step?: number;
@@ -33,23 +41,46 @@ export interface LoadedCheckpoint {
   trainState: unknown;
 }
 
+/**
+ * Writes the checkpoint folder `dir` (replacing one already there): every file goes into a
+ * temporary sibling folder, which is then renamed to `dir`.
+ */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {
-  const { model, optimizer, metadata = {}, step = 0, epoch = 0, trainState = null } = options;
-  mkdirSync(dir, { recursive: true });
-  const modelMeta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)]));
-  writeSafetensors(join(dir, MODEL_FILE), model.stateDict(), modelMeta);
-  const state = new Map<string, Tensor>();
-  if (optimizer) {
-    const { m, v } = optimizer.state();
-    for (const [name, t] of m) state.set(`m.${name}`, t);
-    for (const [name, t] of v) state.set(`v.${name}`, t);
+  const { model, optimizer, ema, metadata = {}, step = 0, epoch = 0, trainState = null } = options;
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    const modelMeta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)]));
+    writeSafetensors(join(tmp, MODEL_FILE), model.stateDict(), modelMeta);
+    if (ema) writeSafetensors(join(tmp, EMA_FILE), ema.stateDict(), { ...modelMeta, ema_decay: JSON.stringify(ema.decay) });
+    const state = new Map<string, Tensor>();
+    if (optimizer) {
+      const { m, v } = optimizer.state();
+      for (const [name, t] of m) state.set(`m.${name}`, t);
+      for (const [name, t] of v) state.set(`v.${name}`, t);
+    }
+    writeSafetensors(join(tmp, TRAIN_STATE_FILE), state, {
+      step: JSON.stringify(step),
+      epoch: JSON.stringify(epoch),
+      optimizer_step: JSON.stringify(optimizer ? optimizer.stepCount : 0),
+      train_state: JSON.stringify(trainState),
+    });
+    if (existsSync(dir)) {
+      // rename() cannot replace a non-empty folder: move the old one aside first.
+      const old = `${dir}.old-${process.pid}`;
+      rmSync(old, { recursive: true, force: true });
+      renameSync(dir, old);
+      renameSync(tmp, dir);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(tmp, dir);
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
-  writeSafetensors(join(dir, TRAIN_STATE_FILE), state, {
-    step: JSON.stringify(step),
-    epoch: JSON.stringify(epoch),
-    optimizer_step: JSON.stringify(optimizer ? optimizer.stepCount : 0),
-    train_state: JSON.stringify(trainState),
-  });
 }
 
 function parseJson(file: string, key: string, text: string | undefined): unknown {
@@ -85,12 +116,14 @@ function checkEntries(file: string, what: string, entries: Map<string, Safetenso
  * Loads a checkpoint saved by saveCheckpoint into `model` (and `optimizer`, which then needs
  * the saved m/v). Everything is read and validated before any weight changes.
  */
-export function loadCheckpoint(dir: string, options: { model: Module; optimizer?: AdamW }): LoadedCheckpoint {
-  const { model, optimizer } = options;
-  const modelPath = join(dir, MODEL_FILE), statePath = join(dir, TRAIN_STATE_FILE);
+export function loadCheckpoint(dir: string, options: { model: Module; optimizer?: AdamW; ema?: Ema }): LoadedCheckpoint {
+  const { model, optimizer, ema } = options;
+  const modelPath = join(dir, MODEL_FILE), statePath = join(dir, TRAIN_STATE_FILE), emaPath = join(dir, EMA_FILE);
   const weights = readSafetensors(modelPath);
   const state = readSafetensors(statePath);
   checkEntries(modelPath, 'model', weights.tensors, model.namedParameters());
+  const emaWeights = ema ? readSafetensors(emaPath) : null;
+  if (emaWeights) checkEntries(emaPath, 'EMA', emaWeights.tensors, model.namedParameters());
   const metadata = Object.fromEntries(Object.entries(weights.metadata).map(([k, v]) => [k, parseJson(modelPath, k, v)]));
   const step = nonNegativeInteger(statePath, 'step', parseJson(statePath, 'step', state.metadata.step));
   const epoch = nonNegativeInteger(statePath, 'epoch', parseJson(statePath, 'epoch', state.metadata.epoch));
@@ -114,7 +147,65 @@ export function loadCheckpoint(dir: string, options: { model: Module; optimizer?
     const modelState = toTensors('', [...weights.tensors.keys()], weights.tensors);
     // Both validated above, so neither call can throw half way.
     if (optimizer) optimizer.loadState({ step: optimizerStep, m: toTensors('m.', optimizer.names, state.tensors), v: toTensors('v.', optimizer.names, state.tensors) });
+    if (ema && emaWeights) ema.loadStateDict(toTensors('', [...emaWeights.tensors.keys()], emaWeights.tensors));
     model.loadStateDict(modelState);
   });
   return { metadata, step, epoch, trainState };
+}
+
+export const CHECKPOINTS_DIR = 'checkpoints';
+const LATEST_FILE = 'latest';
+
+/**
+ * Saves a run's checkpoint as <runDir>/checkpoints/step-<step>/, then points `latest` at it
+ * (atomically) and removes all but the newest `keep` step folders. Returns the folder.
+ */
+export function saveRunCheckpoint(runDir: string, options: SaveCheckpointOptions & { keep?: number }): string {
+  const { keep = 2, step = 0 } = options;
+  const root = join(runDir, CHECKPOINTS_DIR);
+  const name = `step-${String(step).padStart(8, '0')}`;
+  saveCheckpoint(join(root, name), options);
+  writeFileAtomic(join(root, LATEST_FILE), new TextEncoder().encode(name + '\n'));
+  const steps = readdirSync(root).filter((f) => /^step-\d+$/.test(f)).sort();
+  for (const old of steps.slice(0, Math.max(0, steps.length - keep))) if (old !== name) rmSync(join(root, old), { recursive: true, force: true });
+  return join(root, name);
+}
+
+/**
+ * The checkpoint folder `path` names: a checkpoint folder itself (it holds model.safetensors),
+ * or a run folder whose checkpoints/latest names one. Throws, saying what was looked for.
+ */
+export function resolveCheckpoint(path: string): string {
+  if (!existsSync(path)) throw new RangeError(`checkpoint: '${path}' does not exist`);
+  if (!statSync(path).isDirectory()) {
+    if (basename(path) === MODEL_FILE) return dirname(path);
+    throw new RangeError(`checkpoint: '${path}' must be a run folder or a checkpoint folder, got a file`);
+  }
+  if (existsSync(join(path, MODEL_FILE))) return path;
+  const latest = join(path, CHECKPOINTS_DIR, LATEST_FILE);
+  if (!existsSync(latest)) throw new RangeError(`checkpoint: '${path}' holds neither ${MODEL_FILE} nor ${CHECKPOINTS_DIR}/${LATEST_FILE}`);
+  const name = readFileSync(latest, 'utf8').trim();
+  const dir = join(path, CHECKPOINTS_DIR, name);
+  if (!/^step-\d+$/.test(name) || !existsSync(join(dir, MODEL_FILE)))
+    throw new RangeError(`checkpoint: ${latest} names "${name}", which is not a checkpoint folder beside it`);
+  return dir;
+}
+
+/** The metadata of a checkpoint's model file, parsed (each entry JSON), without loading weights. */
+export function readCheckpointMetadata(dir: string): Record<string, unknown> {
+  const path = join(dir, MODEL_FILE);
+  const metadata = readSafetensorsMetadata(path);
+  return Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, parseJson(path, k, v)]));
+}
+
+/**
+ * Loads only weights into `model`: the checkpoint's model.safetensors, or with `ema` its
+ * ema.safetensors (an error when the run kept no EMA). Names and shapes checked first.
+ */
+export function loadModelWeights(dir: string, model: Module, options: { ema?: boolean } = {}): void {
+  const path = join(dir, options.ema ? EMA_FILE : MODEL_FILE);
+  if (options.ema && !existsSync(path)) throw new RangeError(`checkpoint: ${dir} has no ${EMA_FILE} (the run was trained without --ema)`);
+  const weights = readSafetensors(path);
+  checkEntries(path, options.ema ? 'EMA' : 'model', weights.tensors, model.namedParameters());
+  tidy(() => model.loadStateDict(new Map([...weights.tensors].map(([n, e]) => [n, tensor(e.data, e.shape)]))));
 }

@@ -38,6 +38,16 @@ export class Ema {
     return new Map(this.#shadow);
   }
 
+  /** Replaces the averaged weights (a checkpoint's); every name and shape is checked first. */
+  loadStateDict(state: StateDict): void {
+    for (const [name, s] of this.#shadow) {
+      const t = state.get(name);
+      if (!t || t.shape.join() !== s.shape.join()) throw new RangeError(`Ema.loadStateDict: "${name}" must be given with shape [${s.shape.join(', ')}], got ${t ? `[${t.shape.join(', ')}]` : 'nothing'}`);
+    }
+    if (state.size !== this.#shadow.size) throw new RangeError(`Ema.loadStateDict: expected ${this.#shadow.size} tensors, got ${state.size}`);
+    for (const [name, s] of this.#shadow) native().copy(s.handle, state.get(name)!.handle);
+  }
+
   /** Copies the averaged weights into `module` (all checked first; see loadStateDict). */
   copyTo(module: Module): void {
     module.loadStateDict(this.#shadow);

@@ -4,7 +4,7 @@
 // header = { "__metadata__": { string: string }, name: { "dtype": "F32", "shape": [..],
 //            "data_offsets": [begin, end] } } with offsets relative to the start of data.
 // The reader trusts nothing: every violation throws an error naming the file.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { Tensor } from '../tensor.js';
@@ -84,36 +84,52 @@ export function encodeSafetensors(tensors: Map<string, Tensor | SafetensorsEntry
   return out;
 }
 
-/** Parses and validates safetensors bytes; `source` (the file) names every error. */
-export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
-  const fail = (why: string): never => {
-    throw new RangeError(`safetensors: ${source}: ${why}`);
-  };
-  if (bytes.byteLength < 8) fail(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
-  const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
-  if (n > BigInt(bytes.byteLength - 8)) fail(`header length ${n} runs past the end of the file (${bytes.byteLength} bytes)`);
+type Fail = (why: string) => never;
+
+/** The JSON header of a file of `fileLength` bytes whose first bytes are `prefix` (≥ 8 + N). */
+function parseHeader(prefix: Uint8Array, fileLength: number, fail: Fail): { header: Record<string, unknown>; headerLength: number } {
+  if (fileLength < 8) fail(`file is ${fileLength} bytes, shorter than the 8-byte header length`);
+  const n = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength).getBigUint64(0, true);
+  if (n > BigInt(fileLength - 8)) fail(`header length ${n} runs past the end of the file (${fileLength} bytes)`);
   if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const headerLength = Number(n);
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8'));
+    header = JSON.parse(Buffer.from(prefix.buffer, prefix.byteOffset + 8, headerLength).toString('utf8'));
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header must be a JSON object');
+  return { header: header as Record<string, unknown>, headerLength };
+}
+
+/** The header's "__metadata__" (absent: empty), checked to hold strings only. */
+function metadataOf(header: Record<string, unknown>, fail: Fail): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  const value = header.__metadata__;
+  if (value === undefined) return metadata;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) fail('"__metadata__" must be an object of strings');
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof v !== 'string') fail(`"__metadata__"."${k}" must be a string, got ${JSON.stringify(v)}`);
+    metadata[k] = v as string;
+  }
+  return metadata;
+}
+
+const failer = (source: string): Fail => (why) => {
+  throw new RangeError(`safetensors: ${source}: ${why}`);
+};
+
+/** Parses and validates safetensors bytes; `source` (the file) names every error. */
+export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
+  const fail = failer(source);
+  const { header, headerLength } = parseHeader(bytes, bytes.byteLength, fail);
   const dataStart = 8 + headerLength;
   const dataLength = bytes.byteLength - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata = metadataOf(header, fail);
   const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (!value || typeof value !== 'object' || Array.isArray(value)) fail('"__metadata__" must be an object of strings');
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`"__metadata__"."${k}" must be a string, got ${JSON.stringify(v)}`);
-        metadata[k] = v as string;
-      }
-      continue;
-    }
+  for (const [name, value] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!info || typeof info !== 'object' || Array.isArray(info)) fail(`tensor "${name}" must be an object with dtype, shape and data_offsets`);
     if (info.dtype !== 'F32') {
@@ -185,4 +201,22 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor | Saf
 
 export function readSafetensors(path: string): SafetensorsContents {
   return decodeSafetensors(readFileSync(path), path);
+}
+
+/** Only the "__metadata__" of a safetensors file, reading just its header. */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fail = failer(path);
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const length = Buffer.alloc(8);
+    readSync(fd, length, 0, Math.min(8, size), 0);
+    const n = size < 8 ? 0 : Number(BigInt.asUintN(53, length.readBigUInt64LE(0)));
+    const prefix = Buffer.alloc(8 + Math.max(0, Math.min(n, size - 8, MAX_HEADER_BYTES)));
+    length.copy(prefix);
+    readSync(fd, prefix, 8, prefix.length - 8, 8);
+    return metadataOf(parseHeader(prefix, size, fail).header, fail);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "core/cpu_features.h"
+#include "core/host_pool.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "cpu/ops.h"
@@ -137,11 +138,16 @@ Napi::Object stats_object(Napi::Env env, Device d) {
   return o;
 }
 
-// memory(): live tensors and bytes per device (+ the GPU's free/total when present).
+// memory(): live tensors and bytes per device, the host pool's cached bytes (+ the GPU's
+// free/total when present).
 Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("cpu", stats_object(env, Device::CPU));
+  Napi::Object cpu = stats_object(env, Device::CPU);
+  HostPoolStats pool = host_pool_stats();
+  cpu.Set("poolCached", static_cast<double>(pool.cached_bytes));
+  cpu.Set("poolLimit", static_cast<double>(pool.limit_bytes));
+  out.Set("cpu", cpu);
   if (cuda_backend()) {
     Napi::Object cuda = stats_object(env, Device::CUDA);
 #ifdef PIT_WITH_CUDA

@@ -1,7 +1,6 @@
 #include "tensor.h"
 
-#include <cstdlib>
-#include <new>
+#include "host_pool.h"
 
 namespace pit {
 namespace {
@@ -13,16 +12,18 @@ const DeviceBackend* registered_cuda = nullptr;
 // 64-byte alignment: one AVX-512 vector, one cache line.
 constexpr size_t kAlign = 64;
 
+// What a storage of n bytes asks the allocator for: whole 64-byte lines, at least one.
+size_t padded(size_t n) { return n == 0 ? kAlign : (n + kAlign - 1) / kAlign * kAlign; }
+
 }  // namespace
 
 const DeviceBackend* cuda_backend() { return registered_cuda; }
 void register_cuda_backend(const DeviceBackend* backend) { registered_cuda = backend; }
 
 Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
-  size_t request = n == 0 ? kAlign : (n + kAlign - 1) / kAlign * kAlign;
+  const size_t request = padded(n);
   if (device == Device::CPU) {
-    data = std::aligned_alloc(kAlign, request);
-    PIT_CHECK_RANGE(data != nullptr, "out of host memory: could not allocate ", n, " bytes");
+    data = host_alloc(request);
   } else {
     const DeviceBackend* cuda = cuda_backend();
     PIT_CHECK_TYPE(cuda != nullptr, "device 'cuda' is not available in this build (CPU-only addon)");
@@ -34,7 +35,7 @@ Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
 }
 
 Storage::~Storage() {
-  if (device == Device::CPU) std::free(data);
+  if (device == Device::CPU) host_free(data, padded(bytes));
   else cuda_backend()->free(data);
   int d = static_cast<int>(device);
   live_tensors[d] -= 1;

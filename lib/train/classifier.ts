@@ -1,0 +1,227 @@
+// Trains a ViT/PiT classifier from a recipe: the loop behind `pit train`.
+//
+// Every step is a pure function of (recipe, step): the batch comes from the seeded loader,
+// drop path draws from Philox at (seed, step), the lr from the schedule at step. A checkpoint
+// holds the weights, AdamW's moments, the EMA, the loader position and the epoch's running
+// sums, so a resumed run continues bit-exactly where the saved one stopped.
+//
+// The loop yields to the event loop after each step, so an AbortSignal (Ctrl-C in the CLI)
+// is seen between steps: the step in flight finishes, a checkpoint is written, and the run
+// returns with `interrupted: true`.
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BatchLoader, type LoaderState } from '../data/loader.js';
+import { augmentation } from '../data/transforms.js';
+import { VisionTransformer, type VitConfig } from '../models/vit.js';
+import { selectBackend } from '../native.js';
+import { softmaxCrossEntropy } from '../ops/index.js';
+import { backward, copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
+import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
+import { Ema } from './ema.js';
+import { evaluate, type ClassificationMetrics } from './evaluate.js';
+import { AdamW } from './optimizer.js';
+import { checkRecipe, defaultRecipe, loadClassificationData, makeRecipe, recipeModelConfig, type ClassifierRecipe } from './recipe.js';
+import { learningRate } from './schedule.js';
+import { writeFileAtomic } from './safetensors.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+export interface TrainOptions {
+  /** Recipe fields; the rest come from defaultRecipe. With `resume`, the saved recipe is used
+   * and any field given here must equal it. */
+  recipe?: Partial<ClassifierRecipe>;
+  /** The run folder: checkpoints/, metrics.jsonl, run.json. */
+  out: string;
+  /** Continue from the run folder's latest checkpoint (or from this checkpoint/run folder). */
+  resume?: boolean | string;
+  /** 'auto' (default): CUDA when present, else CPU. */
+  device?: 'auto' | Device;
+  /** Checked between steps: when aborted, the run saves and returns `interrupted: true`. */
+  signal?: AbortSignal;
+  /** Progress events (the CLI's progress bar and epoch lines). */
+  onEvent?: (event: TrainEvent) => void;
+  /** A metrics.jsonl step line every this many steps (default 50). */
+  logEvery?: number;
+  /** Stop (with a checkpoint, as on abort) once this many steps are done; for tests. */
+  stopAtStep?: number;
+}
+
+export interface EpochRecord {
+  type: 'epoch';
+  epoch: number;          // 1-based: epochs completed
+  step: number;           // steps completed
+  trainLoss: number;      // mean training loss of the epoch (with label smoothing)
+  lr: number;             // lr of the epoch's last step
+  test: ClassificationMetrics;
+  ema?: ClassificationMetrics;
+  seconds: number;        // wall time of the epoch's steps (evaluation excluded)
+  imagesPerSecond: number;
+}
+
+export type TrainEvent =
+  | { type: 'start'; recipe: Readonly<ClassifierRecipe>; config: VitConfig; parameters: number; device: Device; step: number; totalSteps: number; stepsPerEpoch: number; trainImages: number; testImages: number }
+  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; imagesPerSecond: number; totalSteps: number; stepsPerEpoch: number }
+  | EpochRecord
+  | { type: 'checkpoint'; step: number; dir: string }
+  | { type: 'interrupted'; step: number; dir: string };
+
+export interface TrainResult {
+  interrupted: boolean;
+  step: number;
+  epochs: EpochRecord[];
+  /** The last evaluation (of this process), or null when none ran. */
+  final: EpochRecord | null;
+  checkpoint: string;
+  model: VisionTransformer;
+}
+
+/** What a checkpoint's train-state metadata holds besides the optimizer. */
+interface RunState {
+  loader: LoaderState;
+  /** Sums over the current epoch's steps so far, so a mid-epoch resume reports the same mean. */
+  epochLossSum: number;
+  epochSteps: number;
+}
+
+/** The saved recipe of a run, checked against the fields the caller gave explicitly. */
+function resumedRecipe(dir: string, given: Partial<ClassifierRecipe>): Readonly<ClassifierRecipe> {
+  const meta = readCheckpointMetadata(dir);
+  const saved = meta.recipe as ClassifierRecipe | undefined;
+  if (!saved || typeof saved !== 'object') throw new RangeError(`resume: ${dir} has no recipe in its metadata (not a pit train checkpoint)`);
+  const recipe = checkRecipe({ ...defaultRecipe, ...saved });
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined) continue;
+    const savedValue = recipe[key as keyof ClassifierRecipe];
+    if (JSON.stringify(savedValue) !== JSON.stringify(value))
+      throw new RangeError(`resume: '${key}' is ${JSON.stringify(savedValue)} in the checkpoint, got ${JSON.stringify(value)}; a resumed run keeps its recipe (start a new run to change it)`);
+  }
+  return recipe;
+}
+
+export async function trainClassifier(options: TrainOptions): Promise<TrainResult> {
+  const { out, resume = false, signal, onEvent, logEvery = 50, stopAtStep } = options;
+  if (typeof out !== 'string' || !out) throw new TypeError(`trainClassifier: 'out' must be a folder path, got ${JSON.stringify(out)}`);
+  const given = options.recipe ?? {};
+  const resumeFrom = resume === false ? null : resolveCheckpoint(resume === true ? out : resume);
+  const recipe = resumeFrom ? resumedRecipe(resumeFrom, given) : makeRecipe(given);
+
+  const selection = selectBackend({ device: options.device ?? 'auto' });
+  const device: Device = selection.backend;
+  setDefaultDevice(device);
+
+  const { train, test } = loadClassificationData(recipe);
+  const config = recipeModelConfig(recipe, train);
+  const model = new VisionTransformer(config);
+  const optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2] });
+  const ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
+  const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
+  const loader = new BatchLoader(train, {
+    batchSize: recipe.batchSize,
+    seed: recipe.seed,
+    dropLast: train.n > recipe.batchSize,
+    transform: augmentation(train, { translate: recipe.translate, cropPadding: recipe.cropPadding, flip: recipe.flip, normalize: normalization }),
+  });
+  const stepsPerEpoch = loader.batchesPerEpoch;
+  const totalSteps = recipe.epochs * stepsPerEpoch;
+  const schedule = { baseLr: recipe.lr, warmupSteps: Math.round(recipe.warmupEpochs * stepsPerEpoch), totalSteps, minLr: recipe.minLr };
+  const metadata = {
+    recipe, config, normalization, data: { name: recipe.data, classes: train.classes, channels: train.channels, height: train.height, width: train.width },
+    format: 'pixel-transformer classifier checkpoint v1',
+  };
+
+  let step = 0;
+  let run: RunState = { loader: loader.state(), epochLossSum: 0, epochSteps: 0 };
+  if (resumeFrom) {
+    const loaded = loadCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined });
+    step = loaded.step;
+    run = loaded.trainState as RunState;
+    if (!run || typeof run !== 'object' || !run.loader) throw new RangeError(`resume: ${resumeFrom}: train_state holds no loader position`);
+    loader.restore(run.loader);
+  }
+
+  mkdirSync(out, { recursive: true });
+  const metricsPath = join(out, METRICS_FILE);
+  const log = (record: object) => appendFileSync(metricsPath, JSON.stringify(record) + '\n');
+  if (!existsSync(join(out, 'run.json')) || !resumeFrom)
+    writeFileAtomic(join(out, 'run.json'), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters: model.parameterCount(), device }, null, 2) + '\n'));
+
+  const save = () => saveRunCheckpoint(out, {
+    model, optimizer, ema: ema ?? undefined, metadata, step, epoch: loader.epoch,
+    trainState: { ...run, loader: loader.state() } satisfies RunState,
+  });
+
+  onEvent?.({ type: 'start', recipe, config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
+  const epochs: EpochRecord[] = [];
+  let checkpoint = resumeFrom ?? '';
+  let epochSeconds = 0, epochImages = 0;
+  const { channels: C, height: H, width: W } = train;
+  while (step < totalSteps) {
+    const started = performance.now();
+    const batch = loader.next();
+    const B = batch.labels.length;
+    const lr = learningRate(step, schedule);
+    const loss = tidy(() => {
+      const logits = model.forward(tensor(batch.images, [B, C, H, W]), { seed: recipe.seed, offset: step });
+      const l = softmaxCrossEntropy(logits, tensor(batch.labels, [B]), { labelSmoothing: recipe.labelSmoothing });
+      const value = l.toArray()[0]!;
+      backward(l);
+      if (recipe.clipGrad > 0) optimizer.clipGradNorm(recipe.clipGrad);
+      optimizer.step(lr);
+      optimizer.zeroGrad();
+      ema?.update(model);
+      return value;
+    });
+    if (!Number.isFinite(loss)) throw new RangeError(`training diverged: the loss is ${loss} at step ${step + 1} (lr ${lr.toExponential(3)}); lower --lr or set --clip-grad`);
+    step++;
+    run.epochLossSum += loss;
+    run.epochSteps++;
+    const seconds = (performance.now() - started) / 1000;
+    epochSeconds += seconds;
+    epochImages += B;
+    onEvent?.({ type: 'step', step, epoch: loader.epoch + 1, loss, lr, imagesPerSecond: B / seconds, totalSteps, stepsPerEpoch });
+    if (step % logEvery === 0) log({ type: 'step', step, epoch: loader.epoch + 1, loss, lr });
+
+    if (step % stepsPerEpoch === 0) {
+      const test1 = evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device });
+      let emaMetrics: ClassificationMetrics | undefined;
+      if (ema) emaMetrics = withWeights(model, ema, () => evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device }));
+      const record: EpochRecord = {
+        type: 'epoch', epoch: step / stepsPerEpoch, step, trainLoss: run.epochLossSum / run.epochSteps, lr, test: test1,
+        ...(emaMetrics ? { ema: emaMetrics } : {}), seconds: epochSeconds, imagesPerSecond: epochImages / epochSeconds,
+      };
+      run.epochLossSum = 0;
+      run.epochSteps = 0;
+      epochSeconds = epochImages = 0;
+      epochs.push(record);
+      log(record);
+      onEvent?.(record);
+      checkpoint = save();
+      onEvent?.({ type: 'checkpoint', step, dir: checkpoint });
+    }
+    if (signal?.aborted || (stopAtStep !== undefined && step >= stopAtStep)) {
+      if (step % stepsPerEpoch !== 0) checkpoint = save();
+      onEvent?.({ type: 'interrupted', step, dir: checkpoint });
+      return finish(true);
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return finish(false);
+
+  function finish(interrupted: boolean): TrainResult {
+    optimizer.dispose();
+    ema?.dispose();
+    return { interrupted, step, epochs, final: epochs.at(-1) ?? null, checkpoint, model };
+  }
+}
+
+/** Runs `fn` with the EMA weights in `model`, then puts the trained weights back. */
+function withWeights<R>(model: VisionTransformer, ema: Ema, fn: () => R): R {
+  const trained = new Map(model.namedParameters().map(([name, p]) => [name, copyOf(p)]));
+  try {
+    ema.copyTo(model);
+    return fn();
+  } finally {
+    model.loadStateDict(trained);
+    for (const t of trained.values()) t.dispose();
+  }
+}

@@ -1,0 +1,96 @@
+// `pit train` and `pit eval` as a user runs them: argument errors, a run to the final line,
+// eval agreeing with it, and Ctrl-C saving a checkpoint that --resume continues.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+
+const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 180_000 });
+const scratch = () => mkdtempSync(join(tmpdir(), 'pit-cli-'));
+const tiny = ['--image-size', '7', '--depth', '1', '--dim', '16', '--heads', '2', '--device', 'cpu'];
+
+test('pit train: bad arguments exit 1 naming the flag, what was expected and what was given', (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--lr', 'abc'], /option '--lr <lr>' argument 'abc' is invalid\. expected a number in \[0, ∞\)/],
+    [['--epochs', '1.5'], /option '--epochs <n>' argument '1\.5' is invalid\. expected an integer ≥ 1/],
+    [['--betas', '0.9'], /option '--betas <b1,b2>' argument '0\.9' is invalid\. expected two numbers in \[0, 1\)/],
+    [['--model', 'pit-xxl'], /option '--model <name>' argument 'pit-xxl' is invalid\. Allowed choices are custom, pit-t/],
+    [['--data', 'cifar10'], /recipe: 'dataDir' must be the folder of the cifar10 binary files, got null/],
+    [['--data', 'cifar10', '--data-dir', '/nonexistent-pit'], /cifar10.*\/nonexistent-pit/],
+    [['--resume'], /checkpoint: '.*pit-cli-never' does not exist/],
+    [['--heads', '5'], /'heads' 5 must divide 'dim' 64/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run('train', ...args, '--out', join(tmpdir(), 'pit-cli-never'));
+    t.is(r.status, 1, `${args.join(' ')}: ${r.stdout}`);
+    t.regex(r.stderr, message, args.join(' '));
+  }
+  t.false(existsSync(join(tmpdir(), 'pit-cli-never', 'checkpoints')), 'nothing trained');
+  const noFolder = run('train', '--resume');
+  t.is(noFolder.status, 1);
+  t.regex(noFolder.stderr, /--resume without a folder needs --out <run folder>/);
+  const noCheckpoint = run('eval');
+  t.is(noCheckpoint.status, 1);
+  t.regex(noCheckpoint.stderr, /required option '--checkpoint <path>' not specified/);
+  const missing = run('eval', '--checkpoint', '/nonexistent-pit-run');
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /checkpoint: '\/nonexistent-pit-run' does not exist/);
+});
+
+test('pit train --help shows every default', (t) => {
+  const r = run('train', '--help');
+  t.is(r.status, 0);
+  for (const flag of ['--epochs <n>', '--lr <lr>', '--batch-size <n>', '--warmup-epochs <n>', '--patch <n>', '--pe <kind>', '--pool <kind>', '--ema <decay>', '--resume [dir]'])
+    t.true(r.stdout.includes(flag), flag);
+  t.regex(r.stdout, /--lr <lr>\s+peak learning rate \(default: 0\.002\)/);
+  t.regex(r.stdout, /--image-size <n>\s+resize images to n×n \(default: 14 for mnist/);
+});
+
+test('pit train prints one line per epoch and the final accuracy last; pit eval agrees', (t) => {
+  const out = scratch();
+  const r = run('train', ...tiny, '--patch', '7', '--image-size', '14', '--epochs', '2', '--out', out);
+  t.is(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  t.is(lines.filter((l) => /^epoch +\d+ +step \d+ +train loss/.test(l)).length, 2);
+  const final = /^final top-1 accuracy: (\d+\.\d\d)% on 2000 held-out images/.exec(lines.at(-1)!);
+  t.truthy(final, lines.at(-1));
+  const e = run('eval', '--checkpoint', out, '--json');
+  t.is(e.status, 0, e.stderr);
+  const metrics = JSON.parse(e.stdout);
+  t.is((100 * metrics.top1).toFixed(2), final![1]);
+  t.is(metrics.n, 2000);
+  t.is(metrics.data, 'mnist-test');
+  rmSync(out, { recursive: true });
+});
+
+test('Ctrl-C finishes the step, saves, exits 130; --resume then completes the run', async (t) => {
+  const out = scratch();
+  const child = spawn(process.execPath, [pit, 'train', ...tiny, '--epochs', '3', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stderr.on('data', (b) => (stderr += b));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (b) => {
+      stdout += b;
+      // Interrupt once training has begun.
+      if (/training \/ \d+ test images/.test(stdout) && !child.killed) setTimeout(() => child.kill('SIGINT'), 300);
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  t.is(code, 130, stdout + stderr);
+  t.regex(stderr, /interrupted; finishing this step and saving a checkpoint/);
+  t.regex(stdout, /stopped at step \d+; checkpoint .*step-\d+/);
+  t.regex(stdout, new RegExp(`resume with: pit train --out ${out} --resume`));
+  t.true(existsSync(join(out, 'checkpoints', 'latest')));
+  const stoppedAt = Number(/stopped at step (\d+)/.exec(stdout)![1]);
+  t.true(stoppedAt > 0 && stoppedAt < 3 * 125, `stopped at ${stoppedAt}`);
+  const resumed = run('train', '--out', out, '--resume', '--device', 'cpu');
+  t.is(resumed.status, 0, resumed.stderr);
+  t.regex(resumed.stdout, new RegExp(`resuming at step ${stoppedAt}`));
+  t.regex(resumed.stdout.trim().split('\n').at(-1)!, /^final top-1 accuracy: /);
+  const epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'epoch');
+  t.deepEqual(epochs.map((l) => l.epoch), [1, 2, 3]);
+  rmSync(out, { recursive: true });
+});
