@@ -272,7 +272,17 @@ export const rand = (shape: Shape, options: RandomOptions = {}): Tensor => rando
 
 /** A copy, optionally to another dtype (f32 <-> bf16) or device. */
 export function copyOf(src: Tensor, options: { dtype?: DType; device?: Device } = {}): Tensor {
-  const out = empty(src.shape, { dtype: options.dtype ?? src.dtype, device: options.device ?? src.device });
+  const dtype = options.dtype ?? src.dtype, device = options.device ?? src.device;
+  if (dtype !== src.dtype && device !== src.device) {
+    // The addon converts on one device: convert where the data is, then move it.
+    const converted = copyOf(src, { dtype });
+    try {
+      return copyOf(converted, { device });
+    } finally {
+      converted.dispose();
+    }
+  }
+  const out = empty(src.shape, { dtype, device });
   native().copy(out.handle, src.handle);
   return out;
 }

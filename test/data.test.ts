@@ -70,7 +70,7 @@ test('MNIST resized to 14 is the 2×2 box mean of the 28×28 digits', (t) => {
   }
 });
 
-/** PyTorch bilinear, align_corners = false, in float64. */
+/** PyTorch bilinear, align_corners = false, in float64 (what enlarging must equal). */
 function bilinearRef(src: ArrayLike<number>, h: number, w: number, oh: number, ow: number): Float64Array {
   const out = new Float64Array(oh * ow);
   const coord = (d: number, inS: number, outS: number) => Math.max(0, (d + 0.5) * (inS / outS) - 0.5);
@@ -83,6 +83,31 @@ function bilinearRef(src: ArrayLike<number>, h: number, w: number, oh: number, o
       const v = (yy: number, xx: number) => src[yy * w + xx]!;
       out[y * ow + x] = (1 - ty) * ((1 - tx) * v(y0, x0) + tx * v(y0, x1)) + ty * ((1 - tx) * v(y1, x0) + tx * v(y1, x1));
     }
+  return out;
+}
+
+/**
+ * Pillow's bilinear resample (torchvision antialias=True) in float64, written per output
+ * pixel from its definition: weight max(0, 1 − |j + 0.5 − c|/s) per axis, s = max(in/out, 1),
+ * c = (d + 0.5)·in/out, normalised over the image.
+ */
+function antialiasedRef(src: ArrayLike<number>, h: number, w: number, oh: number, ow: number): Float64Array {
+  const weightsFor = (d: number, inS: number, outS: number) => {
+    const scale = inS / outS, s = Math.max(scale, 1), c = (d + 0.5) * scale;
+    const ws = Array.from({ length: inS }, (_, j) => Math.max(0, 1 - Math.abs((j + 0.5 - c) / s)));
+    const total = ws.reduce((a, b) => a + b, 0);
+    return ws.map((v) => v / total);
+  };
+  const out = new Float64Array(oh * ow);
+  for (let y = 0; y < oh; y++) {
+    const wy = weightsFor(y, h, oh);
+    for (let x = 0; x < ow; x++) {
+      const wx = weightsFor(x, w, ow);
+      let acc = 0;
+      for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) acc += wy[i]! * wx[j]! * src[i * w + j]!;
+      out[y * ow + x] = acc;
+    }
+  }
   return out;
 }
 
@@ -108,8 +133,16 @@ test('bilinear resize: a constant stays constant; a ramp and random data match a
   const noise = Float32Array.from({ length: 3 * 17 * 23 }, () => r());
   const down = resizeImages(noise, 3, 17, 23, 10, 7);
   const ref = new Float64Array(3 * 70);
-  for (let p = 0; p < 3; p++) ref.set(bilinearRef(noise.subarray(p * 391, (p + 1) * 391), 17, 23, 10, 7), p * 70);
+  for (let p = 0; p < 3; p++) ref.set(antialiasedRef(noise.subarray(p * 391, (p + 1) * 391), 17, 23, 10, 7), p * 70);
   assertClose(t, down, ref, { atol: 1e-5, label: 'random 17×23 → 10×7' });
+  // Shrinking averages every pixel: one bright pixel anywhere in 28×28 moves the 8×8 image's
+  // mean by its share (point-sampled bilinear would miss most positions entirely).
+  for (const at of [0, 5 * 28 + 3, 13 * 28 + 14, 27 * 28 + 27]) {
+    const dot = new Float32Array(28 * 28);
+    dot[at] = 1;
+    const small = resizeImages(dot, 1, 28, 28, 8, 8);
+    t.true(small.reduce((a, b) => a + b, 0) > 0.03, `pixel ${at} reaches the 8×8 image`);
+  }
 });
 
 // ---- CIFAR fixtures ----------------------------------------------------------------------

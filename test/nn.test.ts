@@ -6,16 +6,30 @@ import { randomF32, t32 } from './helpers.js';
 
 const values = (x: Tensor): number[] => Array.from(x.toArray());
 
-test('Linear init: trunc-normal(0.02) within ±2 std, zero bias, deterministic from the seed', (t) => {
+const moments = (w: ArrayLike<number>) => {
+  const v = Array.from(w);
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  return { mean, std: Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length) };
+};
+
+test("truncNormal is timm's: absolute bounds [a, b] = [-2, 2], so std 0.02 is untruncated and std 1 cut at ±2", (t) => {
+  const unit = new InitRng(5).truncNormal([40000], 1);
+  t.true(unit.every((v) => Math.abs(v) <= 2), 'inside [-2, 2]');
+  // A standard normal truncated to [-2, 2] has std 0.8796.
+  t.true(Math.abs(moments(unit).std - 0.8796) < 0.01, `std ${moments(unit).std}`);
+  const narrow = new InitRng(5).truncNormal([40000], 1, -0.5, 1);
+  t.true(narrow.every((v) => v >= -0.5 && v <= 1));
+  t.throws(() => new InitRng(5).truncNormal([4], 1, 1, 1), { instanceOf: RangeError, message: /'a' \(1\) must be less than 'b' \(1\)/ });
+});
+
+test('Linear init: trunc-normal(0.02) as timm (effectively N(0, 0.02²)), zero bias, deterministic from the seed', (t) => {
   const a = new Linear(256, 128, 7), b = new Linear(256, 128, 7), c = new Linear(256, 128, 8);
   const w = values(a.weight);
   t.deepEqual(a.weight.shape, [128, 256]);
-  t.true(w.every((v) => Math.abs(v) <= 0.04 + 1e-9), 'truncated at 2·std');
-  const mean = w.reduce((s, v) => s + v, 0) / w.length;
-  const std = Math.sqrt(w.reduce((s, v) => s + (v - mean) ** 2, 0) / w.length);
-  // A normal truncated at ±2σ has std 0.8796σ.
-  t.true(Math.abs(std - 0.02 * 0.8796) < 0.0005, `std ${std}`);
+  const { mean, std } = moments(w);
+  t.true(Math.abs(std - 0.02) < 0.0004, `std ${std}`);
   t.true(Math.abs(mean) < 0.0005, `mean ${mean}`);
+  t.true(w.some((v) => Math.abs(v) > 0.06), 'beyond 3σ occurs: not truncated at 2σ');
   t.deepEqual(values(a.bias!), new Array(128).fill(0));
   t.deepEqual(values(a.weight), values(b.weight));
   t.notDeepEqual(values(a.weight), values(c.weight));

@@ -38,7 +38,7 @@ test('topKHits: top-1 and top-5 with ties counted against the label and NaN as a
 
 test('makeRecipe: defaults, data-set defaults, and a clear error naming a bad field', (t) => {
   const r = makeRecipe();
-  t.like(r, { data: 'mnist', imageSize: 14, model: 'custom', patch: null, translate: 1, flip: false });
+  t.like(r, { data: 'mnist', imageSize: 8, epochs: 36, model: 'custom', patch: null, translate: 0, flip: false });
   t.like(makeRecipe({ data: 'cifar10', dataDir: '/x' }), { imageSize: null, cropPadding: 4, flip: true, translate: 0 });
   t.throws(() => makeRecipe({ data: 'cifar100' }), { instanceOf: RangeError, message: /'dataDir' must be the folder of the cifar100 binary files, got null/ });
   t.throws(() => makeRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, Infinity\), got -1/ });

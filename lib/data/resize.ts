@@ -1,10 +1,12 @@
 // Resizing NCHW image stacks to a new (height, width).
 //
 // Integer-factor downscaling (28 → 14) averages each factor×factor box (area
-// interpolation), which keeps the mean intensity. Any other size is bilinear with
-// align_corners = false, as torch.nn.functional.interpolate(mode='bilinear') without
-// antialiasing: output pixel d samples source coordinate (d + 0.5)·(in/out) − 0.5,
-// clamped at 0, and the far neighbour is clamped to the last pixel.
+// interpolation), which keeps the mean intensity. Any other size is bilinear as Pillow and
+// torchvision (antialias=True) do it: separable triangle-filter taps, with the filter
+// widened by the scale factor when shrinking, so every source pixel contributes (28 → 8
+// averages ~7 pixels per axis instead of point-sampling 2 of them, which would drop thin
+// strokes). When enlarging this is exactly torch's bilinear with align_corners = false:
+// output pixel d samples (d + 0.5)·(in/out) − 0.5, and the borders clamp.
 
 /** Resizes (n·channels) planes of (height, width) to (outHeight, outWidth). */
 export function resizeImages(images: Float32Array, planes: number, height: number, width: number, outHeight: number, outWidth: number): Float32Array {
@@ -40,33 +42,63 @@ function boxDownscale(src: Float32Array, planes: number, h: number, w: number, f
   return out;
 }
 
-/** Source index pairs and weights along one axis (PyTorch's align_corners = false rule). */
-function axisTaps(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; t: Float64Array } {
-  const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize), t = new Float64Array(outSize);
-  const scale = inSize / outSize;
-  for (let d = 0; d < outSize; d++) {
-    const src = Math.max(0, (d + 0.5) * scale - 0.5);
-    const lo = Math.min(Math.floor(src), inSize - 1);
-    i0[d] = lo;
-    i1[d] = Math.min(lo + 1, inSize - 1);
-    t[d] = src - lo;
-  }
-  return { i0, i1, t };
+/** One axis's taps: output d reads source pixels first[d] … first[d] + count[d] − 1 with weights. */
+interface Taps {
+  first: Int32Array;
+  count: Int32Array;
+  /** (out, maxCount) row-major, each row summing to 1. */
+  weights: Float64Array;
+  maxCount: number;
 }
 
+/**
+ * Triangle-filter taps (Pillow's ImagingResample with the bilinear filter): support
+ * s = max(in/out, 1); output d is centred at (d + 0.5)·in/out and weights source j by
+ * max(0, 1 − |j + 0.5 − centre| / s), normalised over the pixels inside the image.
+ */
+function axisTaps(inSize: number, outSize: number): Taps {
+  const scale = inSize / outSize, support = Math.max(scale, 1);
+  const maxCount = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize), count = new Int32Array(outSize), weights = new Float64Array(outSize * maxCount);
+  for (let d = 0; d < outSize; d++) {
+    const centre = (d + 0.5) * scale;
+    const lo = Math.max(0, Math.floor(centre - support + 0.5)), hi = Math.min(inSize, Math.floor(centre + support + 0.5));
+    let total = 0;
+    for (let j = lo; j < hi; j++) {
+      const w = Math.max(0, 1 - Math.abs((j + 0.5 - centre) / support));
+      weights[d * maxCount + j - lo] = w;
+      total += w;
+    }
+    for (let k = 0; k < hi - lo; k++) weights[d * maxCount + k]! /= total;
+    first[d] = lo;
+    count[d] = hi - lo;
+  }
+  return { first, count, weights, maxCount };
+}
+
+/** Separable resampling: rows first (into float64), then columns. */
 function bilinear(src: Float32Array, planes: number, h: number, w: number, oh: number, ow: number): Float32Array {
   const out = new Float32Array(planes * oh * ow);
   const ys = axisTaps(h, oh), xs = axisTaps(w, ow);
-  for (let p = 0; p < planes; p++)
-    for (let oy = 0; oy < oh; oy++) {
-      const r0 = (p * h + ys.i0[oy]!) * w, r1 = (p * h + ys.i1[oy]!) * w, ty = ys.t[oy]!;
-      const o = (p * oh + oy) * ow;
+  const rows = new Float64Array(h * ow); // one plane, resized along x
+  for (let p = 0; p < planes; p++) {
+    for (let y = 0; y < h; y++) {
+      const base = (p * h + y) * w;
       for (let ox = 0; ox < ow; ox++) {
-        const x0 = xs.i0[ox]!, x1 = xs.i1[ox]!, tx = xs.t[ox]!;
-        const top = src[r0 + x0]! + (src[r0 + x1]! - src[r0 + x0]!) * tx;
-        const bottom = src[r1 + x0]! + (src[r1 + x1]! - src[r1 + x0]!) * tx;
-        out[o + ox] = top + (bottom - top) * ty;
+        let acc = 0;
+        const f = xs.first[ox]!, wt = ox * xs.maxCount;
+        for (let k = 0; k < xs.count[ox]!; k++) acc += xs.weights[wt + k]! * src[base + f + k]!;
+        rows[y * ow + ox] = acc;
       }
     }
+    for (let oy = 0; oy < oh; oy++) {
+      const f = ys.first[oy]!, wt = oy * ys.maxCount, o = (p * oh + oy) * ow;
+      for (let ox = 0; ox < ow; ox++) {
+        let acc = 0;
+        for (let k = 0; k < ys.count[oy]!; k++) acc += ys.weights[wt + k]! * rows[(f + k) * ow + ox]!;
+        out[o + ox] = acc;
+      }
+    }
+  }
   return out;
 }

@@ -29,17 +29,23 @@ export class InitRng {
   }
 
   /**
-   * N(0, std²) truncated to ±2·std: values outside are redrawn (from further offsets) until
-   * every one lies inside, which is exact rejection sampling of the truncated normal.
+   * timm's trunc_normal_(std, a = −2, b = 2): N(0, std²) with values outside the absolute
+   * bounds [a, b] redrawn (from further offsets) until all lie inside, which is exact
+   * rejection sampling. The bounds are absolute, not multiples of std, as in timm: at
+   * std 0.02 they are 100σ away and nothing is ever redrawn, so the weights are N(0, 0.02²).
    */
-  truncNormal(shape: Shape, std: number): Float32Array {
+  truncNormal(shape: Shape, std: number, a = -2, b = 2): Float32Array {
+    if (!(a < b)) throw new RangeError(`truncNormal: 'a' (${a}) must be less than 'b' (${b})`);
+    if (!(std > 0)) throw new RangeError(`truncNormal: 'std' must be > 0, got ${std}`);
+    const lo = a / std, hi = b / std; // bounds in units of the standard normal
     const values = this.#standardNormal(size(shape));
-    let outside = [...values.keys()].filter((i) => Math.abs(values[i]!) > 2);
-    while (outside.length) {
-      const redraw = this.#standardNormal(outside.length);
-      outside = outside.filter((i, k) => {
+    const outside = (v: number) => v < lo || v > hi;
+    let redo = [...values.keys()].filter((i) => outside(values[i]!));
+    while (redo.length) {
+      const redraw = this.#standardNormal(redo.length);
+      redo = redo.filter((i, k) => {
         values[i] = redraw[k]!;
-        return Math.abs(redraw[k]!) > 2;
+        return outside(redraw[k]!);
       });
     }
     for (let i = 0; i < values.length; i++) values[i]! *= std;

@@ -1,5 +1,6 @@
 // geluForward / geluBackward (erf or tanh form) and siluForward / siluBackward, elementwise.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -20,10 +21,10 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
   cpu::GeluForm form = gelu_form(args, 2);
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_shape(op, "out", out, x.shape());
-  cpu::gelu_forward(out.f32(), x.f32(), x.numel(), form);
+  PIT_KERNEL(device, gelu_forward)(out.f32(), x.f32(), x.numel(), form);
   return info.Env().Undefined();
 }
 
@@ -35,11 +36,11 @@ Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   Tensor& dout = args.tensor(1, "dout");
   Tensor& x = args.tensor(2, "x");
   cpu::GeluForm form = gelu_form(args, 3);
-  cpu_only(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
+  const Device device = common_device(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_f32(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_shape(op, "dx", dx, x.shape());
   expect_shape(op, "dout", dout, x.shape());
-  cpu::gelu_backward(dx.f32(), dout.f32(), x.f32(), x.numel(), form);
+  PIT_KERNEL(device, gelu_backward)(dx.f32(), dout.f32(), x.f32(), x.numel(), form);
   return info.Env().Undefined();
 }
 
@@ -49,10 +50,10 @@ Napi::Value SiluForward(const Napi::CallbackInfo& info) {
   Args args(info, op);
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_shape(op, "out", out, x.shape());
-  cpu::silu_forward(out.f32(), x.f32(), x.numel());
+  PIT_KERNEL(device, silu_forward)(out.f32(), x.f32(), x.numel());
   return info.Env().Undefined();
 }
 
@@ -63,11 +64,11 @@ Napi::Value SiluBackward(const Napi::CallbackInfo& info) {
   Tensor& dx = args.tensor(0, "dx");
   Tensor& dout = args.tensor(1, "dout");
   Tensor& x = args.tensor(2, "x");
-  cpu_only(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
+  const Device device = common_device(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_f32(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_shape(op, "dx", dx, x.shape());
   expect_shape(op, "dout", dout, x.shape());
-  cpu::silu_backward(dx.f32(), dout.f32(), x.f32(), x.numel());
+  PIT_KERNEL(device, silu_backward)(dx.f32(), dout.f32(), x.f32(), x.numel());
   return info.Env().Undefined();
 }
 

@@ -133,10 +133,14 @@ void expect_f32(const char* op, std::initializer_list<std::pair<const char*, con
     if (t) expect_dtype(op, name, *t, DType::F32);
 }
 
-Device cpu_only(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
-  Device d = common_device(op, tensors);
-  if (d != Device::CPU) unsupported_device(op, d);
-  return d;
+HostInts::HostInts(const Tensor& t) : data_(nullptr) {
+  if (t.device() == Device::CPU) {
+    data_ = t.i32();
+    return;
+  }
+  copy_.resize(static_cast<size_t>(t.numel()));
+  if (!copy_.empty()) cuda_backend()->copy_to_host(copy_.data(), t.raw(), t.nbytes());
+  data_ = copy_.data();
 }
 
 int64_t leading(const Tensor& t, int keep) {

@@ -1,6 +1,7 @@
 // Argument readers and checks for binding entry points. Every reader names the op and the
 // parameter in its error, says what it expected and what it got.
 #pragma once
+#include <vector>
 #include <napi.h>
 
 #include <initializer_list>
@@ -44,8 +45,17 @@ void expect_ndim(const char* op, const char* name, const Tensor& t, int ndim, co
 Device common_device(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
 // Every non-null tensor is f32 (the CPU backend computes in f32 throughout).
 void expect_f32(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
-// The common device of the tensors (see common_device), which must be the CPU in this build.
-Device cpu_only(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
+// An i32 tensor's values readable on the host, for validation: the data itself on the CPU; a
+// copy on the GPU (which synchronises; index tensors are small).
+class HostInts {
+ public:
+  explicit HostInts(const Tensor& t);
+  const int32_t* data() const { return data_; }
+
+ private:
+  std::vector<int32_t> copy_;
+  const int32_t* data_;
+};
 // Leading dims of t (all but the last `keep`), multiplied.
 int64_t leading(const Tensor& t, int keep);
 Shape drop_last(const Shape& s, int n);

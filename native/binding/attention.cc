@@ -1,5 +1,6 @@
 // attentionForward / attentionBackward on packed qkv (B, L, 3, H, D), scale D^-0.5.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -30,13 +31,13 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& lse = args.tensor(1, "lse");
   Tensor& qkv = args.tensor(2, "qkv");
-  cpu_only(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
+  const Device device = common_device(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
   expect_f32(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
   AttentionDims d = attention_dims(op, qkv);
   expect_shape(op, "out", out, {d.B, d.L, d.H, d.D});
   expect_shape(op, "lse", lse, {d.B, d.H, d.L});
   expect_distinct(op, "out", out, "qkv", qkv);
-  cpu::attention_forward(out.f32(), lse.f32(), qkv.f32(), d.B, d.L, d.H, d.D);
+  PIT_KERNEL(device, attention_forward)(out.f32(), lse.f32(), qkv.f32(), d.B, d.L, d.H, d.D);
   return info.Env().Undefined();
 }
 
@@ -49,7 +50,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Tensor& qkv = args.tensor(2, "qkv");
   Tensor& out = args.tensor(3, "out");
   Tensor& lse = args.tensor(4, "lse");
-  cpu_only(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
+  const Device device = common_device(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
   expect_f32(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
   AttentionDims d = attention_dims(op, qkv);
   expect_shape(op, "dqkv", dqkv, qkv.shape());
@@ -58,7 +59,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   expect_shape(op, "lse", lse, {d.B, d.H, d.L});
   expect_distinct(op, "dqkv", dqkv, "qkv", qkv);
   expect_distinct(op, "dqkv", dqkv, "dout", dout);
-  cpu::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), out.f32(), lse.f32(), d.B, d.L, d.H, d.D);
+  PIT_KERNEL(device, attention_backward)(dqkv.f32(), dout.f32(), qkv.f32(), out.f32(), lse.f32(), d.B, d.L, d.H, d.D);
   return info.Env().Undefined();
 }
 

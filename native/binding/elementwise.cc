@@ -1,6 +1,7 @@
 // add, mul (b broadcast over a's leading dims, or a one-element scalar), scale, axpy, fill.
 // These may work in place: out may be a.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -17,26 +18,27 @@ int64_t broadcast_length(const char* op, const Tensor& a, const Tensor& b) {
   return b.numel();
 }
 
-template <void (*Kernel)(float*, const float*, const float*, int64_t, int64_t)>
-Napi::Value Binary(const Napi::CallbackInfo& info, const char* op) {
+using BinaryKernel = decltype(&cpu::add_forward);
+
+Napi::Value Binary(const Napi::CallbackInfo& info, const char* op, BinaryKernel OpTable::*entry) {
   Args args(info, op);
   Tensor& out = args.tensor(0, "out");
   Tensor& a = args.tensor(1, "a");
   Tensor& b = args.tensor(2, "b");
-  cpu_only(op, {{"out", &out}, {"a", &a}, {"b", &b}});
+  const Device device = common_device(op, {{"out", &out}, {"a", &a}, {"b", &b}});
   expect_f32(op, {{"out", &out}, {"a", &a}, {"b", &b}});
   expect_shape(op, "out", out, a.shape());
   int64_t nb = broadcast_length(op, a, b);
   if (a.numel() == 0) return info.Env().Undefined();
   PIT_CHECK_TYPE(!out.shares_storage_with(b) || nb == a.numel(), op,
                  ": output 'out' must not share memory with the broadcast operand 'b'");
-  Kernel(out.f32(), a.f32(), b.f32(), a.numel(), nb);
+  op_kernel(op, device, entry)(out.f32(), a.f32(), b.f32(), a.numel(), nb);
   return info.Env().Undefined();
 }
 
 // add(out, a, b), mul(out, a, b)
-Napi::Value Add(const Napi::CallbackInfo& info) { return Binary<cpu::add_forward>(info, "add"); }
-Napi::Value Mul(const Napi::CallbackInfo& info) { return Binary<cpu::mul_forward>(info, "mul"); }
+Napi::Value Add(const Napi::CallbackInfo& info) { return Binary(info, "add", &OpTable::add_forward); }
+Napi::Value Mul(const Napi::CallbackInfo& info) { return Binary(info, "mul", &OpTable::mul_forward); }
 
 // scale(out, x, alpha)
 Napi::Value Scale(const Napi::CallbackInfo& info) {
@@ -45,10 +47,10 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
   double alpha = args.number(2, "alpha");
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_shape(op, "out", out, x.shape());
-  cpu::scale_forward(out.f32(), x.f32(), static_cast<float>(alpha), x.numel());
+  PIT_KERNEL(device, scale_forward)(out.f32(), x.f32(), static_cast<float>(alpha), x.numel());
   return info.Env().Undefined();
 }
 
@@ -59,10 +61,10 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
   Tensor& y = args.tensor(0, "y");
   Tensor& x = args.tensor(1, "x");
   double alpha = args.number(2, "alpha");
-  cpu_only(op, {{"y", &y}, {"x", &x}});
+  const Device device = common_device(op, {{"y", &y}, {"x", &x}});
   expect_f32(op, {{"y", &y}, {"x", &x}});
   expect_shape(op, "x", x, y.shape());
-  cpu::axpy(y.f32(), x.f32(), static_cast<float>(alpha), y.numel());
+  PIT_KERNEL(device, axpy)(y.f32(), x.f32(), static_cast<float>(alpha), y.numel());
   return info.Env().Undefined();
 }
 
@@ -72,9 +74,9 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   Args args(info, op);
   Tensor& out = args.tensor(0, "out");
   double value = args.any_number(1, "value");  // NaN is how tests poison outputs
-  cpu_only(op, {{"out", &out}});
+  const Device device = common_device(op, {{"out", &out}});
   expect_f32(op, {{"out", &out}});
-  cpu::fill(out.f32(), static_cast<float>(value), out.numel());
+  PIT_KERNEL(device, fill)(out.f32(), static_cast<float>(value), out.numel());
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,7 @@
 // layernormForward / layernormBackward over the last dim of x (..., C). weight and bias are
 // each optional: a null weight acts as ones, a null bias as zeros.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -19,7 +20,7 @@ Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   Tensor* bias = args.optional_tensor(5, "bias");
   double eps = args.number(6, "eps");
   PIT_CHECK_RANGE(eps > 0, op, ": 'eps' must be positive, got ", eps);
-  cpu_only(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", weight}, {"bias", bias}});
+  const Device device = common_device(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", weight}, {"bias", bias}});
   expect_f32(op, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", weight}, {"bias", bias}});
   PIT_CHECK_RANGE(x.ndim() >= 1 && x.dim(-1) >= 1, op, ": 'x' must be (..., C) with C >= 1, got shape ",
                   shape_string(x.shape()));
@@ -29,7 +30,7 @@ Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   expect_shape(op, "rstd", rstd, drop_last(x.shape(), 1));
   if (weight) expect_shape(op, "weight", *weight, {C});
   if (bias) expect_shape(op, "bias", *bias, {C});
-  cpu::layernorm_forward(out.f32(), mean.f32(), rstd.f32(), x.f32(), weight ? weight->f32() : nullptr,
+  PIT_KERNEL(device, layernorm_forward)(out.f32(), mean.f32(), rstd.f32(), x.f32(), weight ? weight->f32() : nullptr,
                          bias ? bias->f32() : nullptr, N, C, static_cast<float>(eps));
   return info.Env().Undefined();
 }
@@ -46,7 +47,7 @@ Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   Tensor* weight = args.optional_tensor(5, "weight");
   Tensor& mean = args.tensor(6, "mean");
   Tensor& rstd = args.tensor(7, "rstd");
-  cpu_only(op, {{"dx", &dx}, {"dweight", dweight}, {"dbias", dbias}, {"dout", &dout}, {"x", &x}, {"weight", weight},
+  const Device device = common_device(op, {{"dx", &dx}, {"dweight", dweight}, {"dbias", dbias}, {"dout", &dout}, {"x", &x}, {"weight", weight},
                 {"mean", &mean}, {"rstd", &rstd}});
   expect_f32(op, {{"dx", &dx}, {"dweight", dweight}, {"dbias", dbias}, {"dout", &dout}, {"x", &x}, {"weight", weight},
                   {"mean", &mean}, {"rstd", &rstd}});
@@ -61,7 +62,7 @@ Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   if (weight) expect_shape(op, "weight", *weight, {C});
   if (dweight) expect_shape(op, "dweight", *dweight, {C});
   if (dbias) expect_shape(op, "dbias", *dbias, {C});
-  cpu::layernorm_backward(dx.f32(), dweight ? dweight->f32() : nullptr, dbias ? dbias->f32() : nullptr, dout.f32(),
+  PIT_KERNEL(device, layernorm_backward)(dx.f32(), dweight ? dweight->f32() : nullptr, dbias ? dbias->f32() : nullptr, dout.f32(),
                           x.f32(), weight ? weight->f32() : nullptr, mean.f32(), rstd.f32(), N, C);
   return info.Env().Undefined();
 }

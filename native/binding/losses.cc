@@ -1,5 +1,6 @@
 // softmaxCrossEntropy (loss and dlogits in one pass) and the (masked) mean squared error.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -18,7 +19,7 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
   double smoothing = args.number(4, "smoothing");
   double grad_scale = args.number(5, "gradScale");
   PIT_CHECK_RANGE(smoothing >= 0 && smoothing < 1, op, ": 'smoothing' must be in [0, 1), got ", smoothing);
-  cpu_only(op, {{"losses", &losses}, {"dlogits", dlogits}, {"logits", &logits}, {"targets", &targets}});
+  const Device device = common_device(op, {{"losses", &losses}, {"dlogits", dlogits}, {"logits", &logits}, {"targets", &targets}});
   expect_f32(op, {{"losses", &losses}, {"dlogits", dlogits}, {"logits", &logits}});
   expect_dtype(op, "targets", targets, DType::I32);
   expect_ndim(op, "logits", logits, 2, "(N, K)");
@@ -27,10 +28,11 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
   expect_shape(op, "targets", targets, {N});
   expect_shape(op, "losses", losses, {N});
   if (dlogits) expect_shape(op, "dlogits", *dlogits, logits.shape());
-  const int32_t* t = targets.i32();
+  const HostInts host_targets(targets);
+  const int32_t* t = host_targets.data();
   for (int64_t i = 0; i < N; ++i)
     PIT_CHECK_RANGE(t[i] >= 0 && t[i] < K, op, ": 'targets[", i, "]' must be a class in [0, ", K, "), got ", t[i]);
-  cpu::softmax_cross_entropy(losses.f32(), dlogits ? dlogits->f32() : nullptr, logits.f32(), t, N, K,
+  PIT_KERNEL(device, softmax_cross_entropy)(losses.f32(), dlogits ? dlogits->f32() : nullptr, logits.f32(), targets.i32(), N, K,
                              static_cast<float>(smoothing), static_cast<float>(grad_scale));
   return info.Env().Undefined();
 }
@@ -55,11 +57,11 @@ Napi::Value MseForward(const Napi::CallbackInfo& info) {
   Tensor& pred = args.tensor(1, "pred");
   Tensor& target = args.tensor(2, "target");
   Tensor* mask = args.optional_tensor(3, "mask");
-  cpu_only(op, {{"loss", &loss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
+  const Device device = common_device(op, {{"loss", &loss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
   expect_f32(op, {{"loss", &loss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
   MseDims d = mse_dims(op, pred, target, mask);
   PIT_CHECK_RANGE(loss.numel() == 1, op, ": 'loss' must hold one element, got shape ", shape_string(loss.shape()));
-  cpu::mse_forward(loss.f32(), pred.f32(), target.f32(), mask ? mask->f32() : nullptr, d.B, d.L, d.P);
+  PIT_KERNEL(device, mse_forward)(loss.f32(), pred.f32(), target.f32(), mask ? mask->f32() : nullptr, d.B, d.L, d.P);
   return info.Env().Undefined();
 }
 
@@ -72,12 +74,12 @@ Napi::Value MseBackward(const Napi::CallbackInfo& info) {
   Tensor& pred = args.tensor(2, "pred");
   Tensor& target = args.tensor(3, "target");
   Tensor* mask = args.optional_tensor(4, "mask");
-  cpu_only(op, {{"dpred", &dpred}, {"dloss", &dloss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
+  const Device device = common_device(op, {{"dpred", &dpred}, {"dloss", &dloss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
   expect_f32(op, {{"dpred", &dpred}, {"dloss", &dloss}, {"pred", &pred}, {"target", &target}, {"mask", mask}});
   MseDims d = mse_dims(op, pred, target, mask);
   PIT_CHECK_RANGE(dloss.numel() == 1, op, ": 'dloss' must hold one element, got shape ", shape_string(dloss.shape()));
   expect_shape(op, "dpred", dpred, pred.shape());
-  cpu::mse_backward(dpred.f32(), dloss.f32(), pred.f32(), target.f32(), mask ? mask->f32() : nullptr, d.B, d.L, d.P);
+  PIT_KERNEL(device, mse_backward)(dpred.f32(), dloss.f32(), pred.f32(), target.f32(), mask ? mask->f32() : nullptr, d.B, d.L, d.P);
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 // a is (..., M, K), or (..., K, M) with transA; b is (K, N) or (N, K) with transB, either
 // shared by every batch entry (2-D) or batched like a.
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -47,14 +48,14 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   Tensor* bias = args.optional_tensor(3, "bias");
   bool trans_a = args.boolean(4, "transA"), trans_b = args.boolean(5, "transB");
   bool accumulate = args.boolean(6, "accumulate");
-  cpu_only(op, {{"out", &out}, {"a", &a}, {"b", &b}, {"bias", bias}});
+  const Device device = common_device(op, {{"out", &out}, {"a", &a}, {"b", &b}, {"bias", bias}});
   expect_f32(op, {{"out", &out}, {"a", &a}, {"b", &b}, {"bias", bias}});
   MatmulDims d = matmul_dims(op, a, b, trans_a, trans_b);
   expect_shape(op, "out", out, d.out_shape);
   if (bias) expect_shape(op, "bias", *bias, {d.N});
   expect_distinct(op, "out", out, "a", a);
   expect_distinct(op, "out", out, "b", b);
-  cpu::matmul_forward(out.f32(), a.f32(), b.f32(), bias ? bias->f32() : nullptr, d.batch, d.M, d.N, d.K, trans_a,
+  PIT_KERNEL(device, matmul_forward)(out.f32(), a.f32(), b.f32(), bias ? bias->f32() : nullptr, d.batch, d.M, d.N, d.K, trans_a,
                       trans_b, d.b_shared, accumulate);
   return info.Env().Undefined();
 }
@@ -70,14 +71,14 @@ Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   Tensor& a = args.tensor(4, "a");
   Tensor& b = args.tensor(5, "b");
   bool trans_a = args.boolean(6, "transA"), trans_b = args.boolean(7, "transB");
-  cpu_only(op, {{"da", da}, {"db", db}, {"dbias", dbias}, {"dout", &dout}, {"a", &a}, {"b", &b}});
+  const Device device = common_device(op, {{"da", da}, {"db", db}, {"dbias", dbias}, {"dout", &dout}, {"a", &a}, {"b", &b}});
   expect_f32(op, {{"da", da}, {"db", db}, {"dbias", dbias}, {"dout", &dout}, {"a", &a}, {"b", &b}});
   MatmulDims d = matmul_dims(op, a, b, trans_a, trans_b);
   expect_shape(op, "dout", dout, d.out_shape);
   if (da) expect_shape(op, "da", *da, a.shape());
   if (db) expect_shape(op, "db", *db, b.shape());
   if (dbias) expect_shape(op, "dbias", *dbias, {d.N});
-  cpu::matmul_backward(da ? da->f32() : nullptr, db ? db->f32() : nullptr, dbias ? dbias->f32() : nullptr, dout.f32(),
+  PIT_KERNEL(device, matmul_backward)(da ? da->f32() : nullptr, db ? db->f32() : nullptr, dbias ? dbias->f32() : nullptr, dout.f32(),
                        a.f32(), b.f32(), d.batch, d.M, d.N, d.K, trans_a, trans_b, d.b_shared);
   return info.Env().Undefined();
 }

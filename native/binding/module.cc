@@ -8,6 +8,7 @@
 #include "args.h"
 #include "core/cpu_features.h"
 #include "core/host_pool.h"
+#include "core/op_table.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "cpu/ops.h"
@@ -106,11 +107,12 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
     else cuda_backend()->copy_on_device(dst.raw(), src.raw(), dst.nbytes());
     return info.Env().Undefined();
   }
-  // dtype conversion: on the CPU (through host copies when either side is on the GPU).
-  PIT_CHECK_TYPE(dd == Device::CPU && sd == Device::CPU, "copy: f32 <-> bf16 conversion is implemented for cpu ",
-                 "tensors in this build; got ", device_name(sd), " -> ", device_name(dd));
-  if (dst.dtype() == DType::BF16) cpu::cast_f32_to_bf16(dst.bf16(), src.f32(), src.numel());
-  else cpu::cast_bf16_to_f32(dst.f32(), src.bf16(), src.numel());
+  // dtype conversion on the device both tensors are on (cast first, then move, otherwise).
+  PIT_CHECK_TYPE(dd == sd, "copy: converting ", dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()),
+                 " needs both tensors on one device; got ", device_name(sd), " -> ", device_name(dd));
+  const char* op = "copy";
+  if (dst.dtype() == DType::BF16) PIT_KERNEL(dd, cast_f32_to_bf16)(dst.bf16(), src.f32(), src.numel());
+  else PIT_KERNEL(dd, cast_bf16_to_f32)(dst.f32(), src.bf16(), src.numel());
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 #include "tensor_object.h"
@@ -26,12 +27,12 @@ Napi::Value Adamw(const Napi::CallbackInfo& info) {
   PIT_CHECK_RANGE(beta2 >= 0 && beta2 < 1, op, ": 'beta2' must be in [0, 1), got ", beta2);
   PIT_CHECK_RANGE(eps > 0, op, ": 'eps' must be positive, got ", eps);
   PIT_CHECK_RANGE(weight_decay >= 0, op, ": 'weightDecay' must be >= 0, got ", weight_decay);
-  cpu_only(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}});
+  const Device device = common_device(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}});
   expect_f32(op, {{"param", &param}, {"grad", &grad}, {"m", &m}, {"v", &v}});
   expect_shape(op, "grad", grad, param.shape());
   expect_shape(op, "m", m, param.shape());
   expect_shape(op, "v", v, param.shape());
-  cpu::adamw(param.f32(), grad.f32(), m.f32(), v.f32(), param.numel(), static_cast<float>(lr),
+  PIT_KERNEL(device, adamw)(param.f32(), grad.f32(), m.f32(), v.f32(), param.numel(), static_cast<float>(lr),
              static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(eps),
              static_cast<float>(weight_decay), step);
   return info.Env().Undefined();
@@ -51,9 +52,8 @@ Napi::Value GradNorm(const Napi::CallbackInfo& info) {
     PIT_CHECK_TYPE(t != nullptr, op, ": 'tensors[", i, "]' must be a tensor, got ", describe(v));
     PIT_CHECK_TYPE(!t->disposed(), op, ": 'tensors[", i, "]' is a disposed tensor");
     const Tensor& x = t->tensor();
-    if (x.device() != Device::CPU) unsupported_device(op, x.device());
     expect_dtype(op, cat("tensors[", i, "]").c_str(), x, DType::F32);
-    total += cpu::sum_of_squares(x.f32(), x.numel());
+    total += PIT_KERNEL(x.device(), sum_of_squares)(x.f32(), x.numel());
   }
   return Napi::Number::New(info.Env(), std::sqrt(total));
 }

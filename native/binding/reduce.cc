@@ -1,5 +1,6 @@
 // sumForward / sumBackward over one axis (mean when asked).
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -32,13 +33,13 @@ Napi::Value SumForward(const Napi::CallbackInfo& info) {
   Tensor& x = args.tensor(1, "x");
   int64_t axis = args.integer(2, "axis", -8, 7);
   bool mean = args.boolean(3, "mean");
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   Split s = split_at(op, x, axis);
   PIT_CHECK_RANGE(!mean || s.n > 0, op, ": mean over an empty axis");
   expect_shape(op, "out", out, s.reduced);
   expect_distinct(op, "out", out, "x", x);
-  cpu::sum_forward(out.f32(), x.f32(), s.outer, s.n, s.inner, mean);
+  PIT_KERNEL(device, sum_forward)(out.f32(), x.f32(), s.outer, s.n, s.inner, mean);
   return info.Env().Undefined();
 }
 
@@ -50,12 +51,12 @@ Napi::Value SumBackward(const Napi::CallbackInfo& info) {
   Tensor& dout = args.tensor(1, "dout");
   int64_t axis = args.integer(2, "axis", -8, 7);
   bool mean = args.boolean(3, "mean");
-  cpu_only(op, {{"dx", &dx}, {"dout", &dout}});
+  const Device device = common_device(op, {{"dx", &dx}, {"dout", &dout}});
   expect_f32(op, {{"dx", &dx}, {"dout", &dout}});
   Split s = split_at(op, dx, axis);
   expect_shape(op, "dout", dout, s.reduced);
   expect_distinct(op, "dx", dx, "dout", dout);
-  cpu::sum_backward(dx.f32(), dout.f32(), s.outer, s.n, s.inner, mean);
+  PIT_KERNEL(device, sum_backward)(dx.f32(), dout.f32(), s.outer, s.n, s.inner, mean);
   return info.Env().Undefined();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "args.h"
+#include "core/op_table.h"
 #include "cpu/ops.h"
 #include "registry.h"
 
@@ -13,7 +14,8 @@ void check_ids(const char* op, const Tensor& ids, int64_t B, int64_t L) {
   expect_dtype(op, "ids", ids, DType::I32);
   expect_ndim(op, "ids", ids, 2, "(B, K)");
   PIT_CHECK_RANGE(ids.dim(0) == B, op, ": 'ids' must have B = ", B, " rows, got shape ", shape_string(ids.shape()));
-  const int32_t* p = ids.i32();
+  const HostInts host_ids(ids);
+  const int32_t* p = host_ids.data();
   for (int64_t i = 0; i < ids.numel(); ++i)
     PIT_CHECK_RANGE(p[i] >= 0 && p[i] < L, op, ": 'ids[", i / ids.dim(1), ", ", i % ids.dim(1),
                     "]' must be a token index in [0, ", L, "), got ", p[i]);
@@ -26,7 +28,7 @@ Napi::Value GatherTokens(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
   Tensor& ids = args.tensor(2, "ids");
-  cpu_only(op, {{"out", &out}, {"x", &x}, {"ids", &ids}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}, {"ids", &ids}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_ndim(op, "x", x, 3, "(B, L, C)");
   int64_t B = x.dim(0), L = x.dim(1), C = x.dim(2);
@@ -34,7 +36,7 @@ Napi::Value GatherTokens(const Napi::CallbackInfo& info) {
   int64_t K = ids.dim(1);
   expect_shape(op, "out", out, {B, K, C});
   expect_distinct(op, "out", out, "x", x);
-  cpu::gather_tokens(out.f32(), x.f32(), ids.i32(), B, L, K, C);
+  PIT_KERNEL(device, gather_tokens)(out.f32(), x.f32(), ids.i32(), B, L, K, C);
   return info.Env().Undefined();
 }
 
@@ -45,7 +47,7 @@ Napi::Value ScatterAddTokens(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& src = args.tensor(1, "src");
   Tensor& ids = args.tensor(2, "ids");
-  cpu_only(op, {{"out", &out}, {"src", &src}, {"ids", &ids}});
+  const Device device = common_device(op, {{"out", &out}, {"src", &src}, {"ids", &ids}});
   expect_f32(op, {{"out", &out}, {"src", &src}});
   expect_ndim(op, "out", out, 3, "(B, L, C)");
   int64_t B = out.dim(0), L = out.dim(1), C = out.dim(2);
@@ -53,7 +55,7 @@ Napi::Value ScatterAddTokens(const Napi::CallbackInfo& info) {
   int64_t K = ids.dim(1);
   expect_shape(op, "src", src, {B, K, C});
   expect_distinct(op, "out", out, "src", src);
-  cpu::scatter_add_tokens(out.f32(), src.f32(), ids.i32(), B, L, K, C);
+  PIT_KERNEL(device, scatter_add_tokens)(out.f32(), src.f32(), ids.i32(), B, L, K, C);
   return info.Env().Undefined();
 }
 
@@ -64,7 +66,7 @@ Napi::Value ConcatTokens(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& a = args.tensor(1, "a");
   Tensor& b = args.tensor(2, "b");
-  cpu_only(op, {{"out", &out}, {"a", &a}, {"b", &b}});
+  const Device device = common_device(op, {{"out", &out}, {"a", &a}, {"b", &b}});
   expect_f32(op, {{"out", &out}, {"a", &a}, {"b", &b}});
   expect_ndim(op, "a", a, 3, "(B, La, C)");
   expect_ndim(op, "b", b, 3, "(B, Lb, C)");
@@ -76,7 +78,7 @@ Napi::Value ConcatTokens(const Napi::CallbackInfo& info) {
   expect_shape(op, "out", out, {B, La + Lb, C});
   expect_distinct(op, "out", out, "a", a);
   expect_distinct(op, "out", out, "b", b);
-  cpu::concat_tokens(out.f32(), a.f32(), b.f32(), B, La, Lb, C, a.dim(0) == 1 && B != 1);
+  PIT_KERNEL(device, concat_tokens)(out.f32(), a.f32(), b.f32(), B, La, Lb, C, a.dim(0) == 1 && B != 1);
   return info.Env().Undefined();
 }
 
@@ -86,7 +88,7 @@ Napi::Value SliceTokens(const Napi::CallbackInfo& info) {
   Args args(info, op);
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_ndim(op, "x", x, 3, "(B, L, C)");
   expect_ndim(op, "out", out, 3, "(B, Lo, C)");
@@ -95,7 +97,7 @@ Napi::Value SliceTokens(const Napi::CallbackInfo& info) {
   PIT_CHECK_RANGE(start + Lo <= L, op, ": tokens [", start, ", ", start + Lo, ") exceed L = ", L);
   expect_shape(op, "out", out, {B, Lo, C});
   expect_distinct(op, "out", out, "x", x);
-  cpu::slice_tokens(out.f32(), x.f32(), B, L, start, Lo, C);
+  PIT_KERNEL(device, slice_tokens)(out.f32(), x.f32(), B, L, start, Lo, C);
   return info.Env().Undefined();
 }
 
@@ -105,7 +107,7 @@ Napi::Value SliceTokensBackward(const Napi::CallbackInfo& info) {
   Args args(info, op);
   Tensor& dx = args.tensor(0, "dx");
   Tensor& dout = args.tensor(1, "dout");
-  cpu_only(op, {{"dx", &dx}, {"dout", &dout}});
+  const Device device = common_device(op, {{"dx", &dx}, {"dout", &dout}});
   expect_f32(op, {{"dx", &dx}, {"dout", &dout}});
   expect_ndim(op, "dx", dx, 3, "(B, L, C)");
   expect_ndim(op, "dout", dout, 3, "(B, Lo, C)");
@@ -114,7 +116,7 @@ Napi::Value SliceTokensBackward(const Napi::CallbackInfo& info) {
   PIT_CHECK_RANGE(start + Lo <= L, op, ": tokens [", start, ", ", start + Lo, ") exceed L = ", L);
   expect_shape(op, "dout", dout, {B, Lo, C});
   expect_distinct(op, "dx", dx, "dout", dout);
-  cpu::slice_tokens_backward(dx.f32(), dout.f32(), B, L, start, Lo, C);
+  PIT_KERNEL(device, slice_tokens_backward)(dx.f32(), dout.f32(), B, L, start, Lo, C);
   return info.Env().Undefined();
 }
 
@@ -125,7 +127,7 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
   Shape perm64 = args.shape(2, "perm");
-  cpu_only(op, {{"out", &out}, {"x", &x}});
+  const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   PIT_CHECK_RANGE(static_cast<int>(perm64.size()) == x.ndim(), op, ": 'perm' must list ", x.ndim(),
                   " axes, got ", perm64.size());
@@ -141,7 +143,7 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   }
   expect_shape(op, "out", out, out_shape);
   expect_distinct(op, "out", out, "x", x);
-  cpu::permute(out.f32(), x.f32(), x.shape(), perm);
+  PIT_KERNEL(device, permute)(out.f32(), x.f32(), x.shape(), perm);
   return info.Env().Undefined();
 }
 

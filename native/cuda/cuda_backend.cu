@@ -4,6 +4,7 @@
 // addon stays CPU-only; nothing here aborts the process.
 #include <napi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
@@ -13,7 +14,9 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "cuda/check.h"
+#include "cuda/context.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/op_table.h"
 
 #ifndef PIT_CUDA_ARCHITECTURES  // CMake passes CMAKE_CUDA_ARCHITECTURES, ';' written as ','
 #define PIT_CUDA_ARCHITECTURES "unknown"
@@ -163,9 +166,18 @@ void initialize_once(State& s) {
   }
   s.ready = true;
   register_cuda_backend(&kBackend);
+  register_cuda_op_table(&op_table_entries());
 }
 
 }  // namespace
+
+OpTable& op_table_entries() {
+  static OpTable table;  // filled by PIT_CUDA_OP in each op file at load time
+  return table;
+}
+
+cudaStream_t stream() { return state().stream; }
+int multiprocessors() { return state().devices.empty() ? 1 : std::max(1, state().devices[0].multiprocessors); }
 
 void initialize() {
   State& s = state();

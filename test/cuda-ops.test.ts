@@ -1,0 +1,217 @@
+// Every op of the CUDA op table against the CPU op on the same fresh random inputs, with
+// NaN-poisoned outputs on both sides, at token counts L = 1, 97, 1025, 4096 and widths
+// 16, 32, 64, 128 (DESIGN: one op table, every backend). f32 ops must agree within 1e-5
+// relative (plus a small absolute floor for values near zero); integer-valued and copy ops
+// exactly. Runs only where the CUDA addon sees a GPU; elsewhere every test is skipped.
+import test, { type ExecutionContext } from 'ava';
+import { native, selectBackend, type NativeTensor } from '../lib/native.js';
+import { randomNormal, rng } from './helpers.js';
+
+const gpu = selectBackend().backend === 'cuda';
+const gpuTest = gpu ? test : test.skip;
+if (!gpu) console.log(`GPU op tests skipped: ${selectBackend().reasons.join('; ')}`);
+
+type Device = 'cpu' | 'cuda';
+type Init = { shape: number[]; values: Float32Array | Int32Array; poison?: boolean };
+
+/** Random f32 values (normal), or i32 in [0, max). */
+const f32 = (shape: number[], std = 1): Init => ({ shape, values: Float32Array.from(randomNormal(shape.reduce((a, b) => a * b, 1), std)) });
+const i32 = (shape: number[], max: number, seed = 7): Init => {
+  const r = rng(seed);
+  return { shape, values: Int32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => Math.floor(r() * max)) };
+};
+/** An output: NaN-filled before the op, so an element the op forgets to write shows up. */
+const out = (shape: number[]): Init => ({ shape, values: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(NaN), poison: true });
+
+interface Case {
+  /** Tensors by name; outputs are poisoned. */
+  tensors: Record<string, Init>;
+  /** Calls the op with the tensors of one device. */
+  call: (a: ReturnType<typeof native>, t: Record<string, NativeTensor>) => unknown;
+  /** Names compared after the call (default: every poisoned tensor). */
+  compare?: string[];
+  rtol?: number;
+  atol?: number;
+}
+
+function materialise(inits: Record<string, Init>, device: Device): Record<string, NativeTensor> {
+  const a = native();
+  return Object.fromEntries(Object.entries(inits).map(([name, init]) => [name,
+    a.fromArray(init.values, init.shape, init.values instanceof Int32Array ? 'i32' : 'f32', device)]));
+}
+
+function parity(t: ExecutionContext, label: string, c: Case): void {
+  const cpu = materialise(c.tensors, 'cpu'), cuda = materialise(c.tensors, 'cuda');
+  const a = native();
+  const r1 = c.call(a, cpu), r2 = c.call(a, cuda);
+  const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-6;
+  if (typeof r1 === 'number') {
+    t.true(Math.abs((r2 as number) - r1) <= atol + rtol * Math.abs(r1), `${label}: ${r2} vs ${r1}`);
+  }
+  const names = c.compare ?? Object.entries(c.tensors).filter(([, i]) => i.poison).map(([n]) => n);
+  for (const name of names) {
+    const x = cpu[name]!.toArray(), y = cuda[name]!.toArray();
+    let worst = 0, at = -1;
+    for (let i = 0; i < x.length; i++) {
+      const err = Math.abs(y[i]! - x[i]!) - rtol * Math.abs(x[i]!);
+      if (!(err <= atol) && (Number.isNaN(err) ? !(Number.isNaN(x[i]!) && Number.isNaN(y[i]!)) : true)) {
+        if (Number.isNaN(err) || err > worst) (worst = Number.isNaN(err) ? Infinity : err), (at = i);
+      }
+    }
+    t.is(at, -1, `${label}: '${name}' differs at ${at}: cuda ${y[at]} vs cpu ${x[at]}`);
+  }
+  for (const x of [...Object.values(cpu), ...Object.values(cuda)]) x.dispose();
+}
+
+const Ls = [1, 97, 1025, 4096];
+const Cs = [16, 32, 64, 128];
+/** (B, L, C) shapes covering every L and C without the full product at L = 4096. */
+const tokenShapes = Ls.flatMap((L) => Cs.map((C) => [L >= 1025 ? 1 : 3, L, C])).filter(([, L, C]) => L! < 4096 || C === 64);
+
+gpuTest('elementwise: add, mul (broadcast and scalar), scale, axpy, fill', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const s = [B!, L!, C!];
+    parity(t, `add ${s}`, { tensors: { o: out(s), a: f32(s), b: f32(s) }, call: (a, x) => a.add(x.o!, x.a!, x.b!) });
+    parity(t, `add bias ${s}`, { tensors: { o: out(s), a: f32(s), b: f32([C!]) }, call: (a, x) => a.add(x.o!, x.a!, x.b!) });
+    parity(t, `mul scalar ${s}`, { tensors: { o: out(s), a: f32(s), b: f32([1]) }, call: (a, x) => a.mul(x.o!, x.a!, x.b!) });
+    parity(t, `scale ${s}`, { tensors: { o: out(s), x: f32(s) }, call: (a, x) => a.scale(x.o!, x.x!, -0.37) });
+    parity(t, `axpy ${s}`, { tensors: { y: f32(s), x: f32(s) }, call: (a, x) => a.axpy(x.y!, x.x!, 1.5), compare: ['y'] });
+    parity(t, `fill ${s}`, { tensors: { o: out(s) }, call: (a, x) => a.fill(x.o!, 2.5) });
+  }
+});
+
+gpuTest('activations: gelu (erf, tanh) and silu, forward and backward', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const s = [B!, L!, 4 * C!];
+    for (const form of ['none', 'tanh'] as const) {
+      parity(t, `gelu ${form} ${s}`, { tensors: { o: out(s), x: f32(s, 3) }, call: (a, x) => a.geluForward(x.o!, x.x!, form) });
+      parity(t, `gelu ${form} backward ${s}`, { tensors: { dx: out(s), g: f32(s), x: f32(s, 3) }, call: (a, x) => a.geluBackward(x.dx!, x.g!, x.x!, form) });
+    }
+    parity(t, `silu ${s}`, { tensors: { o: out(s), x: f32(s, 3) }, call: (a, x) => a.siluForward(x.o!, x.x!) });
+    parity(t, `silu backward ${s}`, { tensors: { dx: out(s), g: f32(s), x: f32(s, 3) }, call: (a, x) => a.siluBackward(x.dx!, x.g!, x.x!) });
+  }
+});
+
+gpuTest('layernorm forward and backward, affine and not', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const N = B! * L!, s = [N, C!];
+    for (const affine of [true, false]) {
+      const w: Record<string, Init> = affine ? { w: f32([C!]), b: f32([C!]) } : {};
+      parity(t, `layernorm ${s} affine=${affine}`, {
+        tensors: { o: out(s), mean: out([N]), rstd: out([N]), x: f32(s, 2), ...w },
+        call: (a, x) => a.layernormForward(x.o!, x.mean!, x.rstd!, x.x!, x.w ?? null, x.b ?? null, 1e-6),
+      });
+      parity(t, `layernorm backward ${s} affine=${affine}`, {
+        tensors: { dx: out(s), dw: out([C!]), db: out([C!]), g: f32(s), x: f32(s, 2), mean: out([N]), rstd: out([N]), o: out(s), ...w },
+        call: (a, x) => {
+          a.layernormForward(x.o!, x.mean!, x.rstd!, x.x!, x.w ?? null, x.b ?? null, 1e-6);
+          a.layernormBackward(x.dx!, affine ? x.dw! : null, affine ? x.db! : null, x.g!, x.x!, x.w ?? null, x.mean!, x.rstd!);
+        },
+        compare: affine ? ['dx', 'dw', 'db'] : ['dx'],
+        rtol: 1e-4, atol: 1e-5, // dweight/dbias sum over N rows in another order
+      });
+    }
+  }
+});
+
+gpuTest('modulate and gated residual, forward and backward', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const s = [B!, L!, C!], bc = [B!, C!];
+    parity(t, `modulate ${s}`, { tensors: { o: out(s), x: f32(s), shift: f32(bc), scale: f32(bc) }, call: (a, x) => a.modulateForward(x.o!, x.x!, x.shift!, x.scale!) });
+    parity(t, `modulate backward ${s}`, {
+      tensors: { dx: out(s), dshift: out(bc), dscale: out(bc), g: f32(s), x: f32(s), scale: f32(bc) },
+      call: (a, x) => a.modulateBackward(x.dx!, x.dshift!, x.dscale!, x.g!, x.x!, x.scale!), rtol: 1e-4, atol: 1e-5,
+    });
+    parity(t, `gated residual ${s}`, { tensors: { o: out(s), x: f32(s), y: f32(s), gate: f32(bc) }, call: (a, x) => a.gatedResidualForward(x.o!, x.x!, x.y!, x.gate!) });
+    parity(t, `gated residual backward ${s}`, {
+      tensors: { dy: out(s), dgate: out(bc), g: f32(s), y: f32(s), gate: f32(bc) },
+      call: (a, x) => a.gatedResidualBackward(x.dy!, x.dgate!, x.g!, x.y!, x.gate!), rtol: 1e-4, atol: 1e-5,
+    });
+  }
+});
+
+gpuTest('losses: softmax cross-entropy (with smoothing and dlogits) and masked mse', (t) => {
+  for (const [N, K] of [[1, 10], [97, 10], [1025, 100], [4096, 1000]] as const) {
+    parity(t, `softmaxCrossEntropy ${N}x${K}`, {
+      tensors: { losses: out([N]), dlogits: out([N, K]), logits: f32([N, K], 4), targets: i32([N], K) },
+      call: (a, x) => a.softmaxCrossEntropy(x.losses!, x.dlogits!, x.logits!, x.targets!, 0.1, 1 / N),
+    });
+  }
+  for (const [B, L, P] of [[2, 1, 3], [2, 97, 16], [1, 1025, 48], [1, 4096, 4]] as const) {
+    const s = [B, L, P];
+    for (const masked of [false, true]) {
+      const mask: Record<string, Init> = masked ? { mask: { shape: [B, L], values: Float32Array.from({ length: B * L }, (_, i) => (i % 4 === 0 ? 0 : 1)) } } : {};
+      parity(t, `mse ${s} masked=${masked}`, {
+        tensors: { loss: out([1]), pred: f32(s), target: f32(s), ...mask }, call: (a, x) => a.mseForward(x.loss!, x.pred!, x.target!, x.mask ?? null), rtol: 1e-5,
+      });
+      parity(t, `mse backward ${s} masked=${masked}`, {
+        tensors: { dpred: out(s), dloss: f32([1]), pred: f32(s), target: f32(s), ...mask },
+        call: (a, x) => a.mseBackward(x.dpred!, x.dloss!, x.pred!, x.target!, x.mask ?? null),
+      });
+    }
+  }
+});
+
+gpuTest('reductions: sum and mean over each axis, forward and backward; gradNorm', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const s = [B!, L!, C!];
+    for (const axis of [0, 1, 2]) {
+      const reduced = s.filter((_, i) => i !== axis);
+      for (const mean of [false, true]) {
+        parity(t, `sum ${s} axis ${axis} mean=${mean}`, { tensors: { o: out(reduced), x: f32(s) }, call: (a, x) => a.sumForward(x.o!, x.x!, axis, mean), rtol: 1e-5, atol: 1e-5 });
+        parity(t, `sum backward ${s} axis ${axis} mean=${mean}`, { tensors: { dx: out(s), g: f32(reduced) }, call: (a, x) => a.sumBackward(x.dx!, x.g!, axis, mean) });
+      }
+    }
+    parity(t, `gradNorm ${s}`, { tensors: { a: f32(s), b: f32([C!]) }, call: (a, x) => a.gradNorm([x.a!, x.b!]), compare: [], rtol: 1e-12, atol: 0 });
+  }
+});
+
+gpuTest('tokens: gather, scatter-add (repeated ids), concat (shared cls), slice and its backward; permute', (t) => {
+  for (const [B, L, C] of tokenShapes) {
+    const s = [B!, L!, C!], K = Math.max(1, Math.floor(L! / 4));
+    parity(t, `gather ${s} K=${K}`, { tensors: { o: out([B!, K, C!]), x: f32(s), ids: i32([B!, K], L!) }, call: (a, x) => a.gatherTokens(x.o!, x.x!, x.ids!) });
+    parity(t, `scatterAdd ${s} K=${K}`, {
+      tensors: { o: f32(s), src: f32([B!, K, C!]), ids: i32([B!, K], Math.max(1, Math.floor(L! / 8))) },
+      call: (a, x) => a.scatterAddTokens(x.o!, x.src!, x.ids!), compare: ['o'], rtol: 1e-6,
+    });
+    parity(t, `concat cls ${s}`, { tensors: { o: out([B!, L! + 1, C!]), a: f32([1, 1, C!]), b: f32(s) }, call: (a, x) => a.concatTokens(x.o!, x.a!, x.b!) });
+    const start = Math.floor(L! / 3), Lo = L! - start;
+    parity(t, `slice ${s}`, { tensors: { o: out([B!, Lo, C!]), x: f32(s) }, call: (a, x) => a.sliceTokens(x.o!, x.x!, start) });
+    parity(t, `slice backward ${s}`, { tensors: { dx: out(s), g: f32([B!, Lo, C!]) }, call: (a, x) => a.sliceTokensBackward(x.dx!, x.g!, start) });
+    parity(t, `permute ${s}`, { tensors: { o: out([C!, B!, L!]), x: f32(s) }, call: (a, x) => a.permute(x.o!, x.x!, [2, 0, 1]) });
+  }
+  // The patchify permute of ViT/2: (B, C, h, p, w, p) -> (B, h, w, C, p, p).
+  parity(t, 'permute 6-d', { tensors: { o: out([2, 16, 16, 3, 2, 2]), x: f32([2, 3, 16, 2, 16, 2]) }, call: (a, x) => a.permute(x.o!, x.x!, [0, 2, 4, 1, 3, 5]) });
+});
+
+gpuTest('adamw: one and several steps in place, with and without weight decay', (t) => {
+  for (const n of [1, 97, 1025 * 64, 4096 * 128]) {
+    for (const wd of [0, 0.05]) {
+      parity(t, `adamw n=${n} wd=${wd}`, {
+        tensors: { p: f32([n]), g: f32([n]), m: f32([n], 0.1), v: { shape: [n], values: Float32Array.from(randomNormal(n), (x) => x * x) } },
+        call: (a, x) => {
+          for (let step = 1; step <= 3; step++) a.adamw(x.p!, x.g!, x.m!, x.v!, 1e-3, 0.9, 0.95, 1e-8, wd, step);
+        },
+        compare: ['p', 'm', 'v'],
+      });
+    }
+  }
+});
+
+gpuTest('bf16 casts on the GPU round exactly as on the CPU (copy f32 <-> bf16)', (t) => {
+  const a = native();
+  const values = Float32Array.from([...randomNormal(4093, 100), 0, -0, Infinity, -Infinity, NaN, 1e-40, 3.3895314e38]);
+  const n = values.length;
+  const convert = (device: Device) => {
+    const src = a.fromArray(values, [n], 'f32', device);
+    const half = a.empty([n], 'bf16', device), back = a.empty([n], 'f32', device);
+    a.copy(half, src);
+    a.copy(back, half);
+    const r = back.toArray();
+    for (const x of [src, half, back]) x.dispose();
+    return r;
+  };
+  const cpu = convert('cpu'), cuda = convert('cuda');
+  const bits = (x: Float32Array | Int32Array) => Array.from(new Uint32Array(Float32Array.from(x).buffer));
+  t.deepEqual(bits(cuda), bits(cpu));
+});
