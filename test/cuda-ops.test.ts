@@ -215,3 +215,25 @@ gpuTest('bf16 casts on the GPU round exactly as on the CPU (copy f32 <-> bf16)',
   const bits = (x: Float32Array | Int32Array) => Array.from(new Uint32Array(Float32Array.from(x).buffer));
   t.deepEqual(bits(cuda), bits(cpu));
 });
+
+gpuTest('Philox on the GPU: the CPU stream, uniform bit for bit, normal to the last bits of logf/sincosf', (t) => {
+  const a = native();
+  for (const [n, seed, offset] of [[1, 0, 0], [1027, 42, 7], [1 << 20, 2 ** 40 + 3, 2 ** 33]] as const) {
+    for (const kind of ['uniform', 'normal'] as const) {
+      const draw = (device: Device) => {
+        const x = a.empty([n], 'f32', device);
+        a.randomFill(x, kind, seed, offset);
+        const r = x.toArray();
+        x.dispose();
+        return r;
+      };
+      const cpu = draw('cpu'), cuda = draw('cuda');
+      if (kind === 'uniform') t.deepEqual(Array.from(cuda), Array.from(cpu), `uniform n=${n}`);
+      else {
+        let worst = 0;
+        for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(cuda[i]! - cpu[i]!) / (1e-3 + Math.abs(cpu[i]!)));
+        t.true(worst < 1e-5, `normal n=${n}: worst relative difference ${worst}`);
+      }
+    }
+  }
+});

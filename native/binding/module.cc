@@ -126,9 +126,9 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   uint64_t seed = static_cast<uint64_t>(args.integer(2, "seed", 0, 9007199254740991));
   uint64_t offset = static_cast<uint64_t>(args.integer(3, "offset", 0, 9007199254740991));
   expect_dtype("randomFill", "tensor", t, DType::F32);
-  if (t.device() != Device::CPU) unsupported_device("randomFill", t.device());
-  if (kind == "normal") fill_normal(t.f32(), t.numel(), seed, offset);
-  else fill_uniform(t.f32(), t.numel(), seed, offset);
+  const char* op = "randomFill";
+  if (kind == "normal") PIT_KERNEL(t.device(), fill_normal)(t.f32(), t.numel(), seed, offset);
+  else PIT_KERNEL(t.device(), fill_uniform)(t.f32(), t.numel(), seed, offset);
   return info.Env().Undefined();
 }
 

@@ -7,6 +7,7 @@
 #include "cpu/ops.h"
 #include "device.h"
 #include "error.h"
+#include "rng.h"
 
 namespace pit {
 
@@ -25,6 +26,9 @@ struct OpTable {
 #define PIT_OP_ENTRY(name) decltype(&cpu::name) name = nullptr;
   PIT_OPS(PIT_OP_ENTRY)
 #undef PIT_OP_ENTRY
+  // The Philox fills of core/rng.h (randomFill).
+  decltype(&pit::fill_uniform) fill_uniform = nullptr;
+  decltype(&pit::fill_normal) fill_normal = nullptr;
 };
 
 // The CPU table (complete), and the CUDA table a CUDA build registers (null otherwise).

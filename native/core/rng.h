@@ -9,13 +9,20 @@
 #pragma once
 #include <cstdint>
 
+// The generator itself compiles for the GPU too (native/cuda/rng.cu).
+#ifdef __CUDACC__
+#define PIT_HOST_DEVICE __host__ __device__
+#else
+#define PIT_HOST_DEVICE
+#endif
+
 namespace pit {
 
 struct Philox4 {
   uint32_t x[4];
 };
 
-inline Philox4 philox4x32_10(uint64_t block, uint64_t offset, uint64_t seed) {
+PIT_HOST_DEVICE inline Philox4 philox4x32_10(uint64_t block, uint64_t offset, uint64_t seed) {
   uint32_t c0 = static_cast<uint32_t>(block), c1 = static_cast<uint32_t>(block >> 32);
   uint32_t c2 = static_cast<uint32_t>(offset), c3 = static_cast<uint32_t>(offset >> 32);
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -35,6 +42,8 @@ inline Philox4 philox4x32_10(uint64_t block, uint64_t offset, uint64_t seed) {
 }
 
 // Fill n floats from the stream (seed, offset). Multi-threaded; identical for any thread count.
+// Also in the op table (native/core/op_table.h): the CUDA versions give the same uniform
+// bits and normals equal up to the last bits of the GPU's logf/sincosf.
 void fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset);
 void fill_normal(float* out, int64_t n, uint64_t seed, uint64_t offset);
 

@@ -10,6 +10,8 @@ OpTable make_cpu_table() {
 #define PIT_OP_FILL(name) t.name = &cpu::name;
   PIT_OPS(PIT_OP_FILL)
 #undef PIT_OP_FILL
+  t.fill_uniform = &pit::fill_uniform;
+  t.fill_normal = &pit::fill_normal;
   return t;
 }
 

@@ -1,0 +1,58 @@
+// Whole-model parity: five AdamW steps of a small PiT (drop path on) on the CPU and on the
+// GPU from the same seed and the same real digits. Runs only where the CUDA addon sees a GPU.
+import test from 'ava';
+import {
+  AdamW, backward, loadMnist, normalize, selectBackend, setDefaultDevice, softmaxCrossEntropy, tensor, tidy,
+  VisionTransformer, type Device,
+} from '../lib/index.js';
+
+const gpu = selectBackend().backend === 'cuda';
+const gpuTest = gpu ? test : test.skip;
+if (!gpu) console.log(`GPU model tests skipped: ${selectBackend().reasons.join('; ')}`);
+
+function fiveSteps(device: Device): { losses: number[]; grads: Map<string, Float32Array> } {
+  setDefaultDevice(device);
+  try {
+    const { train } = loadMnist({ size: 8 });
+    const B = 32, size = 64;
+    const images = normalize(train.images.slice(0, B * size), train, train.mean, train.std);
+    const labels = train.labels.slice(0, B);
+    const model = new VisionTransformer({ imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, classes: 10, dropPath: 0.1, seed: 3 });
+    const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
+    const losses: number[] = [];
+    const grads = new Map<string, Float32Array>();
+    for (let step = 0; step < 5; step++) {
+      tidy(() => {
+        const logits = model.forward(tensor(images, [B, 1, 8, 8]), { seed: 11, offset: step });
+        const loss = softmaxCrossEntropy(logits, tensor(labels, [B]), { labelSmoothing: 0.1 });
+        losses.push(loss.toArray()[0]!);
+        backward(loss);
+        if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
+        optimizer.step(1e-3);
+        optimizer.zeroGrad();
+      });
+    }
+    optimizer.dispose();
+    model.dispose();
+    return { losses, grads };
+  } finally {
+    setDefaultDevice('cpu');
+  }
+}
+
+gpuTest('5 training steps of a small PiT: CPU and GPU losses within 1e-2, every gradient close', (t) => {
+  const cpu = fiveSteps('cpu'), cuda = fiveSteps('cuda');
+  cpu.losses.forEach((l, i) => t.true(Math.abs(cuda.losses[i]! - l) <= 1e-2 * Math.abs(l), `step ${i}: loss ${cuda.losses[i]} vs ${l}`));
+  // Both sides compute in f32 and differ only in summation order (matmul, attention and the
+  // reductions), compounded over four optimizer steps: 1e-3 of each gradient's norm leaves
+  // room for that and none for a wrong kernel, which is off by O(1).
+  for (const [name, g] of cpu.grads) {
+    const h = cuda.grads.get(name)!;
+    let diff = 0, norm = 0;
+    for (let i = 0; i < g.length; i++) {
+      diff += (h[i]! - g[i]!) ** 2;
+      norm += g[i]! ** 2;
+    }
+    t.true(Math.sqrt(diff) <= 1e-3 * Math.sqrt(norm) + 1e-7, `${name}: relative gradient difference ${Math.sqrt(diff / norm)}`);
+  }
+});
