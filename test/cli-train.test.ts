@@ -45,7 +45,7 @@ test('pit train --help shows every default', (t) => {
   t.is(r.status, 0);
   for (const flag of ['--epochs <n>', '--lr <lr>', '--batch-size <n>', '--warmup-epochs <n>', '--patch <n>', '--pe <kind>', '--pool <kind>', '--ema <decay>', '--resume [dir]'])
     t.true(r.stdout.includes(flag), flag);
-  t.regex(r.stdout, /--lr <lr>\s+peak learning rate \(default: 0\.002\)/);
+  t.regex(r.stdout, /--lr <lr>\s+peak learning rate \(default: 0\.003\)/);
   t.regex(r.stdout, /--image-size <n>\s+resize images to n×n \(default: 8 for mnist/);
 });
 

@@ -237,3 +237,61 @@ gpuTest('Philox on the GPU: the CPU stream, uniform bit for bit, normal to the l
     }
   }
 });
+
+gpuTest('matmul (f32 path): every transpose, a shared and a batched B, bias, accumulate; backward', (t) => {
+  for (const [M, N, K] of [[1, 48, 16], [97, 96, 32], [1025, 192, 64], [4096, 128, 128], [300, 64, 256]] as const) {
+    for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      const aShape = transA ? [K, M] : [M, K], bShape = transB ? [N, K] : [K, N];
+      parity(t, `matmul ${M}x${N}x${K} tA=${transA} tB=${transB}`, {
+        tensors: { o: out([M, N]), a: f32(aShape), b: f32(bShape), bias: f32([N]) },
+        call: (a, x) => a.matmulForward(x.o!, x.a!, x.b!, x.bias!, transA, transB, false), rtol: 1e-4, atol: 1e-4,
+      });
+      parity(t, `matmul backward ${M}x${N}x${K} tA=${transA} tB=${transB}`, {
+        tensors: { da: out(aShape), db: out(bShape), dbias: out([N]), g: f32([M, N]), a: f32(aShape), b: f32(bShape) },
+        call: (a, x) => a.matmulBackward(x.da!, x.db!, x.dbias!, x.g!, x.a!, x.b!, transA, transB), rtol: 1e-4, atol: 1e-4,
+      });
+    }
+  }
+  // Batched: (4, 97, 32) · (4, 32, 48), and accumulate into an existing output.
+  parity(t, 'matmul batched + accumulate', {
+    tensors: { o: f32([4, 97, 48]), a: f32([4, 97, 32]), b: f32([4, 32, 48]) },
+    call: (a, x) => a.matmulForward(x.o!, x.a!, x.b!, null, false, false, true), compare: ['o'], rtol: 1e-4, atol: 1e-4,
+  });
+  parity(t, 'matmul batched backward', {
+    tensors: { da: out([4, 97, 32]), db: out([4, 32, 48]), g: f32([4, 97, 48]), a: f32([4, 97, 32]), b: f32([4, 32, 48]) },
+    call: (a, x) => a.matmulBackward(x.da!, x.db!, null, x.g!, x.a!, x.b!, false, false), rtol: 1e-4, atol: 1e-4,
+  });
+});
+
+gpuTest('attention (f32 path): forward (out, lse) and backward at L = 1, 97, 1025, 4096 and D = 16, 32, 64, 128', (t) => {
+  const shapes: [number, number, number, number][] = [];
+  for (const L of [1, 97, 1025]) for (const D of [16, 32, 64, 128]) shapes.push([2, L, 3, D]);
+  shapes.push([1, 4096, 2, 64], [1, 4096, 1, 16], [3, 197, 12, 24]);
+  for (const [B, L, H, D] of shapes) {
+    const s = `{${B},${L},${H},${D}}`;
+    parity(t, `attention ${s}`, {
+      tensors: { o: out([B, L, H, D]), lse: out([B, H, L]), qkv: f32([B, L, 3, H, D]) },
+      call: (a, x) => a.attentionForward(x.o!, x.lse!, x.qkv!), rtol: 1e-5, atol: 1e-5,
+    });
+    parity(t, `attention backward ${s}`, {
+      tensors: { dqkv: out([B, L, 3, H, D]), g: f32([B, L, H, D]), qkv: f32([B, L, 3, H, D]), o: out([B, L, H, D]), lse: out([B, H, L]) },
+      call: (a, x) => {
+        a.attentionForward(x.o!, x.lse!, x.qkv!);
+        a.attentionBackward(x.dqkv!, x.g!, x.qkv!, x.o!, x.lse!);
+      },
+      compare: ['dqkv'], rtol: 1e-4, atol: 1e-5,
+    });
+  }
+});
+
+gpuTest('attention at L = 16,384 forward and backward against the chunked fp32 CPU kernel', (t) => {
+  const [B, L, H, D] = [1, 16384, 1, 64];
+  parity(t, 'attention L=16384', {
+    tensors: { dqkv: out([B, L, 3, H, D]), g: f32([B, L, H, D]), qkv: f32([B, L, 3, H, D]), o: out([B, L, H, D]), lse: out([B, H, L]) },
+    call: (a, x) => {
+      a.attentionForward(x.o!, x.lse!, x.qkv!);
+      a.attentionBackward(x.dqkv!, x.g!, x.qkv!, x.o!, x.lse!);
+    },
+    compare: ['o', 'lse', 'dqkv'], rtol: 1e-4, atol: 1e-5,
+  });
+});

@@ -115,7 +115,7 @@ test('resume refuses a changed recipe and a broken checkpoint, naming what is wr
   const out = scratch();
   const r = await trainClassifier({ recipe: { ...stateful, epochs: 1 }, out, device: 'cpu', stopAtStep: 3 });
   r.model.dispose();
-  await t.throwsAsync(trainClassifier({ recipe: { lr: 0.5 }, out, resume: true, device: 'cpu' }), { message: /resume: 'lr' is 0.002 in the checkpoint, got 0.5; a resumed run keeps its recipe/ });
+  await t.throwsAsync(trainClassifier({ recipe: { lr: 0.5 }, out, resume: true, device: 'cpu' }), { message: /resume: 'lr' is 0.003 in the checkpoint, got 0.5; a resumed run keeps its recipe/ });
   await t.throwsAsync(trainClassifier({ out: join(out, 'nowhere'), resume: true, device: 'cpu' }), { message: /checkpoint: '.*nowhere' does not exist/ });
   const dir = resolveCheckpoint(out);
   const model = readFileSync(join(dir, MODEL_FILE));

@@ -26,4 +26,30 @@ inline unsigned grid_for(int64_t n, int threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(needed, int64_t(multiprocessors()) * 8)));
 }
 
+// Stream-ordered scratch memory from the pool (none for 0 bytes). release() frees it on the
+// normal path, checked; the destructor frees it if an exception (a failed launch) skipped
+// release(). Freed on the stream, so kernels queued before still read it safely.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) {
+    if (bytes > 0) check(cudaMallocAsync(&ptr_, bytes, stream()), "cudaMallocAsync (scratch)");
+  }
+  ~Scratch() {
+    if (ptr_ && cudaFreeAsync(ptr_, stream()) != cudaSuccess) cudaGetLastError();  // must not throw
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  template <typename T = void>
+  T* get() const { return static_cast<T*>(ptr_); }
+  void release() {
+    void* p = ptr_;
+    ptr_ = nullptr;
+    if (p) check(cudaFreeAsync(p, stream()), "cudaFreeAsync (scratch)");
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
 }  // namespace pit::cuda

@@ -51,23 +51,6 @@ __global__ void sum_partials_kernel(double* __restrict__ total, const double* __
   if (threadIdx.x == 0) total[0] = s;
 }
 
-// Stream-ordered scratch memory. release() frees it on the normal path (checked); the
-// destructor frees it if an exception (a failed launch) skipped release.
-struct Scratch {
-  void* ptr = nullptr;
-  explicit Scratch(size_t bytes) { PIT_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, stream())); }
-  ~Scratch() {
-    if (ptr && cudaFreeAsync(ptr, stream()) != cudaSuccess) cudaGetLastError();
-  }
-  void release() {
-    void* p = ptr;
-    ptr = nullptr;
-    PIT_CUDA_CHECK(cudaFreeAsync(p, stream()));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 }  // namespace
 
 // Σ x² over x (n), in float64. Synchronises stream() (the result is read on the host).
@@ -77,7 +60,7 @@ double sum_of_squares(const float* x, int64_t n) {
   const unsigned blocks = static_cast<unsigned>(std::clamp<int64_t>(want, 1, kMaxBlocks));
   // (total, partials (blocks)) in doubles.
   Scratch scratch(sizeof(double) * (1 + size_t(blocks)));
-  double* total = static_cast<double*>(scratch.ptr);
+  double* total = scratch.get<double>();
   double* part = total + 1;
   sum_of_squares_partials<<<blocks, kThreads, 0, stream()>>>(part, x, n);
   check_launch("sum_of_squares");

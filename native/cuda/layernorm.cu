@@ -13,6 +13,7 @@
 // row blocks of a fixed length (a function of N only) each write a partial row to scratch
 // (row_blocks, C), and a second kernel adds the partials of each column in a fixed tree
 // order, so the result is bit-identical from run to run and from GPU to GPU.
+#include "cuda/column_sums.cuh"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 
@@ -131,38 +132,6 @@ __global__ void layernorm_param_partials_kernel(float* __restrict__ part_w, floa
   }
 }
 
-// total (C) = Σ_k partials (blocks, C)[k], one warp per column: lane l adds blocks l, l+32, …
-// in order, then a fixed shuffle tree. blockDim = (32, 8), grid-stride over columns.
-__global__ void sum_partials_kernel(float* __restrict__ total, const float* __restrict__ partials,
-                                    int64_t blocks, int64_t C) {
-  for (int64_t c = int64_t(blockIdx.x) * 8 + threadIdx.y; c < C; c += int64_t(gridDim.x) * 8) {
-    float s = 0.0f;
-    for (int64_t k = threadIdx.x; k < blocks; k += 32) s += partials[k * C + c];
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_down_sync(0xffffffffu, s, offset);
-    if (threadIdx.x == 0) total[c] = s;
-  }
-}
-
-// Stream-ordered scratch memory (none for 0 bytes). release() frees it on the normal path
-// (checked); the destructor frees it if an exception (a failed launch) skipped release.
-struct Scratch {
-  void* ptr = nullptr;
-  explicit Scratch(size_t bytes) {
-    if (bytes > 0) PIT_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, stream()));
-  }
-  ~Scratch() {
-    if (ptr && cudaFreeAsync(ptr, stream()) != cudaSuccess) cudaGetLastError();
-  }
-  void release() {
-    void* p = ptr;
-    ptr = nullptr;
-    if (p) PIT_CUDA_CHECK(cudaFreeAsync(p, stream()));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 // Runs launch(Shape<T, G>{}) with the row-group shape for rows of C floats (see the header):
 // a warp per row with 8 rows per block, or a block of 256 or 1024 threads per row.
 template <int T, int G>
@@ -219,7 +188,7 @@ void layernorm_backward(float* dx, float* dweight, float* dbias, const float* do
   const int64_t rows_per_block = std::max(kMinRowsPerBlock, (N + kMaxRowBlocks - 1) / kMaxRowBlocks);
   const int64_t row_blocks = (N + rows_per_block - 1) / rows_per_block;  // <= kMaxRowBlocks
   Scratch scratch(size_t(2 * row_blocks * C) * sizeof(float));
-  float* part_w = static_cast<float*>(scratch.ptr);
+  float* part_w = scratch.get<float>();
   float* part_b = part_w + row_blocks * C;
   const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>(row_blocks));
   layernorm_param_partials_kernel<<<grid, dim3(32, 8), 0, stream()>>>(

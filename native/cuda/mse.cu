@@ -111,25 +111,6 @@ __global__ void mse_backward_kernel(float* __restrict__ dpred, const float* __re
   }
 }
 
-// Stream-ordered scratch memory (none for 0 bytes). release() frees it on the normal path
-// (checked); the destructor frees it if an exception (a failed launch) skipped release.
-struct Scratch {
-  void* ptr = nullptr;
-  explicit Scratch(size_t bytes) {
-    if (bytes > 0) PIT_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, stream()));
-  }
-  ~Scratch() {
-    if (ptr && cudaFreeAsync(ptr, stream()) != cudaSuccess) cudaGetLastError();
-  }
-  void release() {
-    void* p = ptr;
-    ptr = nullptr;
-    if (p) PIT_CUDA_CHECK(cudaFreeAsync(p, stream()));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 // 32-bit indices when every index (and index + grid stride) fits.
 bool fits_32_bits(int64_t n) { return n < (int64_t(1) << 31); }
 
@@ -145,7 +126,7 @@ void mse_forward(float* loss, const float* pred, const float* target, const floa
   }
   const unsigned se_blocks = reduction_blocks(n), mask_blocks = mask ? reduction_blocks(tokens) : 0;
   Scratch scratch(sizeof(double) * (se_blocks + mask_blocks));
-  double* se_part = static_cast<double*>(scratch.ptr);
+  double* se_part = scratch.get<double>();
   double* mask_part = mask ? se_part + se_blocks : nullptr;
   if (fits_32_bits(n))
     squared_error_partials<uint32_t><<<se_blocks, kThreads, 0, stream()>>>(
@@ -170,8 +151,8 @@ void mse_backward(float* dpred, const float* dloss, const float* pred, const flo
   const unsigned mask_blocks = mask ? reduction_blocks(tokens) : 0;
   // (mask_blocks doubles of partials, then the float scale), doubles first for alignment.
   Scratch scratch(sizeof(double) * (mask_blocks + 1));
-  double* mask_part = mask ? static_cast<double*>(scratch.ptr) : nullptr;
-  float* scale = reinterpret_cast<float*>(static_cast<double*>(scratch.ptr) + mask_blocks);
+  double* mask_part = mask ? scratch.get<double>() : nullptr;
+  float* scale = reinterpret_cast<float*>(scratch.get<double>() + mask_blocks);
   if (mask) {
     mask_partials<<<mask_blocks, kThreads, 0, stream()>>>(mask_part, mask, tokens);
     check_launch("mse_backward");

@@ -103,21 +103,6 @@ static __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Pool scratch freed on the stream when it leaves scope (also when a launch throws).
-struct Scratch {
-  float* ptr = nullptr;
-  explicit Scratch(int64_t floats) {
-    void* p = nullptr;
-    PIT_CUDA_CHECK(cudaMallocAsync(&p, static_cast<size_t>(floats) * sizeof(float), stream()));
-    ptr = static_cast<float*>(p);
-  }
-  ~Scratch() {
-    if (cudaFreeAsync(ptr, stream()) != cudaSuccess) cudaGetLastError();  // must not throw
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 // outputs[k] (B, C) = Σ_L of fn's k-th term (zeros when L == 0); null outputs are skipped
 // (fn need not compute their terms). B, C > 0.
 template <int N, typename Fn>
@@ -142,10 +127,10 @@ void column_sums(const char* op, const Sums<N>& outputs, int64_t B, int64_t L, i
   }
   int wanted_outputs = 0;
   for (int k = 0; k < N; ++k) wanted_outputs += outputs.p[k] != nullptr;
-  Scratch scratch(wanted_outputs * B * chunks * C);
+  Scratch scratch(size_t(wanted_outputs * B * chunks * C) * sizeof(float));
   Sums<N> partials{};
   for (int k = 0, used = 0; k < N; ++k)
-    partials.p[k] = outputs.p[k] ? scratch.ptr + (used++) * B * chunks * C : nullptr;
+    partials.p[k] = outputs.p[k] ? scratch.get<float>() + (used++) * B * chunks * C : nullptr;
   column_partials<N><<<grid, block, 0, stream()>>>(fn, partials, B, L, C, chunks, chunk_rows);
   check_launch(op);
   for (int k = 0; k < N; ++k)

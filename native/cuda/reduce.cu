@@ -89,25 +89,6 @@ __global__ void sum_backward_kernel(float* __restrict__ dx, const float* __restr
   }
 }
 
-// Stream-ordered scratch memory (none for 0 bytes). release() frees it on the normal path
-// (checked); the destructor frees it if an exception (a failed launch) skipped release.
-struct Scratch {
-  void* ptr = nullptr;
-  explicit Scratch(size_t bytes) {
-    if (bytes > 0) PIT_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, stream()));
-  }
-  ~Scratch() {
-    if (ptr && cudaFreeAsync(ptr, stream()) != cudaSuccess) cudaGetLastError();
-  }
-  void release() {
-    void* p = ptr;
-    ptr = nullptr;
-    if (p) PIT_CUDA_CHECK(cudaFreeAsync(p, stream()));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 constexpr int kThreads = 256;  // the elementwise kernels
 
 }  // namespace
@@ -123,7 +104,7 @@ void sum_forward(float* out, const float* x, int64_t outer, int64_t n, int64_t i
   const int64_t split_rows = std::max(kMinSplitRows, (n + kMaxSplits - 1) / kMaxSplits);
   const int64_t splits = (n + split_rows - 1) / split_rows;  // <= kMaxSplits
   Scratch scratch(splits > 1 ? size_t(outer * splits * inner) * sizeof(float) : 0);
-  float* dst = splits > 1 ? static_cast<float*>(scratch.ptr) : out;
+  float* dst = splits > 1 ? scratch.get<float>() : out;
   const float item_scale = splits > 1 ? 1.0f : a;  // the mean's 1/n, applied once at the end
   if (inner == 1) {
     sum_rows_kernel<<<grid_for(outer * splits, 8), dim3(32, 8), 0, stream()>>>(dst, x, outer, n, split_rows,
