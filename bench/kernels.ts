@@ -1,118 +1,280 @@
-// `pit bench kernels`: one JSON object per line per (op, shape):
-//   {op, device, dtype, shape, ms, gflops, formula}
-// FLOP conventions: matmul 2·M·N·K (+ M·N with bias); attention 4·B·H·L²·D forward, 2.5× that
-// backward, 3.5× forward + backward (the FlashAttention convention, which counts the
-// backward's recomputation of the scores as part of its 2.5×).
-import { native } from '../lib/native.js';
-import { attentionWithLse, randn, tidy, type Device, type Tensor } from '../lib/index.js';
-import { timeIt } from './timing.js';
+// `pit bench kernels`: every op at the shapes PiT uses, one BenchResult (bench/schema.ts) per
+// (op, dtype, shape).
+//
+// Compute-bound ops report GFLOP/s:
+//   matmul_forward 2·m·n·k; matmul_backward 4·m·n·k (dA and dB);
+//   attention_forward 4·B·H·L²·D, backward 2.5× that, forward + backward 3.5× (the
+//   FlashAttention convention, which counts the backward's recomputation of the scores as part
+//   of its 2.5×).
+// Memory-bound ops report GB/s (1e9 bytes/s) of the bytes they must move, s = element size,
+// and the fraction of the device-to-device copy bandwidth measured in the same run:
+//   copy 2·n·s; layernorm_forward 2·n·c·s + 8·n + 2·c·s (x in, out and mean/rstd out, weight
+//   and bias in); layernorm_backward 3·n·c·s + 8·n + 3·c·s; gelu_forward 2·n·s; gelu_backward
+//   3·n·s; add 3·n·s; softmax_cross_entropy 2·n·k·s + 8·n (logits in, dlogits out, targets in,
+//   losses out); adamw 7·P·4 (param, grad, m, v in; param, m, v out).
+//
+// Attention shapes follow one rule, shared with bench/pytorch/attention.py: H heads (12),
+// B = max(1, ⌊tokens / L⌋) so that each shape does about the same work per L.
+import { native, type DType } from '../lib/native.js';
+import { randn, tidy, type Device, type Tensor } from '../lib/index.js';
+import { copyOf, empty, tensor } from '../lib/tensor.js';
+import { benchEnv } from './env.js';
+import type { BenchResult, ResultUnit } from './schema.js';
+import { rotationCount, timeIt } from './timing.js';
 
-export interface KernelResult {
+export interface KernelCase {
   op: string;
-  device: Device;
-  dtype: string;
+  dtype: DType;
   shape: Record<string, number>;
-  ms: number;
-  gflops: number;
+  unit: ResultUnit;
   formula: string;
-  repeats: number;
+  /** FLOPs or bytes of one call. */
+  work: number;
+  /** Allocates inputs on `device` (inside tidy()) and returns the timed call for repeat i. */
+  setup(device: Device): (i: number) => void;
 }
 
-interface KernelCase {
-  op: string;
-  shape: Record<string, number>;
-  formula: string;
-  flops: number;
-  /** Allocates inputs on `device`, returns the timed function. Runs inside tidy(). */
-  setup(device: Device): () => void;
+export interface KernelSweep {
+  ops?: string[];
+  dtypes: DType[];
+  lens: number[];
+  headDims: number[];
+  heads: number;
+  tokens: number;
+  /** Rows of the memory-bound ops (tokens in a batch). */
+  rows: number;
+  channels: number[];
+  /** Matmul M (tokens) and model widths d: (M, 3d, d), (M, 4d, d), (M, d, 4d). */
+  matmulRows: number;
+  widths: number[];
+  /** Parameter counts for AdamW. */
+  params: number[];
 }
 
+/** The default sweep per device; `quick` is a smoke test at tiny sizes, not a measurement. */
+export function defaultSweep(device: Device, quick = false): KernelSweep {
+  if (quick)
+    return { dtypes: ['f32'], lens: [1, 97], headDims: [16, 64], heads: 2, tokens: 128, rows: 256, channels: [48],
+      matmulRows: 97, widths: [16], params: [4096] };
+  if (device === 'cuda')
+    return { dtypes: ['bf16', 'f32'], lens: [256, 1024, 4096, 16384, 65536], headDims: [16, 32, 64, 128], heads: 12, tokens: 16384,
+      rows: 262144, channels: [192, 384, 768], matmulRows: 65536, widths: [192, 384, 768], params: [5_555_812, 86_415_460] };
+  return { dtypes: ['f32'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
+    rows: 16384, channels: [192, 384, 768], matmulRows: 4096, widths: [192, 384], params: [5_555_812] };
+}
+
+const elementSize = (dtype: DType) => (dtype === 'bf16' ? 2 : 4);
 let seed = 1;
-const input = (shape: number[], device: Device): Tensor => randn(shape, { seed: seed++, device });
 
-function matmulCase(m: number, n: number, k: number): KernelCase {
-  return {
-    op: 'matmul',
-    shape: { m, n, k },
-    formula: '2*m*n*k',
-    flops: 2 * m * n * k,
-    setup(device) {
-      const a = input([m, k], device), b = input([k, n], device), out = input([m, n], device);
-      return () => native().matmulForward(out.handle, a.handle, b.handle, null, false, false, false);
-    },
-  };
+function input(shape: number[], device: Device, dtype: DType = 'f32'): Tensor {
+  const t = randn(shape, { seed: seed++, device });
+  return dtype === 'f32' ? t : copyOf(t, { dtype });
 }
 
-function attentionCases(B: number, H: number, L: number, D: number): KernelCase[] {
+function bytesOf(shapes: number[][], dtype: DType): number {
+  return shapes.reduce((sum, s) => sum + s.reduce((a, b) => a * b, 1), 0) * elementSize(dtype);
+}
+
+/** Enough independent random input sets (f32 drawn, then cast) to rotate through; set i % count. */
+function rotated(device: Device, dtype: DType, shapes: number[][]): (i: number) => Tensor[] {
+  const count = rotationCount(bytesOf(shapes, dtype), device);
+  const sets = Array.from({ length: count }, () => shapes.map((s) => input(s, device, dtype)));
+  return (i) => sets[i % sets.length]!;
+}
+
+function attentionCases(B: number, H: number, L: number, D: number, dtype: DType): KernelCase[] {
   const shape = { B, H, L, D };
   const fwd = 4 * B * H * L * L * D;
   const prepare = (device: Device) => {
-    const qkv = input([B, L, 3, H, D], device);
-    return { qkv, ...attentionWithLse(qkv) };
+    const sets = rotated(device, dtype, [[B, L, 3, H, D], [B, L, H, D]]);
+    const out = empty([B, L, H, D], { device, dtype }), lse = empty([B, H, L], { device });
+    const dqkv = empty([B, L, 3, H, D], { device, dtype });
+    return { sets, out, lse, dqkv };
   };
-  const prepareBackward = (device: Device) => {
-    const dout = input([B, L, H, D], device), dqkv = input([B, L, 3, H, D], device);
-    return { ...prepare(device), dout, dqkv };
-  };
+  const a = native();
   return [
-    {
-      op: 'attention_forward', shape, formula: '4*B*H*L^2*D', flops: fwd,
+    { op: 'attention_forward', dtype, shape, unit: 'GFLOP/s', formula: '4*B*H*L^2*D', work: fwd,
       setup(device) {
-        const { qkv, out, lse } = prepare(device);
-        return () => native().attentionForward(out.handle, lse.handle, qkv.handle);
-      },
-    },
-    {
-      op: 'attention_backward', shape, formula: '2.5*4*B*H*L^2*D', flops: 2.5 * fwd,
+        const { sets, out, lse } = prepare(device);
+        return (i) => a.attentionForward(out.handle, lse.handle, sets(i)[0]!.handle);
+      } },
+    { op: 'attention_backward', dtype, shape, unit: 'GFLOP/s', formula: '2.5*4*B*H*L^2*D', work: 2.5 * fwd,
       setup(device) {
-        const { qkv, out, lse, dout, dqkv } = prepareBackward(device);
-        return () => native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
-      },
-    },
-    {
-      op: 'attention_forward_backward', shape, formula: '3.5*4*B*H*L^2*D', flops: 3.5 * fwd,
+        const { sets, out, lse, dqkv } = prepare(device);
+        a.attentionForward(out.handle, lse.handle, sets(0)[0]!.handle);  // a real (out, lse) pair
+        return (i) => a.attentionBackward(dqkv.handle, sets(i)[1]!.handle, sets(0)[0]!.handle, out.handle, lse.handle);
+      } },
+    { op: 'attention_forward_backward', dtype, shape, unit: 'GFLOP/s', formula: '3.5*4*B*H*L^2*D', work: 3.5 * fwd,
       setup(device) {
-        const { qkv, out, lse, dout, dqkv } = prepareBackward(device);
-        return () => {
-          native().attentionForward(out.handle, lse.handle, qkv.handle);
-          native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
+        const { sets, out, lse, dqkv } = prepare(device);
+        return (i) => {
+          const [qkv, dout] = sets(i) as [Tensor, Tensor];
+          a.attentionForward(out.handle, lse.handle, qkv.handle);
+          a.attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
         };
-      },
-    },
+      } },
   ];
 }
 
-/** The issue's shapes: ViT-T/2-like matmuls, PiT-T/S/B-like attention. */
-export function kernelCases(options: { quick?: boolean } = {}): KernelCase[] {
-  if (options.quick) return [matmulCase(97, 65, 33), ...attentionCases(1, 2, 65, 16)];
+function matmulCases(m: number, n: number, k: number): KernelCase[] {
+  const shape = { m, n, k };
+  const a = native();
   return [
-    matmulCase(6304, 768, 192),
-    matmulCase(6304, 192, 768),
-    matmulCase(1024, 1024, 1024),
-    ...attentionCases(8, 12, 197, 16),
-    ...attentionCases(2, 12, 1025, 16),
-    ...attentionCases(1, 6, 2049, 64),
+    { op: 'matmul_forward', dtype: 'f32', shape, unit: 'GFLOP/s', formula: '2*m*n*k', work: 2 * m * n * k,
+      setup(device) {
+        const sets = rotated(device, 'f32', [[m, k], [k, n]]);
+        const out = empty([m, n], { device });
+        return (i) => a.matmulForward(out.handle, sets(i)[0]!.handle, sets(i)[1]!.handle, null, false, false, false);
+      } },
+    { op: 'matmul_backward', dtype: 'f32', shape, unit: 'GFLOP/s', formula: '4*m*n*k', work: 4 * m * n * k,
+      setup(device) {
+        const sets = rotated(device, 'f32', [[m, k], [k, n], [m, n]]);
+        const da = empty([m, k], { device }), db = empty([k, n], { device });
+        return (i) => {
+          const [x, w, dout] = sets(i) as [Tensor, Tensor, Tensor];
+          a.matmulBackward(da.handle, db.handle, null, dout.handle, x.handle, w.handle, false, false);
+        };
+      } },
   ];
 }
 
-export function runKernelBench(options: { device: Device; ops?: string[]; quick?: boolean; budgetMs?: number }): KernelResult[] {
-  const results: KernelResult[] = [];
-  for (const c of kernelCases(options)) {
-    if (options.ops?.length && !options.ops.some((o) => c.op.startsWith(o))) continue;
-    const timing = tidy(() => {
-      const fn = c.setup(options.device);
-      return timeIt(fn, { budgetMs: options.budgetMs ?? 1500 });
-    });
-    results.push({
-      op: c.op,
-      device: options.device,
-      dtype: 'f32',
-      shape: c.shape,
-      ms: Number(timing.medianMs.toFixed(4)),
-      gflops: Number((c.flops / timing.medianMs / 1e6).toFixed(2)),
-      formula: c.formula,
-      repeats: timing.repeats,
-    });
+function memoryBoundCases(n: number, c: number, dtype: DType): KernelCase[] {
+  const s = elementSize(dtype), a = native();
+  const copy: KernelCase = { op: 'copy', dtype, shape: { n: n * c }, unit: 'GB/s', formula: '2*n*s', work: 2 * n * c * s,
+    setup(device) {
+      const sets = rotated(device, dtype, [[n, c]]);
+      const dst = empty([n, c], { device, dtype });
+      return (i) => a.copy(dst.handle, sets(i)[0]!.handle);
+    } };
+  if (dtype !== 'f32') return [copy];
+  const shape = { n, c };
+  return [copy,
+    { op: 'layernorm_forward', dtype, shape, unit: 'GB/s', formula: '2*n*c*s + 8*n + 2*c*s', work: 2 * n * c * s + 8 * n + 2 * c * s,
+      setup(device) {
+        const sets = rotated(device, dtype, [[n, c]]);
+        const w = input([c], device), b = input([c], device);
+        const out = empty([n, c], { device }), mean = empty([n], { device }), rstd = empty([n], { device });
+        return (i) => a.layernormForward(out.handle, mean.handle, rstd.handle, sets(i)[0]!.handle, w.handle, b.handle, 1e-6);
+      } },
+    { op: 'layernorm_backward', dtype, shape, unit: 'GB/s', formula: '3*n*c*s + 8*n + 3*c*s', work: 3 * n * c * s + 8 * n + 3 * c * s,
+      setup(device) {
+        const sets = rotated(device, dtype, [[n, c], [n, c]]);
+        const w = input([c], device), b = input([c], device);
+        const out = empty([n, c], { device }), mean = empty([n], { device }), rstd = empty([n], { device });
+        a.layernormForward(out.handle, mean.handle, rstd.handle, sets(0)[0]!.handle, w.handle, b.handle, 1e-6);
+        const dx = empty([n, c], { device }), dw = empty([c], { device }), db = empty([c], { device });
+        return (i) => a.layernormBackward(dx.handle, dw.handle, db.handle, sets(i)[1]!.handle, sets(0)[0]!.handle, w.handle, mean.handle, rstd.handle);
+      } },
+  ];
+}
+
+function elementwiseCases(n: number): KernelCase[] {
+  const s = 4, a = native(), shape = { n };
+  return [
+    { op: 'gelu_forward', dtype: 'f32', shape, unit: 'GB/s', formula: '2*n*s', work: 2 * n * s,
+      setup(device) {
+        const sets = rotated(device, 'f32', [[n]]), out = empty([n], { device });
+        return (i) => a.geluForward(out.handle, sets(i)[0]!.handle, 'none');
+      } },
+    { op: 'gelu_backward', dtype: 'f32', shape, unit: 'GB/s', formula: '3*n*s', work: 3 * n * s,
+      setup(device) {
+        const sets = rotated(device, 'f32', [[n], [n]]), dx = empty([n], { device });
+        return (i) => a.geluBackward(dx.handle, sets(i)[1]!.handle, sets(i)[0]!.handle, 'none');
+      } },
+    { op: 'add', dtype: 'f32', shape, unit: 'GB/s', formula: '3*n*s', work: 3 * n * s,
+      setup(device) {
+        const sets = rotated(device, 'f32', [[n], [n]]), out = empty([n], { device });
+        return (i) => a.add(out.handle, sets(i)[0]!.handle, sets(i)[1]!.handle);
+      } },
+  ];
+}
+
+function crossEntropyCase(n: number, k: number): KernelCase {
+  return { op: 'softmax_cross_entropy', dtype: 'f32', shape: { n, k }, unit: 'GB/s', formula: '2*n*k*s + 8*n', work: 2 * n * k * 4 + 8 * n,
+    setup(device) {
+      const sets = rotated(device, 'f32', [[n, k]]);
+      const targets = tensor(Int32Array.from({ length: n }, (_, i) => (i * 7919) % k), [n], { device });
+      const losses = empty([n], { device }), dlogits = empty([n, k], { device });
+      return (i) => native().softmaxCrossEntropy(losses.handle, dlogits.handle, sets(i)[0]!.handle, targets.handle, 0.1, 1 / n);
+    } };
+}
+
+function adamwCase(P: number): KernelCase {
+  return { op: 'adamw', dtype: 'f32', shape: { P }, unit: 'GB/s', formula: '7*P*4', work: 7 * P * 4,
+    setup(device) {
+      const sets = rotated(device, 'f32', [[P], [P], [P], [P]]);
+      return (i) => {
+        const [p, g, m, v] = sets(i) as Tensor[];
+        native().adamw(p!.handle, g!.handle, m!.handle, v!.handle, 1e-9, 0.9, 0.95, 1e-8, 0.05, 1 + i);
+      };
+    } };
+}
+
+/** Every case of a sweep, copies first (the memory-bound ops' fraction needs them). */
+export function kernelCases(sweep: KernelSweep): KernelCase[] {
+  const cases: KernelCase[] = [];
+  for (const dtype of sweep.dtypes) for (const c of sweep.channels) cases.push(...memoryBoundCases(sweep.rows, c, dtype).filter((k) => k.op === 'copy'));
+  for (const dtype of sweep.dtypes) for (const c of sweep.channels) cases.push(...memoryBoundCases(sweep.rows, c, dtype).filter((k) => k.op !== 'copy'));
+  cases.push(...elementwiseCases(sweep.rows * Math.max(...sweep.channels)));
+  cases.push(crossEntropyCase(Math.max(1, sweep.rows >> 6), 1000));
+  for (const P of sweep.params) cases.push(adamwCase(P));
+  for (const d of sweep.widths)
+    for (const [n, k] of [[3 * d, d], [4 * d, d], [d, 4 * d]] as const) cases.push(...matmulCases(sweep.matmulRows, n, k));
+  for (const dtype of sweep.dtypes)
+    for (const D of sweep.headDims)
+      for (const L of sweep.lens) cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
+  return sweep.ops?.length ? cases.filter((c) => sweep.ops!.some((o) => c.op.startsWith(o) || (o === 'copy' && c.op === 'copy'))) : cases;
+}
+
+export interface KernelBenchOptions {
+  device: Device;
+  sweep: KernelSweep;
+  budgetMs?: number;
+  /** Called with each result as it is measured (long GPU sweeps print as they go). */
+  onResult?: (r: BenchResult) => void;
+  /** Called when a case cannot run (its dtype has no kernel on this device, or it does not fit). */
+  onSkip?: (c: KernelCase, reason: string) => void;
+}
+
+export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
+  const { device, budgetMs = 1500 } = options;
+  const env = benchEnv(device);
+  const copyBandwidth = new Map<DType, number>();
+  const results: BenchResult[] = [];
+  for (const c of kernelCases(options.sweep)) {
+    let timing;
+    try {
+      timing = tidy(() => {
+        const fn = c.setup(device);
+        return timeIt(fn, { device, budgetMs, maxRepeats: 200 });
+      });
+    } catch (err) {
+      // An op without a kernel for this dtype/device (TypeError) or a shape that does not fit
+      // in memory (RangeError) is skipped and said so; anything else is a bug.
+      if (!(err instanceof TypeError || err instanceof RangeError)) throw err;
+      options.onSkip?.(c, (err as Error).message);
+      continue;
+    }
+    const value = c.work / timing.medianMs / 1e6;  // FLOPs or bytes per ms / 1e6 = GFLOP/s or GB/s
+    if (c.op === 'copy') copyBandwidth.set(c.dtype, Math.max(copyBandwidth.get(c.dtype) ?? 0, value));
+    const copy = copyBandwidth.get(c.dtype);
+    const r: BenchResult = {
+      kind: 'kernel', op: c.op, impl: 'pit', device, dtype: c.dtype, shape: c.shape,
+      ms: Number(timing.medianMs.toPrecision(6)), repeats: timing.repeats, value: round(value, 2), unit: c.unit,
+      formula: formulaText(c), work: c.work,
+      ...(c.unit === 'GB/s' && c.op !== 'copy' && copy ? { fractionOfCopy: round(value / copy, 3) } : {}),
+      env,
+    };
+    results.push(r);
+    options.onResult?.(r);
   }
   return results;
+}
+
+export const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+/** "4*B*H*L^2*D / t", or "(2*n*s) / t, s=4" for the byte counts, with the element size given. */
+function formulaText(c: KernelCase): string {
+  if (c.unit !== 'GB/s') return `${c.formula} / t`;
+  return `(${c.formula}) / t, s=${elementSize(c.dtype)}`;
 }

@@ -1,23 +1,60 @@
 // Timing for benchmarks: warm-up, then repeats until a time budget or a count is reached;
-// the median is reported. CPU ops are synchronous, so a host clock brackets them exactly.
+// the median is reported. CPU ops are synchronous, so the host clock brackets them exactly;
+// on the GPU each call is bracketed by device events on the stream (the launches are queued,
+// the events measure the GPU's time). The timed function receives the repeat index, so a
+// benchmark can rotate through several input sets and keep caches from flattering it.
+import { native } from '../lib/native.js';
+import type { Device } from '../lib/tensor.js';
+
 export interface Timing {
   medianMs: number;
   minMs: number;
   repeats: number;
 }
 
-export function timeIt(fn: () => void, options: { warmup?: number; minRepeats?: number; maxRepeats?: number; budgetMs?: number } = {}): Timing {
-  const { warmup = 2, minRepeats = 5, maxRepeats = 200, budgetMs = 1500 } = options;
-  for (let i = 0; i < warmup; i++) fn();
+export interface TimingOptions {
+  device?: Device;
+  warmup?: number;
+  minRepeats?: number;
+  maxRepeats?: number;
+  /** Wall-clock budget for the repeats (after warm-up), ms. */
+  budgetMs?: number;
+}
+
+export function median(sorted: readonly number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function timeIt(fn: (i: number) => void, options: TimingOptions = {}): Timing {
+  const { device = 'cpu', warmup = 2, minRepeats = 5, maxRepeats = 200, budgetMs = 1500 } = options;
+  const addon = native();
+  let i = 0;
+  for (; i < warmup; i++) fn(i);
+  if (device === 'cuda') addon.synchronize('cuda');
   const samples: number[] = [];
   const start = performance.now();
   while (samples.length < minRepeats || (samples.length < maxRepeats && performance.now() - start < budgetMs)) {
-    const t0 = performance.now();
-    fn();
-    samples.push(performance.now() - t0);
+    if (device === 'cuda') {
+      addon.deviceTimerStart();
+      fn(i++);
+      samples.push(addon.deviceTimerStop());
+    } else {
+      const t0 = performance.now();
+      fn(i++);
+      samples.push(performance.now() - t0);
+    }
   }
   samples.sort((a, b) => a - b);
-  const mid = samples.length >> 1;
-  const medianMs = samples.length % 2 ? samples[mid]! : (samples[mid - 1]! + samples[mid]!) / 2;
-  return { medianMs, minMs: samples[0]!, repeats: samples.length };
+  return { medianMs: median(samples), minMs: samples[0]!, repeats: samples.length };
+}
+
+/**
+ * How many input sets to rotate through so that together they exceed what the caches hold:
+ * twice the last-level cache (taken as 64 MiB on CPU, 128 MiB on GPU: an H100's L2 is 50 MB),
+ * at most `max` sets, and at least one.
+ */
+export function rotationCount(bytesPerSet: number, device: Device, max = 4): number {
+  const cache = (device === 'cuda' ? 128 : 64) * 2 ** 20;
+  return Math.max(1, Math.min(max, Math.ceil((2 * cache) / Math.max(1, bytesPerSet))));
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `pit`: the command line. Each subcommand is a thin layer over the library.
-import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { runKernelBench } from '../bench/kernels.js';
+import { Command } from 'commander';
 import { selectBackend } from '../lib/native.js';
 import { getDefaultDevice } from '../lib/tensor.js';
+import { deviceOption } from './args.js';
+import { registerBench, registerStudy } from './bench.js';
 import { registerEval, registerTrain } from './train.js';
 
 const program = new Command();
@@ -13,9 +13,6 @@ program
   .description('pixel-transformer: Transformers on individual pixels, trained from Node.js')
   .showHelpAfterError()
   .configureHelp({ showGlobalOptions: true });
-
-const deviceOption = () =>
-  new Option('--device <device>', 'backend to use').choices(['auto', 'cpu', 'cuda']).default('auto');
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -58,40 +55,8 @@ program
 registerTrain(program);
 registerEval(program);
 
-const bench = program.command('bench').description('benchmarks (not tests): print tables, write JSON');
-
-function listOption(value: string): string[] {
-  const ops = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!ops.length) throw new InvalidArgumentError('expected a comma-separated list of op names');
-  return ops;
-}
-
-bench
-  .command('kernels')
-  .description('time the native kernels at the shapes PiT uses (GFLOP/s with the formula printed)')
-  .addOption(deviceOption())
-  .option('--json', 'print one JSON object per result line instead of a table', false)
-  .option('--ops <list>', 'only ops whose names start with one of these (comma-separated)', listOption)
-  .option('--quick', 'tiny shapes (a smoke test, not a measurement)', false)
-  .option('--out <file>', 'also write the JSON lines to this file')
-  .action((opts: { device: 'auto' | 'cpu' | 'cuda'; json: boolean; ops?: string[]; quick: boolean; out?: string }) => {
-    const selection = selectBackend({ device: opts.device });
-    const device = opts.device === 'auto' ? selection.backend : opts.device;
-    const results = runKernelBench({ device, ops: opts.ops, quick: opts.quick, budgetMs: opts.quick ? 50 : 1500 });
-    const lines = results.map((r) => JSON.stringify(r));
-    if (opts.out) writeFileSync(opts.out, lines.join('\n') + '\n');
-    if (opts.json) {
-      for (const l of lines) console.log(l);
-      return;
-    }
-    const build = selection.addon.buildInfo();
-    console.log(`device ${device} (${build.cpuIsa}, ${build.threads} threads)`);
-    console.log('op                           shape                          ms        GFLOP/s  formula');
-    for (const r of results) {
-      const shape = Object.entries(r.shape).map(([k, v]) => `${k}=${v}`).join(' ');
-      console.log(`${r.op.padEnd(28)} ${shape.padEnd(30)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(1).padStart(10)}  ${r.formula}`);
-    }
-  });
+registerBench(program);
+registerStudy(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`pit: ${err.message}`);

@@ -9,34 +9,16 @@ import {
   customModel, defaultRecipe, evaluate, loadClassificationData, loadModelWeights, makeRecipe, readCheckpointMetadata, resolveCheckpoint,
   trainClassifier, vitPresets, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
+import { deviceOption, integer, number } from './args.js';
 import { formatDuration, progressReporter } from './progress.js';
 
 const d = defaultRecipe;
-
-function integer(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^[+-]?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-function number(lo: number, hi = Infinity, hiOpen = true) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < lo || (hiOpen ? n >= hi : n > hi))
-      throw new InvalidArgumentError(`expected a number in [${lo}, ${hi === Infinity ? '∞' : hi}${hiOpen ? ')' : ']'}`);
-    return n;
-  };
-}
 
 function betas(value: string): [number, number] {
   const parts = value.split(',').map((s) => Number(s.trim()));
   if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) throw new InvalidArgumentError('expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95');
   return parts as [number, number];
 }
-
-const deviceOption = () => new Option('--device <device>', 'backend to use').choices(['auto', 'cpu', 'cuda']).default('auto');
 
 interface TrainFlags {
   data?: ClassifierRecipe['data'];

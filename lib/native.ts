@@ -41,8 +41,8 @@ type Opt = NativeTensor | null;
 
 export interface MemoryInfo {
   /** poolCached: freed host blocks kept for reuse (at most poolLimit bytes), not in any tensor. */
-  cpu: { tensors: number; bytes: number; poolCached: number; poolLimit: number };
-  cuda?: { tensors: number; bytes: number; free: number; total: number; poolReserved: number };
+  cpu: { tensors: number; bytes: number; peakBytes: number; poolCached: number; poolLimit: number };
+  cuda?: { tensors: number; bytes: number; peakBytes: number; free: number; total: number; poolReserved: number };
 }
 
 export interface CudaBuildInfo {
@@ -71,6 +71,13 @@ export interface BuildInfo {
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   memory(): MemoryInfo;
+  /** peakBytes (most tensor bytes live at once) restarts from the bytes live now. */
+  resetPeakMemory(): void;
+  /** Waits for all queued work on the device (no-op on CPU). */
+  synchronize(device: Device): void;
+  /** Device events around the GPU work queued between start and stop; stop returns ms. CUDA only. */
+  deviceTimerStart(): void;
+  deviceTimerStop(): number;
   empty(shape: number[], dtype: DType, device: Device): T;
   fromArray(data: Float32Array | Int32Array, shape: number[], dtype: DType, device: Device): T;
   copy(dst: T, src: T): void;

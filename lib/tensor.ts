@@ -287,9 +287,14 @@ export function copyOf(src: Tensor, options: { dtype?: DType; device?: Device } 
   return out;
 }
 
-/** Live tensors and bytes per device, as the addon counts them. */
+/** Live tensors and bytes per device, as the addon counts them, and the peak since the last reset. */
 export function memory() {
   return native().memory();
+}
+
+/** Restarts memory().<device>.peakBytes from the bytes live now (on every device). */
+export function resetPeakMemory(): void {
+  native().resetPeakMemory();
 }
 
 // ---- autograd ------------------------------------------------------------------------

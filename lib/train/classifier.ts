@@ -14,14 +14,14 @@ import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { augmentation } from '../data/transforms.js';
 import { VisionTransformer, type VitConfig } from '../models/vit.js';
 import { selectBackend } from '../native.js';
-import { softmaxCrossEntropy } from '../ops/index.js';
-import { backward, copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
+import { copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { evaluate, type ClassificationMetrics } from './evaluate.js';
 import { AdamW } from './optimizer.js';
 import { checkRecipe, defaultRecipe, loadClassificationData, makeRecipe, recipeModelConfig, type ClassifierRecipe } from './recipe.js';
 import { learningRate } from './schedule.js';
+import { classifierStep } from './step.js';
 import { writeFileAtomic } from './safetensors.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -160,17 +160,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     const batch = loader.next();
     const B = batch.labels.length;
     const lr = learningRate(step, schedule);
-    const loss = tidy(() => {
-      const logits = model.forward(tensor(batch.images, [B, C, H, W]), { seed: recipe.seed, offset: step });
-      const l = softmaxCrossEntropy(logits, tensor(batch.labels, [B]), { labelSmoothing: recipe.labelSmoothing });
-      const value = l.toArray()[0]!;
-      backward(l);
-      if (recipe.clipGrad > 0) optimizer.clipGradNorm(recipe.clipGrad);
-      optimizer.step(lr);
-      optimizer.zeroGrad();
-      ema?.update(model);
-      return value;
-    });
+    const loss = tidy(() => classifierStep(model, optimizer, tensor(batch.images, [B, C, H, W]), tensor(batch.labels, [B]),
+      { lr, labelSmoothing: recipe.labelSmoothing, clipGrad: recipe.clipGrad, seed: recipe.seed, offset: step, ema }));
     if (!Number.isFinite(loss)) throw new RangeError(`training diverged: the loss is ${loss} at step ${step + 1} (lr ${lr.toExponential(3)}); lower --lr or set --clip-grad`);
     step++;
     run.epochLossSum += loss;

@@ -137,6 +137,7 @@ Napi::Object stats_object(Napi::Env env, Device d) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("tensors", static_cast<double>(s.tensors));
   o.Set("bytes", static_cast<double>(s.bytes));
+  o.Set("peakBytes", static_cast<double>(s.peak_bytes));
   return o;
 }
 
@@ -161,6 +162,37 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     out.Set("cuda", cuda);
   }
   return out;
+}
+
+// resetPeakMemory(): memory().<device>.peakBytes restarts from the bytes live now, on every device.
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+  reset_peak_memory(Device::CPU);
+  reset_peak_memory(Device::CUDA);
+  return info.Env().Undefined();
+}
+
+// synchronize(device): returns once all queued work on `device` is done (a no-op on CPU, whose
+// ops are synchronous).
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  Args args(info, "synchronize");
+  if (read_device(args, 0) == Device::CUDA) cuda_backend()->synchronize();
+  return info.Env().Undefined();
+}
+
+// deviceTimerStart() / deviceTimerStop() -> ms: device events around the GPU work queued
+// between them (benchmarks). CUDA only: CPU work is timed with the host clock.
+const DeviceBackend& timing_backend(const char* op) {
+  PIT_CHECK_TYPE(cuda_backend() != nullptr, op, ": device timers need the CUDA backend (time CPU work with the host clock)");
+  return *cuda_backend();
+}
+
+Napi::Value DeviceTimerStart(const Napi::CallbackInfo& info) {
+  timing_backend("deviceTimerStart").timer_start();
+  return info.Env().Undefined();
+}
+
+Napi::Value DeviceTimerStop(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), timing_backend("deviceTimerStop").timer_stop_ms());
 }
 
 // buildInfo(): what this addon is and can do; `pit info` prints it.
@@ -190,6 +222,10 @@ PIT_BINDING("copy", Copy);
 PIT_BINDING("randomFill", RandomFill);
 PIT_BINDING("memory", Memory);
 PIT_BINDING("buildInfo", BuildInfo);
+PIT_BINDING("resetPeakMemory", ResetPeakMemory);
+PIT_BINDING("synchronize", Synchronize);
+PIT_BINDING("deviceTimerStart", DeviceTimerStart);
+PIT_BINDING("deviceTimerStop", DeviceTimerStop);
 
 }  // namespace
 }  // namespace pit::binding

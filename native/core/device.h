@@ -27,6 +27,10 @@ struct DeviceBackend {
   void (*copy_to_host)(void* host_dst, const void* src, size_t bytes);
   void (*copy_on_device)(void* dst, const void* src, size_t bytes);
   void (*synchronize)();
+  // Benchmark timing with device events on the stream: timer_start records the start event,
+  // timer_stop_ms records the stop event, waits for it and returns the milliseconds between.
+  void (*timer_start)();
+  double (*timer_stop_ms)();
 };
 
 // Null until a CUDA build registers itself; checked wherever a CUDA tensor is made.

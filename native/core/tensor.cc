@@ -7,6 +7,7 @@ namespace {
 
 std::atomic<int64_t> live_tensors[2];
 std::atomic<int64_t> live_bytes[2];
+std::atomic<int64_t> peak_bytes[2];
 const DeviceBackend* registered_cuda = nullptr;
 
 // 64-byte alignment: one AVX-512 vector, one cache line.
@@ -31,7 +32,10 @@ Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
   }
   int d = static_cast<int>(device);
   live_tensors[d] += 1;
-  live_bytes[d] += static_cast<int64_t>(n);
+  const int64_t live = live_bytes[d] += static_cast<int64_t>(n);
+  int64_t peak = peak_bytes[d].load();
+  while (live > peak && !peak_bytes[d].compare_exchange_weak(peak, live)) {
+  }
 }
 
 Storage::~Storage() {
@@ -44,7 +48,12 @@ Storage::~Storage() {
 
 MemoryStats memory_stats(Device device) {
   int d = static_cast<int>(device);
-  return {live_tensors[d].load(), live_bytes[d].load()};
+  return {live_tensors[d].load(), live_bytes[d].load(), peak_bytes[d].load()};
+}
+
+void reset_peak_memory(Device device) {
+  int d = static_cast<int>(device);
+  peak_bytes[d] = live_bytes[d].load();
 }
 
 int64_t shape_numel(const Shape& shape) {

@@ -30,12 +30,16 @@ struct Storage {
   Device device;
 };
 
-// Live storages and their bytes, per device; what memory() reports.
+// Live storages and their bytes, per device, and the most bytes live at once since the last
+// reset_peak_memory (or the start); what memory() reports. Benchmarks read the peak of a
+// training step from it (tensor bytes, as torch.cuda.max_memory_allocated counts them).
 struct MemoryStats {
   int64_t tensors = 0;
   int64_t bytes = 0;
+  int64_t peak_bytes = 0;
 };
 MemoryStats memory_stats(Device device);
+void reset_peak_memory(Device device);
 
 int64_t shape_numel(const Shape& shape);
 std::string shape_string(const Shape& shape);

@@ -100,7 +100,28 @@ void copy_on_device(void* dst, const void* src, size_t bytes) {
 
 void synchronize() { PIT_CUDA_CHECK(cudaStreamSynchronize(state().stream)); }
 
-const DeviceBackend kBackend = {device_alloc, device_free, copy_to_device, copy_to_host, copy_on_device, synchronize};
+// One pair of events, created on first use: benchmarks time one region at a time.
+cudaEvent_t timer_events[2] = {nullptr, nullptr};
+
+void timer_start() {
+  if (!timer_events[0]) {
+    PIT_CUDA_CHECK(cudaEventCreate(&timer_events[0]));
+    PIT_CUDA_CHECK(cudaEventCreate(&timer_events[1]));
+  }
+  PIT_CUDA_CHECK(cudaEventRecord(timer_events[0], state().stream));
+}
+
+double timer_stop_ms() {
+  PIT_CHECK_TYPE(timer_events[0] != nullptr, "deviceTimerStop: no deviceTimerStart before it");
+  PIT_CUDA_CHECK(cudaEventRecord(timer_events[1], state().stream));
+  PIT_CUDA_CHECK(cudaEventSynchronize(timer_events[1]));
+  float ms = 0;
+  PIT_CUDA_CHECK(cudaEventElapsedTime(&ms, timer_events[0], timer_events[1]));
+  return ms;
+}
+
+const DeviceBackend kBackend = {device_alloc, device_free, copy_to_device, copy_to_host, copy_on_device,
+                                synchronize, timer_start, timer_stop_ms};
 
 // Asking for its attributes fails when no compiled architecture (SASS or PTX) runs on the GPU.
 __global__ void probe_kernel() {}

@@ -1,0 +1,89 @@
+// The one result schema every benchmark writes, ours and the PyTorch peer's
+// (bench/pytorch/*.py write the same fields): one JSON object per line (JSON Lines).
+//
+// A result is identified by its key (kind, op or model, device, shape); `impl` says whose code
+// ran ("pit", "torch-sdpa-flash", "torch-eager", ...) and `dtype` in what precision, so that
+// our bf16 kernels and PyTorch's bf16 autocast pair up, as do an f32 run and a bf16 run of the
+// same shape. `pit bench compare` pairs results with equal keys across files and reports the
+// ratio of their `value`s, with both dtypes shown.
+
+export type ResultKind = 'kernel' | 'train' | 'scaling';
+
+/** What `value` measures; higher is better for all of them. */
+export type ResultUnit = 'GFLOP/s' | 'GB/s' | 'images/s';
+
+export interface BenchEnv {
+  /** e.g. "Intel Xeon (Sapphire Rapids), 2 threads, avx512" or "NVIDIA H200, sm_90". */
+  device: string;
+  /** ISO date-time of the run. */
+  date: string;
+  /** "pixel-transformer 0.1.0 (commit abc1234)" or "torch 2.5.1". */
+  version: string;
+  /** Node or Python version, CUDA runtime / driver where present. */
+  runtime: string;
+}
+
+export interface BenchResult {
+  kind: ResultKind;
+  /** kernel: the op name ("attention_forward", "layernorm_backward", "copy"); train/scaling: "train_step". */
+  op: string;
+  /** train/scaling: the model ("pit-t", "vit-t/2", "custom:d4w64h4p1"); kernels: absent. */
+  model?: string;
+  impl: string;
+  device: 'cpu' | 'cuda';
+  /** Compute dtype: "f32", "bf16" (GPU mixed precision). */
+  dtype: string;
+  /** Sizes that define the work: kernels {B, H, L, D} or {m, n, k} or {n}; train {batch, side, channels, tokens}. */
+  shape: Record<string, number>;
+  /** Median wall time of one call (kernels) or one training step (train/scaling), ms. */
+  ms: number;
+  /** Repeats behind the median. */
+  repeats: number;
+  /** The throughput: GFLOP/s for compute-bound kernels, GB/s for memory-bound ones, images/s for training. */
+  value: number;
+  unit: ResultUnit;
+  /** How `value` was computed from shape and ms, e.g. "4*B*H*L^2*D / t" or "bytes moved / t". */
+  formula: string;
+  /** The FLOPs or bytes of one call under `formula` (absent for images/s). */
+  work?: number;
+  /** Peak bytes of live tensors during the measured step (train/scaling), where known. */
+  peakBytes?: number;
+  /** Memory-bound kernels: value / the copy bandwidth measured in the same run. */
+  fractionOfCopy?: number;
+  env: BenchEnv;
+}
+
+/** The fields that identify a measurement across implementations, precisions and files. */
+export function resultKey(r: BenchResult): string {
+  const shape = Object.keys(r.shape).sort().map((k) => `${k}=${r.shape[k]}`).join(' ');
+  return [r.kind, r.model ?? r.op, r.device, shape].join(' | ');
+}
+
+const requiredFields: [keyof BenchResult, string][] = [
+  ['kind', 'string'], ['op', 'string'], ['impl', 'string'], ['device', 'string'], ['dtype', 'string'],
+  ['shape', 'object'], ['ms', 'number'], ['repeats', 'number'], ['value', 'number'], ['unit', 'string'],
+  ['formula', 'string'], ['env', 'object'],
+];
+
+/** Parses JSON Lines of results; a bad line is an error naming the file, line and field. */
+export function parseResults(text: string, source: string): BenchResult[] {
+  const out: BenchResult[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (err) {
+      throw new SyntaxError(`${source}:${i + 1}: not valid JSON (${(err as Error).message})`);
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+      throw new TypeError(`${source}:${i + 1}: expected a JSON object, got ${Array.isArray(obj) ? 'an array' : typeof obj}`);
+    const rec = obj as Record<string, unknown>;
+    for (const [field, type] of requiredFields) {
+      if (typeof rec[field] !== type || rec[field] === null)
+        throw new TypeError(`${source}:${i + 1}: field "${field}" must be a ${type}, got ${rec[field] === undefined ? 'nothing' : JSON.stringify(rec[field])}`);
+    }
+    out.push(rec as unknown as BenchResult);
+  });
+  return out;
+}

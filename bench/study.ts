@@ -1,0 +1,162 @@
+// `pit study scaling`: training-step time and peak memory against image side (tokens) for
+// chosen models, a power-law fit of each in each region, CSV/JSON/JSON-lines and log-log plots
+// (SVG and PNG), with the PyTorch peer's curves on the same axes when its results are given,
+// and optionally the largest side each model trains at.
+//
+// Fit: t ≈ a·N^k on log-log axes by least squares. A pixel transformer's step is linear in the
+// token count N while the MLPs dominate and quadratic once attention does, so the fit looks for
+// one breakpoint: the split into two regions (each of at least 3 points) whose two lines leave
+// the least squared residual, kept when it removes at least half of the one-line residual.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Device } from '../lib/index.js';
+import { renderPng, renderSvg, type PlotSeries } from './plot.js';
+import type { BenchResult } from './schema.js';
+import { findMaxSide, measureTrainStep, modelConfig, trainResult } from './train.js';
+
+export interface PowerLawRegion {
+  fromTokens: number;
+  toTokens: number;
+  /** k in y ≈ a·N^k. */
+  exponent: number;
+  /** Coefficient of determination of the region's line in log-log space. */
+  r2: number;
+  points: number;
+}
+
+function line(xs: number[], ys: number[]): { slope: number; intercept: number; sse: number; r2: number } {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0, sxx = 0, syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) ** 2;
+    syy += (ys[i]! - my) ** 2;
+  }
+  const slope = sxx > 0 ? sxy / sxx : 0, intercept = my - slope * mx;
+  let sse = 0;
+  for (let i = 0; i < n; i++) sse += (ys[i]! - (intercept + slope * xs[i]!)) ** 2;
+  return { slope, intercept, sse, r2: syy > 0 ? 1 - sse / syy : 1 };
+}
+
+/** Power-law fit of y against x (both > 0), in one region or two (see the header). */
+export function fitPowerLaw(points: { x: number; y: number }[]): PowerLawRegion[] {
+  const pts = points.filter((p) => p.x > 0 && p.y > 0 && Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+  if (pts.length < 2) return [];
+  const lx = pts.map((p) => Math.log(p.x)), ly = pts.map((p) => Math.log(p.y));
+  const region = (i: number, j: number): PowerLawRegion & { sse: number } => {
+    const f = line(lx.slice(i, j), ly.slice(i, j));
+    return { fromTokens: pts[i]!.x, toTokens: pts[j - 1]!.x, exponent: f.slope, r2: f.r2, points: j - i, sse: f.sse };
+  };
+  let best: (PowerLawRegion & { sse: number })[] = [region(0, pts.length)];
+  const whole = best[0]!.sse;
+  let bestSse = whole;
+  // An exact power law leaves only rounding residue (< 1e-10 per point): nothing to split.
+  for (let k = 3; k <= pts.length - 3 && whole > 1e-10 * pts.length; k++) {
+    const a = region(0, k), b = region(k, pts.length);
+    if (a.sse + b.sse < bestSse && a.sse + b.sse <= whole / 2) [best, bestSse] = [[a, b], a.sse + b.sse];
+  }
+  return best.map(({ sse: _sse, ...r }) => ({ ...r, exponent: Number(r.exponent.toFixed(3)), r2: Number(r.r2.toFixed(4)) }));
+}
+
+export interface ScalingOptions {
+  device: Device;
+  models: string[];
+  sides: number[];
+  batch: number;
+  budgetMs?: number;
+  /** Also search each model's largest trainable side. */
+  findMax?: boolean;
+  /** For findMax: the most peak bytes allowed (on CPU the search needs one). */
+  memoryLimit?: number;
+  ceiling?: number;
+  /** Results of the PyTorch peer (bench/pytorch/vit_train.py --kind scaling), drawn dashed. */
+  peer?: BenchResult[];
+  outDir: string;
+  command?: string;
+  onResult?: (r: BenchResult) => void;
+  onSkip?: (what: string, reason: string) => void;
+  onProbe?: (model: string, side: number, fits: boolean, peakBytes: number | null) => void;
+}
+
+export interface ScalingReport {
+  results: BenchResult[];
+  fits: { model: string; impl: string; time: PowerLawRegion[]; memory: PowerLawRegion[] }[];
+  maxSide: { model: string; side: number; tokens: number; peakBytes: number; limitedBy: string; batch: number }[];
+  files: string[];
+}
+
+const seriesName = (r: BenchResult) => (r.impl === 'pit' ? r.model! : `${r.model} (${r.impl})`);
+
+function groups(results: BenchResult[]): Map<string, BenchResult[]> {
+  const by = new Map<string, BenchResult[]>();
+  for (const r of results) by.set(seriesName(r), [...(by.get(seriesName(r)) ?? []), r]);
+  return by;
+}
+
+export function runScalingStudy(o: ScalingOptions): ScalingReport {
+  const results: BenchResult[] = [];
+  const maxSide: ScalingReport['maxSide'] = [];
+  for (const model of o.models) {
+    modelConfig(model, 8, 3, 100);  // an unknown model fails before anything runs
+    let largestFit = 0;
+    for (const side of o.sides) {
+      const shape = { model, side, channels: 3, classes: 100, batch: o.batch };
+      try {
+        const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }), 'scaling');
+        results.push(r);
+        o.onResult?.(r);
+        largestFit = side;
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        o.onSkip?.(`${model} at ${side}×${side}`, err.message);
+      }
+    }
+    if (o.findMax && largestFit) {
+      const found = findMaxSide({ device: o.device, model, from: largestFit, batch: o.batch, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
+        onProbe: (side, fits, peak) => o.onProbe?.(model, side, fits, peak) });
+      const patch = modelConfig(model, 8, 3, 100).patch;
+      maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
+    }
+  }
+  const all = [...results, ...(o.peer ?? []).filter((r) => r.op === 'train_step' && r.model && r.device === o.device)];
+  const fits = [...groups(all).values()].map((rs) => ({
+    model: rs[0]!.model!, impl: rs[0]!.impl,
+    time: fitPowerLaw(rs.map((r) => ({ x: r.shape.tokens!, y: r.ms }))),
+    memory: fitPowerLaw(rs.filter((r) => r.peakBytes).map((r) => ({ x: r.shape.tokens!, y: r.peakBytes! }))),
+  }));
+  const files = writeScalingFiles(o, all, { results, fits, maxSide, files: [] });
+  return { results, fits, maxSide, files };
+}
+
+function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: ScalingReport): string[] {
+  mkdirSync(o.outDir, { recursive: true });
+  const files: string[] = [];
+  const write = (name: string, data: string | Buffer) => {
+    writeFileSync(join(o.outDir, name), data);
+    files.push(join(o.outDir, name));
+  };
+  write('scaling.jsonl', report.results.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const csv = ['model,impl,device,dtype,side,tokens,batch,ms_per_step,images_per_s,peak_bytes',
+    ...all.map((r) => [r.model, r.impl, r.device, r.dtype, r.shape.side, r.shape.tokens, r.shape.batch, r.ms, r.value, r.peakBytes ?? ''].join(','))];
+  write('scaling.csv', csv.join('\n') + '\n');
+  write('scaling.json', JSON.stringify({ command: o.command ?? null, env: report.results[0]?.env ?? null, results: all, fits: report.fits, maxSide: report.maxSide }, null, 2) + '\n');
+  const series = (y: (r: BenchResult) => number | undefined): PlotSeries[] => [...groups(all).entries()].map(([name, rs]) => ({
+    name, dashed: rs[0]!.impl !== 'pit',
+    points: rs.map((r) => ({ x: r.shape.tokens!, y: y(r) ?? Number.NaN })).sort((a, b) => a.x - b.x),
+  }));
+  const env = report.results[0]?.env;
+  const where = env ? ` (${o.device}: ${env.device})` : '';
+  const charts = {
+    time: { title: `Training-step time per image vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'ms per image', width: 960,
+      series: series((r) => r.ms / r.shape.batch!) },
+    memory: { title: `Peak memory vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'peak MiB', width: 960,
+      series: series((r) => (r.peakBytes ? r.peakBytes / 2 ** 20 : undefined)) },
+  };
+  for (const [name, chart] of Object.entries(charts)) {
+    if (!chart.series.some((s) => s.points.some((p) => p.x > 0 && p.y > 0))) continue;
+    write(`${name}.svg`, renderSvg(chart));
+    write(`${name}.png`, renderPng(chart));
+  }
+  return files;
+}

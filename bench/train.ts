@@ -1,0 +1,189 @@
+// `pit bench train`: images/s and peak memory of one full training step (forward, label-
+// smoothed cross-entropy, backward, gradient clipping, AdamW: lib/train/step.ts, the step
+// `pit train` runs) on random images, for ViT/PiT models at chosen image sides. Also the
+// largest-image-side search that `pit study scaling --find-max` runs.
+//
+// images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
+// during a step (weights, gradients, optimizer state and activations), as the addon counts
+// them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
+import { AdamW, classifierStep, presetConfig, tidy, vitPresets, VisionTransformer, type Device, type VitConfig } from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { randn, resetPeakMemory, tensor, type Tensor } from '../lib/tensor.js';
+import { benchEnv } from './env.js';
+import { round } from './kernels.js';
+import type { BenchResult, ResultKind } from './schema.js';
+import { timeIt } from './timing.js';
+
+/** A preset name (pit-t, vit-s/2, ...) or a custom "d<depth>w<dim>h<heads>p<patch>", e.g. d4w64h4p1. */
+export function modelConfig(model: string, side: number, channels: number, classes: number): VitConfig {
+  const size = { imageSize: side, channels, classes };
+  if (vitPresets[model]) return presetConfig(model, size);
+  const m = /^d(\d+)w(\d+)h(\d+)p(\d+)$/.exec(model);
+  if (!m) throw new RangeError(`model must be a preset (${Object.keys(vitPresets).join(', ')}) or d<depth>w<dim>h<heads>p<patch> such as d4w64h4p1; got "${model}"`);
+  const [depth, dim, heads, patch] = m.slice(1).map(Number) as [number, number, number, number];
+  return presetConfig('pit-t', { ...size, depth, dim, heads, patch });
+}
+
+export interface TrainShape {
+  model: string;
+  side: number;
+  channels: number;
+  classes: number;
+  batch: number;
+}
+
+/** The benchmark's data per side: 28×28 is MNIST-like (1 channel, 10 classes); others CIFAR-100-like. */
+export function dataShape(side: number): { channels: number; classes: number } {
+  return side === 28 ? { channels: 1, classes: 10 } : { channels: 3, classes: 100 };
+}
+
+export interface StepMeasurement {
+  ms: number;
+  repeats: number;
+  peakBytes: number;
+  tokens: number;
+  parameters: number;
+}
+
+/**
+ * Builds the model and optimizer, runs warm-up steps, one step under the peak-memory counter,
+ * then timed steps. Throws RangeError when the step does not fit in memory (everything it
+ * allocated is freed first, so the caller can go on). `timed: false` only checks that it fits.
+ */
+export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
+  const config = modelConfig(s.model, s.side, s.channels, s.classes);
+  const tokens = (s.side / config.patch) ** 2;
+  if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${config.patch}`);
+  const model = new VisionTransformer(config);
+  const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
+  try {
+    return tidy(() => {
+      // Two batches, alternated: a fixed batch would let the CPU's caches hold the input.
+      const batches: [Tensor, Tensor][] = [0, 1].map((k) => [
+        randn([s.batch, s.channels, s.side, s.side], { seed: 100 + k, device }),
+        tensor(Int32Array.from({ length: s.batch }, (_, i) => (i * 31 + k) % s.classes), [s.batch], { device }),
+      ]);
+      const step = (i: number) => {
+        const [images, labels] = batches[i % 2]!;
+        classifierStep(model, optimizer, images, labels, { lr: 1e-4, labelSmoothing: 0.1, clipGrad: 1, seed: 0, offset: i });
+      };
+      step(0);
+      native().synchronize(device);
+      resetPeakMemory();
+      step(1);
+      native().synchronize(device);
+      const mem = native().memory();
+      const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
+      if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, tokens, parameters: model.parameterCount() };
+      const t = timeIt((i) => step(i + 2), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
+      return { ms: t.medianMs, repeats: t.repeats, peakBytes, tokens, parameters: model.parameterCount() };
+    });
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
+  return {
+    kind, op: 'train_step', model: s.model, impl: 'pit', device, dtype: 'f32',
+    shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens },
+    ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',
+    formula: 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
+  };
+}
+
+export interface TrainBenchOptions {
+  device: Device;
+  models: string[];
+  sides: number[];
+  /** A fixed batch, or 'auto': the largest power of two with batch·tokens ≤ 2^18 that fits (halving on out-of-memory). */
+  batch: number | 'auto';
+  budgetMs?: number;
+  onResult?: (r: BenchResult) => void;
+  onSkip?: (what: string, reason: string) => void;
+}
+
+/** Measures each (model, side); with batch 'auto', halves the batch until the step fits. */
+export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
+  const results: BenchResult[] = [];
+  for (const model of o.models) {
+    for (const side of o.sides) {
+      const { channels, classes } = dataShape(side);
+      const patch = modelConfig(model, side, channels, classes).patch;
+      let batch = o.batch === 'auto' ? 2 ** Math.floor(Math.log2(Math.max(1, 2 ** 18 / (side / patch) ** 2))) : o.batch;
+      for (;;) {
+        const shape = { model, side, channels, classes, batch };
+        try {
+          const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }));
+          results.push(r);
+          o.onResult?.(r);
+          break;
+        } catch (err) {
+          if (!(err instanceof RangeError)) throw err;
+          if (o.batch === 'auto' && batch > 1 && /out of .*memory/i.test(err.message)) {
+            batch >>= 1;
+            continue;
+          }
+          o.onSkip?.(`${model} at ${side}×${side}, batch ${batch}`, err.message);
+          break;
+        }
+      }
+    }
+  }
+  return results;
+}
+
+export interface MaxSideOptions {
+  device: Device;
+  model: string;
+  /** A side known to fit (the search grows from it). */
+  from: number;
+  batch?: number;
+  /** Largest peak memory allowed, bytes (CPU: there is no out-of-memory error to catch). */
+  memoryLimit?: number;
+  /** Stop growing past this side. */
+  ceiling?: number;
+  onProbe?: (side: number, fits: boolean, peakBytes: number | null) => void;
+}
+
+/**
+ * The largest image side (a multiple of the patch) at which one training step of `model` fits:
+ * grows by ×1.5 from `from` until a step does not fit, then bisects. A step fits when it runs
+ * without running out of memory and its peak stays within memoryLimit.
+ */
+export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: number; limitedBy: 'memory' | 'ceiling' } {
+  const patch = modelConfig(o.model, 8, 3, 100).patch;
+  const snap = (x: number) => Math.max(patch, Math.floor(x / patch) * patch);
+  const ceiling = snap(o.ceiling ?? 1024);
+  const probe = (side: number): number | null => {
+    let peak: number | null = null;
+    try {
+      peak = measureTrainStep(o.device, { model: o.model, side, channels: 3, classes: 100, batch: o.batch ?? 1 }, { timed: false }).peakBytes;
+    } catch (err) {
+      if (!(err instanceof RangeError && /out of .*memory|too large/i.test(err.message))) throw err;
+    }
+    const fits = peak !== null && peak <= (o.memoryLimit ?? Infinity);
+    o.onProbe?.(side, fits, peak);
+    return fits ? peak : null;
+  };
+  let good = snap(o.from);
+  let goodPeak = probe(good);
+  if (goodPeak === null) throw new RangeError(`findMaxSide: ${o.model} does not fit even at the starting side ${good}`);
+  let bad = 0;
+  while (!bad) {
+    const next = Math.min(ceiling, snap(good * 1.5) > good ? snap(good * 1.5) : good + patch);
+    if (next <= good) return { side: good, peakBytes: goodPeak, limitedBy: 'ceiling' };
+    const peak = probe(next);
+    if (peak === null) bad = next;
+    else [good, goodPeak] = [next, peak];
+  }
+  while (bad - good > patch) {
+    const mid = snap((good + bad) / 2);
+    if (mid <= good) break;
+    const peak = probe(mid);
+    if (peak === null) bad = mid;
+    else [good, goodPeak] = [mid, peak];
+  }
+  return { side: good, peakBytes: goodPeak, limitedBy: 'memory' };
+}

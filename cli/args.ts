@@ -1,0 +1,51 @@
+// Flag parsers shared by the subcommands: each throws commander's InvalidArgumentError with
+// what was expected, so `pit` prints "error: option '--x <n>' argument 'y' is invalid. expected …".
+import { InvalidArgumentError, Option } from 'commander';
+
+export function integer(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^[+-]?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+export function number(lo: number, hi = Infinity, hiOpen = true) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < lo || (hiOpen ? n >= hi : n > hi))
+      throw new InvalidArgumentError(`expected a number in [${lo}, ${hi === Infinity ? '∞' : hi}${hiOpen ? ')' : ']'}`);
+    return n;
+  };
+}
+
+/** A comma-separated list of names. */
+export function names(value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!list.length) throw new InvalidArgumentError('expected a comma-separated list of names');
+  return list;
+}
+
+/** A comma-separated list of integers ≥ min. */
+export function integers(min: number) {
+  const one = integer(min);
+  return (value: string): number[] => {
+    const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (!list.length) throw new InvalidArgumentError(`expected a comma-separated list of integers ≥ ${min}`);
+    try {
+      return list.map(one);
+    } catch {
+      throw new InvalidArgumentError(`expected a comma-separated list of integers ≥ ${min}, e.g. 256,1024`);
+    }
+  };
+}
+
+/** A byte count: 1073741824, 1GiB, 512MiB, 8GB. */
+export function bytes(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?\s*$/i.exec(value);
+  const units: Record<string, number> = { b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
+  if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError('expected a positive size such as 512MiB, 8GiB or a byte count');
+  return Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+export const deviceOption = () => new Option('--device <device>', 'backend to use').choices(['auto', 'cpu', 'cuda']).default('auto');

@@ -1,0 +1,197 @@
+// The benchmark and study commands end to end on CPU at tiny sizes (output parses, numbers
+// follow their formulas, plot files are valid SVG/PNG of non-trivial size), the compare command
+// on fixture files, the power-law fit on exact power laws, and the peak-memory counter.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { compareResults, formatComparison } from '../bench/compare.js';
+import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
+import { fitPowerLaw } from '../bench/study.js';
+import { measureTrainStep } from '../bench/train.js';
+import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
+
+selectBackend({ device: 'cpu' });
+const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 300_000 });
+const scratch = () => mkdtempSync(join(tmpdir(), 'pit-bench-'));
+
+test('bench kernels --quick: every op family, parseable lines, values that follow the formula, copy fractions', (t) => {
+  const dir = scratch();
+  const out = join(dir, 'kernels.jsonl');
+  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--json', '--out', out);
+  t.is(r.status, 0, r.stderr);
+  const printed = parseResults(r.stdout, 'stdout'), written = parseResults(readFileSync(out, 'utf8'), out);
+  t.deepEqual(written, printed);
+  const ops = new Set(printed.map((x) => x.op));
+  for (const op of ['copy', 'layernorm_forward', 'layernorm_backward', 'gelu_forward', 'gelu_backward', 'add', 'softmax_cross_entropy',
+    'adamw', 'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward', 'attention_forward_backward'])
+    t.true(ops.has(op), `missing ${op}`);
+  for (const x of printed) {
+    t.is(x.kind, 'kernel');
+    t.is(x.impl, 'pit');
+    t.is(x.device, 'cpu');
+    t.true(x.ms > 0 && x.value > 0 && x.repeats >= 5, JSON.stringify(x));
+    // value = work / t: GFLOP/s or GB/s from ms (to the 2 decimals it is rounded to, and ms's 4).
+    t.true(Math.abs(x.value - x.work! / x.ms / 1e6) <= 0.01 + 1e-3 * x.value, JSON.stringify(x));
+    t.regex(x.formula, / \/ t/);
+    t.truthy(x.env.device && x.env.version && x.env.date);
+    if (x.unit === 'GB/s' && x.op !== 'copy') t.true(x.fractionOfCopy! > 0, `${x.op} has no copy fraction`);
+  }
+  const attention = printed.find((x) => x.op === 'attention_forward' && x.shape.L === 97 && x.shape.D === 16)!;
+  t.deepEqual(attention.shape, { B: 1, H: 2, L: 97, D: 16 });  // B = max(1, ⌊128 / 97⌋)
+  t.is(attention.work, 4 * 1 * 2 * 97 * 97 * 16);
+  const ln = printed.find((x) => x.op === 'layernorm_forward')!;
+  t.is(ln.work, 2 * 256 * 48 * 4 + 8 * 256 + 2 * 48 * 4);
+  rmSync(dir, { recursive: true });
+});
+
+test('bench kernels --ops and the human table; a bf16 case without a CPU kernel is skipped and said so', (t) => {
+  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--ops', 'attention_forward,copy', '--dtype', 'f32,bf16', '--lens', '33', '--head-dims', '16');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /GFLOP\/s/);
+  t.regex(r.stdout, /4\*B\*H\*L\^2\*D \/ t/);
+  t.regex(r.stdout, /attention_forward +f32 +B=3 H=2 L=33 D=16/);
+  t.regex(r.stdout, /copy +bf16/, 'bf16 copies run on CPU');
+  t.regex(r.stderr, /skipped attention_forward(_backward)? bf16 .*L=33/);
+});
+
+test('bench train: images/s = batch / step time, peak memory at least weights, grads and AdamW moments', (t) => {
+  const r = run('bench', 'train', '--device', 'cpu', '--models', 'd1w16h2p1,d1w16h2p2', '--sides', '8,28', '--batch', '2', '--budget', '50', '--json');
+  t.is(r.status, 0, r.stderr);
+  const results = parseResults(r.stdout, 'stdout');
+  t.is(results.length, 4);
+  for (const x of results) {
+    t.is(x.kind, 'train');
+    t.is(x.op, 'train_step');
+    t.is(x.unit, 'images/s');
+    t.true(Math.abs(x.value - (2 * 1000) / x.ms) <= 0.01 + 1e-3 * x.value, JSON.stringify(x));
+    t.true(x.peakBytes! > 0);
+  }
+  const pit28 = results.find((x) => x.model === 'd1w16h2p1' && x.shape.side === 28)!;
+  t.deepEqual(pit28.shape, { batch: 2, side: 28, channels: 1, tokens: 784 });
+  const vit32 = results.find((x) => x.model === 'd1w16h2p2' && x.shape.side === 8)!;
+  t.deepEqual(vit32.shape, { batch: 2, side: 8, channels: 3, tokens: 16 });
+  // 784 pixel tokens need more activation memory than 196 ... and than 64.
+  t.true(pit28.peakBytes! > results.find((x) => x.model === 'd1w16h2p1' && x.shape.side === 8)!.peakBytes!);
+});
+
+test('measureTrainStep: the peak covers weights + gradients + both AdamW moments (16 bytes per parameter)', (t) => {
+  const m = measureTrainStep('cpu', { model: 'd2w32h4p1', side: 8, channels: 3, classes: 10, batch: 2 }, { budgetMs: 20 });
+  t.is(m.tokens, 64);
+  t.true(m.peakBytes >= 16 * m.parameters, `${m.peakBytes} < 16 × ${m.parameters}`);
+  t.true(m.peakBytes < 16 * m.parameters + 64 * 1024 * 1024, 'a tiny model does not need tens of MiB');
+  t.throws(() => measureTrainStep('cpu', { model: 'pit-q', side: 8, channels: 3, classes: 10, batch: 1 }), { instanceOf: RangeError, message: /model must be a preset.*got "pit-q"/ });
+  t.throws(() => measureTrainStep('cpu', { model: 'vit-t/2', side: 9, channels: 3, classes: 10, batch: 1 }), { message: /9/ });
+});
+
+test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the largest side within a memory limit', (t) => {
+  const dir = scratch();
+  const peer = join(dir, 'torch.jsonl');
+  // A peer file as bench/pytorch/vit_train.py --kind scaling writes it (two sides).
+  const env = { device: 'test CPU', date: '2026-12-01T00:00:00Z', version: 'torch 0.0', runtime: 'python 3.11' };
+  writeFileSync(peer, [8, 12].map((side) => JSON.stringify({ kind: 'scaling', op: 'train_step', model: 'd1w16h2p1', impl: 'torch-eager', device: 'cpu',
+    dtype: 'f32', shape: { batch: 1, side, channels: 3, tokens: side * side }, ms: side, repeats: 5, value: 1000 / side, unit: 'images/s',
+    formula: 'batch / t_step', env })).join('\n') + '\n');
+  const r = run('study', 'scaling', '--device', 'cpu', '--models', 'd1w16h2p1', '--sides', '4,6,8,10,12,14', '--budget', '30',
+    '--find-max', '--memory-limit', '3MiB', '--peer', peer, '--out', dir);
+  t.is(r.status, 0, r.stderr);
+  const csv = readFileSync(join(dir, 'scaling.csv'), 'utf8').trim().split('\n');
+  t.is(csv[0], 'model,impl,device,dtype,side,tokens,batch,ms_per_step,images_per_s,peak_bytes');
+  t.is(csv.length, 1 + 6 + 2);
+  const report = JSON.parse(readFileSync(join(dir, 'scaling.json'), 'utf8'));
+  t.is(report.fits.length, 2, 'ours and the peer');
+  t.true(report.fits[0].time.length >= 1 && Number.isFinite(report.fits[0].time[0].exponent));
+  t.is(report.maxSide.length, 1);
+  const max = report.maxSide[0];
+  t.true(max.peakBytes <= 3 * 2 ** 20 && max.side >= 14, JSON.stringify(max));
+  t.is(max.limitedBy, 'memory');
+  // Just past the largest side, the step needs more than the limit.
+  const next = measureTrainStep('cpu', { model: 'd1w16h2p1', side: max.side + 1, channels: 3, classes: 100, batch: 1 }, { timed: false });
+  t.true(next.peakBytes > 3 * 2 ** 20);
+  for (const name of ['time', 'memory']) {
+    const svg = readFileSync(join(dir, `${name}.svg`), 'utf8');
+    t.regex(svg, /^<\?xml[^>]*>\s*<svg[\s\S]*<\/svg>\s*$/);
+    t.regex(svg, /d1w16h2p1 \(torch-eager\)/, 'the peer curve is on the same axes');
+    const png = readFileSync(join(dir, `${name}.png`));
+    t.true(png.length > 5000, `${name}.png is ${png.length} bytes`);
+    const image = PNG.sync.read(png);
+    t.true(image.width >= 400 && image.height >= 300);
+  }
+  t.regex(r.stdout, /largest side d1w16h2p1: \d+×\d+/);
+  rmSync(dir, { recursive: true });
+});
+
+test('study scaling errors: --find-max on cpu needs --memory-limit; an unknown model is named', (t) => {
+  const r = run('study', 'scaling', '--device', 'cpu', '--find-max', '--sides', '4');
+  t.not(r.status, 0);
+  t.regex(r.stderr, /--find-max on cpu needs --memory-limit/);
+  const bad = run('study', 'scaling', '--device', 'cpu', '--models', 'pit-z', '--sides', '4', '--out', join(tmpdir(), 'pit-never'));
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /got "pit-z"/);
+  const lens = run('bench', 'kernels', '--device', 'cpu', '--lens', '256,x');
+  t.not(lens.status, 0);
+  t.regex(lens.stderr, /--lens <list>.*integers ≥ 1/);
+});
+
+test('fitPowerLaw: one exponent for a power law, two regions for linear-then-quadratic', (t) => {
+  const xs = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+  const single = fitPowerLaw(xs.map((x) => ({ x, y: 3 * x ** 1.5 })));
+  t.is(single.length, 1);
+  t.is(single[0]!.exponent, 1.5);
+  t.is(single[0]!.r2, 1);
+  const knee = fitPowerLaw(xs.map((x) => ({ x, y: x <= 256 ? x : (x * x) / 256 })));
+  t.is(knee.length, 2);
+  t.deepEqual(knee.map((r) => [r.fromTokens, r.toTokens, r.exponent]), [[16, 256, 1], [512, 8192, 2]]);
+  t.deepEqual(fitPowerLaw([{ x: 1, y: 0 }, { x: 2, y: Number.NaN }]), [], 'too few valid points');
+});
+
+const fixture = (over: Partial<BenchResult>): BenchResult => ({
+  kind: 'kernel', op: 'attention_forward', impl: 'pit', device: 'cuda', dtype: 'bf16', shape: { B: 1, H: 12, L: 4096, D: 16 },
+  ms: 1, repeats: 10, value: 100, unit: 'GFLOP/s', formula: '4*B*H*L^2*D / t', env: { device: 'x', date: 'd', version: 'v', runtime: 'r' }, ...over,
+});
+
+test('bench compare pairs equal keys across files (dtype and impl may differ) and reports B / A', (t) => {
+  const dir = scratch();
+  const a = [fixture({ value: 200 }), fixture({ shape: { B: 1, H: 12, L: 1024, D: 16 }, value: 50 }), fixture({ op: 'layernorm_forward', shape: { n: 8, c: 4 }, unit: 'GB/s', value: 10 })];
+  const b = [fixture({ impl: 'torch-sdpa-flash', value: 100 }), fixture({ impl: 'torch-sdpa-cudnn', value: 400 }),
+    fixture({ impl: 'torch-sdpa-flash', shape: { D: 16, L: 1024, H: 12, B: 1 }, dtype: 'f32', value: 25 }), fixture({ op: 'matmul_forward', shape: { m: 1, n: 1, k: 1 } })];
+  writeFileSync(join(dir, 'a.jsonl'), a.map((x) => JSON.stringify(x)).join('\n') + '\n');
+  writeFileSync(join(dir, 'b.jsonl'), b.map((x) => JSON.stringify(x)).join('\n') + '\n');
+  const c = compareResults(a, b);
+  t.deepEqual(c.rows.map((r) => [r.b.impl, r.ratio]), [['torch-sdpa-flash', 0.5], ['torch-sdpa-cudnn', 2], ['torch-sdpa-flash', 0.5]]);
+  t.is(c.onlyA.length, 1);
+  t.is(c.onlyB.length, 1);
+  t.is(resultKey(a[1]!), resultKey(b[2]!), 'shape key order does not matter');
+  const table = formatComparison(c, ['a', 'b']);
+  t.regex(table, /3 pairs; geometric mean of B\/A: 0\.79×/);  // (0.5 · 2 · 0.5)^(1/3)
+  t.regex(table, /unpaired: 1 only in A, 1 only in B/);
+  const r = run('bench', 'compare', join(dir, 'a.jsonl'), join(dir, 'b.jsonl'));
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /torch-sdpa-cudnn bf16 400 GFLOP\/s +2\.00×/);
+  writeFileSync(join(dir, 'bad.jsonl'), JSON.stringify(a[0]) + '\n' + JSON.stringify({ ...a[0], value: 'fast' }) + '\n');
+  const bad = run('bench', 'compare', join(dir, 'a.jsonl'), join(dir, 'bad.jsonl'));
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /bad\.jsonl:2: field "value" must be a number, got "fast"/);
+  t.throws(() => parseResults('{"kind":\n', 'f.jsonl'), { instanceOf: SyntaxError, message: /f\.jsonl:1: not valid JSON/ });
+  t.throws(() => compareResults(a, [fixture({ unit: 'GB/s' })]), { message: /GFLOP\/s in the first file and GB\/s in the second/ });
+  rmSync(dir, { recursive: true });
+});
+
+test('memory(): peakBytes tracks the most bytes live at once; resetPeakMemory restarts it from the live bytes', (t) => {
+  const before = memory().cpu;
+  resetPeakMemory();
+  t.is(memory().cpu.peakBytes, before.bytes);
+  const a = empty([1024, 256]);  // 1 MiB
+  const b = empty([512, 256]);   // 0.5 MiB
+  a.dispose();
+  b.dispose();
+  const after = memory().cpu;
+  t.is(after.bytes, before.bytes);
+  t.is(after.peakBytes, before.bytes + 1.5 * 2 ** 20);
+  resetPeakMemory();
+  t.is(memory().cpu.peakBytes, before.bytes);
+});

@@ -1,0 +1,141 @@
+// Charts for `pit study scaling`: the SVG is well-formed and escaped, ticks land where promised,
+// the PNG rasterises the same layout, and bad points or sizes are skipped or refused clearly.
+import test from 'ava';
+import { PNG } from 'pngjs';
+import { renderPng, renderSvg, type PlotChart } from '../bench/plot.js';
+
+const tokens = [64, 256, 1024, 4096, 16384, 50176];
+const scaling = (over: Partial<PlotChart> = {}): PlotChart => ({
+  title: 'Loss <&> "tokens" \'L\'', xLabel: 'tokens per image', yLabel: 'val loss',
+  series: [
+    { name: 'rising', points: tokens.map((x) => ({ x, y: x / 1000 })) },
+    { name: 'falling & dashed', points: tokens.map((x) => ({ x, y: 10 * x ** -0.3 })), dashed: true },
+    { name: 'nothing valid', points: [{ x: NaN, y: 1 }, { x: 1, y: -1 }] },
+  ],
+  ...over,
+});
+
+// Balanced tags via a stack; every '<' must start a tag, text holds no '>' and only entity '&'.
+function checkWellFormed(svg: string): string[] {
+  const tag = /<(\/?)([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+="[^"<>]*")*)\s*(\/?)>/g;
+  const doc = svg.replace(/^<\?xml[^?]*\?>\s*/, '');
+  const stack: string[] = [], roots: string[] = [];
+  let end = 0;
+  for (const m of doc.matchAll(tag)) {
+    const between = doc.slice(end, m.index);
+    if (/[<>]|&(?!(amp|lt|gt|quot|apos);)/.test(between)) throw new Error(`bad text ${JSON.stringify(between)}`);
+    const [, close, name, , selfClose] = m;
+    if (close) { if (stack.pop() !== name) throw new Error(`</${name}> closes nothing open`); }
+    else {
+      if (stack.length === 0) roots.push(name!);
+      if (!selfClose) stack.push(name!);
+    }
+    end = m.index + m[0].length;
+  }
+  if (doc.slice(end).trim() || stack.length) throw new Error(`unclosed ${stack.join(', ')}`);
+  return roots;
+}
+
+const attr = (el: string, name: string) => new RegExp(`\\s${name}="([^"]*)"`).exec(el)?.[1];
+const elements = (svg: string, kind: string, cls?: string) =>
+  [...svg.matchAll(new RegExp(`<${kind}\\b[^>]*>`, 'g'))].map((m) => m[0]).filter((el) => cls === undefined || attr(el, 'class') === cls);
+const texts = (svg: string, cls: string) =>
+  [...svg.matchAll(new RegExp(`<text class="${cls}"[^>]*>([^<]*)</text>`, 'g'))].map((m) => m[1]);
+
+test('SVG is a well-formed, escaped document with one polyline per drawn series and a marker per point', (t) => {
+  const svg = renderSvg(scaling({ width: 640, height: 480 }));
+  t.true(svg.startsWith('<?xml version="1.0"'));
+  t.deepEqual(checkWellFormed(svg), ['svg']);
+  const root = elements(svg, 'svg')[0]!;
+  t.is(attr(root, 'width'), '640');
+  t.is(attr(root, 'height'), '480');
+  t.is(attr(root, 'version'), '1.1');
+  t.true(svg.includes('<title>Loss &lt;&amp;&gt; &quot;tokens&quot; &apos;L&apos;</title>'));
+  t.false(svg.includes('<&>'));
+  t.deepEqual(texts(svg, 'legend'), ['rising', 'falling &amp; dashed', 'nothing valid']);
+  const lines = elements(svg, 'polyline', 'series');
+  t.deepEqual(lines.map((el) => attr(el, 'data-series')), ['rising', 'falling &amp; dashed']);
+  t.is(attr(lines[0]!, 'stroke-dasharray'), undefined);
+  t.truthy(attr(lines[1]!, 'stroke-dasharray'));
+  t.is(attr(lines[0]!, 'points')!.split(' ').length, tokens.length);
+  t.is(elements(svg, 'circle', 'marker').length, 2 * tokens.length);
+  t.is(elements(svg, 'circle', 'legend-marker').length, 3);
+  for (const m of svg.matchAll(/\s(?:x|y|x1|y1|x2|y2|cx|cy|r|stroke-width)="([^"]*)"/g)) t.regex(m[1]!, /^-?\d+(\.\d{1,2})?$/);
+  for (const m of svg.matchAll(/points="([^"]*)"/g)) t.regex(m[1]!, /^(-?\d+(\.\d{1,2})?,-?\d+(\.\d{1,2})?( |$))+$/);
+  t.deepEqual(texts(svg, 'title'), ['Loss &lt;&amp;&gt; &quot;tokens&quot; &apos;L&apos;']);
+  t.deepEqual(texts(svg, 'label-x'), ['tokens per image']);
+  t.deepEqual(texts(svg, 'label-y'), ['val loss']);
+});
+
+test('log ticks at decades, with 2×/5× or all multiples when the range is short; linear ticks are 1/2/5×10^k', (t) => {
+  const ticks = (points: { x: number; y: number }[], over: Partial<PlotChart> = {}) => {
+    const svg = renderSvg({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 's', points }], ...over });
+    return { x: texts(svg, 'tick-x'), y: texts(svg, 'tick-y') };
+  };
+  t.deepEqual(ticks(tokens.map((x) => ({ x, y: 1 / x }))).x, ['100', '1k', '10k']);
+  t.deepEqual(ticks([{ x: 1e-4, y: 0.9 }, { x: 1e-2, y: 3 }]), { x: ['1e-4', '1e-3', '0.01'], y: ['0.9', '1', '2', '3'] });
+  t.deepEqual(ticks([{ x: 3e5, y: 0.04 }, { x: 4e6, y: 0.6 }]), { x: ['500k', '1M', '2M'], y: ['0.05', '0.1', '0.2', '0.5'] });
+  t.deepEqual(ticks([{ x: 0, y: 2.5e9 }, { x: 10, y: 2.5e12 }], { logX: false }), { x: ['0', '2', '4', '6', '8', '10'], y: ['10G', '100G', '1T'] });
+  t.deepEqual(ticks([{ x: 100, y: 1 }, { x: 101, y: 1 }]).x, ['100', '100.2', '100.4', '100.6', '100.8', '101'], 'labels gain digits until distinct');
+});
+
+test('PNG decodes at the requested size with each series drawn in its colour, rising to the right', (t) => {
+  const chart = scaling();
+  const buffer = renderPng(chart);
+  t.true(buffer.length > 5 * 1024, `${buffer.length} bytes`);
+  const img = PNG.sync.read(buffer);
+  t.is(img.width, 800);
+  t.is(img.height, 520);
+  t.is(PNG.sync.read(renderPng(scaling({ width: 333, height: 211 }))).width, 333);
+
+  const svg = renderSvg(chart);
+  const colours = elements(svg, 'polyline', 'series').map((el) => attr(el, 'stroke')!);
+  const plotRight = Math.min(...elements(svg, 'circle', 'legend-marker').map((el) => Number(attr(el, 'cx')))) - 20;  // left of the legend
+  const pixelsOf = (hex: string) => {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    const found: { x: number; y: number }[] = [];
+    for (let i = 0; i < img.width * img.height; i++) {
+      const d = img.data.subarray(i * 4, i * 4 + 4);
+      if (d[0] === r && d[1] === g && d[2] === b && d[3] === 255) found.push({ x: i % img.width, y: Math.floor(i / img.width) });
+    }
+    return found;
+  };
+  const meanRow = (ps: { x: number; y: number }[]) => ps.reduce((sum, p) => sum + p.y, 0) / ps.length;
+  const [rising, falling] = colours.map(pixelsOf) as [{ x: number; y: number }[], { x: number; y: number }[]];
+  t.true(rising.length > 300 && falling.length > 300, `${rising.length}, ${falling.length} pixels`);
+  for (const [ps, rises] of [[rising, true], [falling, false]] as const) {
+    const inPlot = ps.filter((p) => p.x < plotRight), xs = inPlot.map((p) => p.x);
+    const lo = Math.min(...xs), hi = Math.max(...xs), quarter = (hi - lo) / 4;
+    const left = meanRow(inPlot.filter((p) => p.x < lo + quarter)), right = meanRow(inPlot.filter((p) => p.x > hi - quarter));
+    t.is(right < left, rises, `left row ${left}, right row ${right}`);
+  }
+  const white = img.data.filter((_, i) => i % 4 === 0 && img.data[i] === 255 && img.data[i + 1] === 255 && img.data[i + 2] === 255).length;
+  t.true(white > 0.8 * img.width * img.height, 'white background');
+});
+
+test('non-finite and, on log axes, non-positive points are skipped; a chart with none throws', (t) => {
+  const points = [{ x: 1, y: 1 }, { x: NaN, y: 2 }, { x: 0, y: 3 }, { x: -1, y: 4 }, { x: 2, y: Infinity }, { x: 4, y: 2 }, { x: 8, y: 4 }];
+  const markers = (over: Partial<PlotChart>) => elements(renderSvg({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 's', points }], ...over }), 'circle', 'marker').length;
+  t.is(markers({}), 3);
+  t.is(markers({ logX: false }), 5, 'zero and negative x are fine on a linear axis');
+  t.is(markers({ logX: false, logY: false }), 5);
+  const svg = renderSvg(scaling());
+  t.false(/NaN|Infinity/.test(svg));
+  t.true(texts(svg, 'legend').includes('nothing valid'));
+
+  const empty: PlotChart = { title: 'Empty "run"', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [{ x: 0, y: 1 }, { x: 1, y: NaN }] }, { name: 'b', points: [] }] };
+  const message = 'plot: no finite positive points to draw in chart "Empty \\"run\\""';
+  t.throws(() => renderSvg(empty), { instanceOf: RangeError, message });
+  t.throws(() => renderPng(empty), { instanceOf: RangeError, message });
+  t.throws(() => renderSvg({ ...empty, series: [] }), { instanceOf: RangeError, message });
+});
+
+test('bad sizes and shapes throw errors naming the parameter, the expectation and the value', (t) => {
+  t.throws(() => renderSvg(scaling({ width: 0 })), { instanceOf: RangeError, message: /chart\.width must be a positive integer .*≤ 8192, received 0$/ });
+  t.throws(() => renderPng(scaling({ width: 8193 })), { instanceOf: RangeError, message: /chart\.width .*received 8193$/ });
+  t.throws(() => renderSvg(scaling({ height: 1.5 })), { instanceOf: RangeError, message: /chart\.height .*received 1\.5$/ });
+  t.throws(() => renderSvg(scaling({ width: '800' as unknown as number })), { instanceOf: TypeError, message: /chart\.width .*received "800"$/ });
+  t.throws(() => renderSvg(scaling({ width: 60 })), { instanceOf: RangeError, message: /chart\.width 60 leaves no room/ });
+  t.throws(() => renderSvg(scaling({ title: 3 as unknown as string })), { instanceOf: TypeError, message: /chart\.title must be a string, received 3/ });
+  t.throws(() => renderSvg(scaling({ series: [{ name: 's', points: 'x' as unknown as [] }] })), { instanceOf: TypeError, message: /chart\.series\[0\]\.points must be an array/ });
+});
