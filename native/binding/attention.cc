@@ -1,4 +1,6 @@
-// attentionForward / attentionBackward on packed qkv (B, L, 3, H, D), scale D^-0.5.
+// attentionForward / attentionBackward on packed qkv (B, L, 3, H, D), scale D^-0.5. qkv's
+// dtype picks the kernel: f32 (every tensor f32; CPU and GPU) or bf16 (qkv, out, dout, dqkv
+// bf16, lse f32; the GPU's tensor-core kernels, head dims 16, 32, 64, 128).
 #include "args.h"
 #include "core/op_table.h"
 #include "cpu/ops.h"
@@ -24,6 +26,19 @@ AttentionDims attention_dims(const char* op, const Tensor& qkv) {
   return d;
 }
 
+// qkv is f32 or bf16; true for bf16.
+bool is_bf16_qkv(const char* op, const Tensor& qkv) {
+  PIT_CHECK_TYPE(qkv.dtype() == DType::F32 || qkv.dtype() == DType::BF16, op, ": 'qkv' must be f32 or bf16, got ",
+                 dtype_name(qkv.dtype()));
+  return qkv.dtype() == DType::BF16;
+}
+
+// The bf16 kernels exist for these head dims only.
+void expect_bf16_head_dim(const char* op, int64_t D) {
+  PIT_CHECK_TYPE(D == 16 || D == 32 || D == 64 || D == 128, op,
+                 ": bf16 attention supports head dims 16, 32, 64 and 128, got D = ", D);
+}
+
 // attentionForward(out, lse, qkv): out (B, L, H, D), lse (B, H, L).
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   const char* op = "attentionForward";
@@ -32,12 +47,24 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Tensor& lse = args.tensor(1, "lse");
   Tensor& qkv = args.tensor(2, "qkv");
   const Device device = common_device(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
-  expect_f32(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
+  const bool bf16 = is_bf16_qkv(op, qkv);
+  if (bf16) {
+    expect_dtype(op, "out", out, DType::BF16);
+    expect_dtype(op, "lse", lse, DType::F32);
+  } else {
+    expect_f32(op, {{"out", &out}, {"lse", &lse}, {"qkv", &qkv}});
+  }
   AttentionDims d = attention_dims(op, qkv);
   expect_shape(op, "out", out, {d.B, d.L, d.H, d.D});
   expect_shape(op, "lse", lse, {d.B, d.H, d.L});
   expect_distinct(op, "out", out, "qkv", qkv);
-  PIT_KERNEL(device, attention_forward)(out.f32(), lse.f32(), qkv.f32(), d.B, d.L, d.H, d.D);
+  if (bf16) {
+    auto kernel = op_kernel(op, device, &OpTable::attention_forward_bf16, "bf16");
+    expect_bf16_head_dim(op, d.D);
+    kernel(out.bf16(), lse.f32(), qkv.bf16(), d.B, d.L, d.H, d.D);
+  } else {
+    PIT_KERNEL(device, attention_forward)(out.f32(), lse.f32(), qkv.f32(), d.B, d.L, d.H, d.D);
+  }
   return info.Env().Undefined();
 }
 
@@ -51,7 +78,15 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Tensor& out = args.tensor(3, "out");
   Tensor& lse = args.tensor(4, "lse");
   const Device device = common_device(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
-  expect_f32(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
+  const bool bf16 = is_bf16_qkv(op, qkv);
+  if (bf16) {
+    expect_dtype(op, "dqkv", dqkv, DType::BF16);
+    expect_dtype(op, "dout", dout, DType::BF16);
+    expect_dtype(op, "out", out, DType::BF16);
+    expect_dtype(op, "lse", lse, DType::F32);
+  } else {
+    expect_f32(op, {{"dqkv", &dqkv}, {"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
+  }
   AttentionDims d = attention_dims(op, qkv);
   expect_shape(op, "dqkv", dqkv, qkv.shape());
   expect_shape(op, "dout", dout, {d.B, d.L, d.H, d.D});
@@ -59,7 +94,14 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   expect_shape(op, "lse", lse, {d.B, d.H, d.L});
   expect_distinct(op, "dqkv", dqkv, "qkv", qkv);
   expect_distinct(op, "dqkv", dqkv, "dout", dout);
-  PIT_KERNEL(device, attention_backward)(dqkv.f32(), dout.f32(), qkv.f32(), out.f32(), lse.f32(), d.B, d.L, d.H, d.D);
+  if (bf16) {
+    auto kernel = op_kernel(op, device, &OpTable::attention_backward_bf16, "bf16");
+    expect_bf16_head_dim(op, d.D);
+    kernel(dqkv.bf16(), dout.bf16(), qkv.bf16(), out.bf16(), lse.f32(), d.B, d.L, d.H, d.D);
+  } else {
+    PIT_KERNEL(device, attention_backward)(dqkv.f32(), dout.f32(), qkv.f32(), out.f32(), lse.f32(), d.B, d.L, d.H,
+                                           d.D);
+  }
   return info.Env().Undefined();
 }
 

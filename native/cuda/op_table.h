@@ -1,7 +1,8 @@
 // The CUDA op table is filled by the op files themselves: each defines its kernels' host
-// functions in pit::cuda with the exact signature of the CPU op of the same name (checked by
-// the compiler through OpTable's entry types) and registers them with PIT_CUDA_OP(name) at
-// load time. initialize() publishes the table to the binding once a GPU is ready.
+// functions in pit::cuda with the exact signature of the CPU op of the same name (or, for the
+// GPU-only entries such as attention_forward_bf16, of OpTable's member; checked by the
+// compiler through OpTable's entry types) and registers them with PIT_CUDA_OP(name) at load
+// time. initialize() publishes the table to the binding once a GPU is ready.
 #pragma once
 #include "core/op_table.h"
 

@@ -1,0 +1,689 @@
+// attention_bf16: multi-head self-attention on packed bf16 qkv (B, L, 3, H, D) -> out
+// (B, L, H, D) bf16 and lse (B, H, L) f32 (natural log, of the scaled scores), scale D^-0.5, no
+// mask; backward dout, qkv, out, lse -> dqkv (B, L, 3, H, D) bf16. The tensor-core kernels
+// behind attention_forward_bf16 / attention_backward_bf16 (dispatch in attention_bf16.cu, one
+// instantiation per head dim in attention_bf16_d{16,32,64,128}.cu).
+//
+// FlashAttention-2 structure on mma.sync.m16n8k16 (bf16 in, fp32 accumulate; sm_80 and sm_90):
+// a CTA of 4 warps owns 64 rows (queries in the forward and dQ, keys in dK/dV), each warp one
+// m16 tile of 16 rows, whose operand fragments and accumulators live in registers. The other
+// side (keys and values, or queries and dO) streams through shared memory one tile at a time,
+// double-buffered with cp.async (the next tile loads while this one is computed). Scores
+// never leave registers: an S accumulator of the mma is turned into the bf16 A operand of the
+// next mma in place (the m16n8 C layout of two adjacent n-tiles is the m16k16 A layout).
+//
+// Numerics. Every product accumulates in fp32. The softmax works in base 2 with the scale
+// folded into one FFMA: p = exp2(s·scale·log2e − m·scale·log2e) with m the running row max of
+// the raw scores s (forward), p = exp2(s·scale·log2e − lse·log2e) (backward). exp2 is one
+// ex2.approx.ftz (MUFU.EX2) per score; see "Exponentials per score" below. P is rounded to
+// bf16 for the P·V product (its fp32 value feeds the row sum); dS = P ∘ (dP − Di) is formed
+// in fp32 and rounded to bf16 for the dS·K and dSᵀ·Q products. lse = m·scale + ln(l).
+//
+// Exponentials per score (the ceiling at D = 16 and 32, where the mma work per score is only
+// 4·D flops): forward 1 (the p above), plus 2 per lane and key tile for the rescale factors,
+// i.e. 1/32 more per score with 128-key tiles (D 16, 32) and 1/16 with 64-key tiles (D 64,
+// 128); backward 2 (p recomputed once in the dK/dV kernel and once in the dQ kernel). Per score
+// the forward also spends 1 FFMA (scale and max folded), 1 FMNMX, 1 FADD and half a bf16x2
+// conversion; the backward 1 FFMA + 1 FADD + 1 FMUL for dS in each kernel that forms it.
+//
+// Masking (any L >= 1). Rows past L of a staged tile are zero-filled by cp.async (src-size
+// 0), so no poison or NaN from past the tensor ever reaches an mma. In the forward and dQ the
+// scores of keys >= L are set to -inf before the row max (p = 0); in dK/dV the queries >= L
+// get lse = +inf (p = 0) and Di = 0 (dS = 0). Rows >= L are never written; L = 1 works.
+// Offsets are int64 ((b·L + l)·3·H·D exceeds 2^31 at L = 65,536 with a few heads); row
+// indices within a tile are int.
+//
+// Backward (FlashAttention-2 split with recomputation; deterministic, no atomics):
+//   1) delta kernel: Di = rowsum(dO ∘ O) in fp32 -> scratch (B, H, L).
+//   2) dK/dV kernel, one CTA per 64 keys, over all query tiles: Sᵀ = K·Qᵀ, Pᵀ, dPᵀ = V·dOᵀ,
+//      dV += Pᵀ·dO, dSᵀ = Pᵀ ∘ (dPᵀ − Di), dK += dSᵀ·Q; each key row owned by one warp.
+//   3) dQ kernel, one CTA per 64 queries, over all key tiles: S = Q·Kᵀ, P, dP = dO·Vᵀ, dS,
+//      dQ += dS·K.
+//   Kernels 2 and 3 each recompute S (and dP): twice the QKᵀ work of a single pass that
+//   accumulates dQ with atomics, in exchange for every element of dqkv being written exactly
+//   once, by one thread, in a fixed summation order: bitwise repeatable from run to run.
+//
+// Grid. One CTA per (b·H + h, 64-row tile), flattened into blockIdx.x with a CTA-stride loop,
+// so B·H has no gridDim.y/z limit and any L fits.
+//
+// Shared memory. Tiles are row-major (rows, D) with each row padded by 16 bytes (stride D + 8
+// elements): the 8 row addresses of one ldmatrix phase (row stride an odd number of 16-byte
+// units) then fall in 8 distinct groups of 4 banks, so ldmatrix and the 16-byte cp.async
+// writes are conflict-free at every D without a swizzle.
+//
+// Tile sizes per head dim (Tiles<D>): chosen from register and shared-memory arithmetic, not
+// yet from measurements (no GPU was available when they were written; bench them).
+//   forward keys per tile: 128 at D = 16, 32 (S is 16×128 fp32 = 64 registers per lane, and
+//   the exp-bound inner loop wants long runs between barriers); 64 at D = 64, 128 (O at D =
+//   128 is already 64 registers). Shared memory: 27, 45, 45, 85 KiB.
+//   backward tile (queries per dK/dV step, keys per dQ step): 64 at D <= 64, 32 at D = 128,
+//   where dK and dV alone take 128 registers per lane and K, V (dK/dV) or Q, dO (dQ) are
+//   re-read from shared memory by ldmatrix for every tile instead of held in registers.
+//
+// The host emulator in native/cuda/dev/ compiles this file with its own versions of the
+// primitives below (PIT_ATTENTION_BF16_EMULATE) to check the fragment bookkeeping on the CPU.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#ifndef PIT_ATTENTION_BF16_EMULATE
+#include "cuda/context.h"
+#endif
+
+namespace pit::cuda::attention_bf16 {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kWarpRows = 16;                     // one m16 tile per warp
+constexpr int kBlockRows = kWarps * kWarpRows;    // rows a CTA owns
+constexpr int kDeltaThreads = 256;
+constexpr float kLog2e = 1.4426950408889634f;
+
+template <int D>
+struct Tiles {
+  static_assert(D == 16 || D == 32 || D == 64 || D == 128, "head dims 16, 32, 64, 128");
+  static constexpr int forward_keys = D <= 32 ? 128 : 64;
+  static constexpr int backward_tile = D <= 64 ? 64 : 32;
+  static constexpr bool backward_fragments_in_registers = D <= 64;
+  static constexpr int stride = D + 8;  // shared-memory row stride in elements (16 B pad)
+};
+
+template <int D>
+constexpr int forward_smem_bytes() {
+  return (kBlockRows + 4 * Tiles<D>::forward_keys) * Tiles<D>::stride * 2;  // Q; 2 × (K, V)
+}
+template <int D>
+constexpr int dkdv_smem_bytes() {  // K, V; 2 × (Q, dO); 2 × (lse·log2e, Di)
+  return (2 * kBlockRows + 4 * Tiles<D>::backward_tile) * Tiles<D>::stride * 2 +
+         4 * Tiles<D>::backward_tile * 4;
+}
+template <int D>
+constexpr int dq_smem_bytes() {  // Q, dO; 2 × (K, V)
+  return (2 * kBlockRows + 4 * Tiles<D>::backward_tile) * Tiles<D>::stride * 2;
+}
+
+struct ForwardParams {
+  uint16_t* out;        // (B, L, H, D) bf16
+  float* lse;           // (B, H, L)
+  const uint16_t* qkv;  // (B, L, 3, H, D) bf16
+  int64_t BH, L, H;
+  float scale, scale_log2;  // D^-0.5 and D^-0.5·log2(e)
+};
+
+struct BackwardParams {
+  uint16_t* dqkv;        // (B, L, 3, H, D) bf16, every element written once
+  float* delta;          // (B, H, L) scratch: Di = rowsum(dO ∘ O)
+  const uint16_t* dout;  // (B, L, H, D) bf16
+  const uint16_t* qkv;   // (B, L, 3, H, D) bf16
+  const uint16_t* out;   // (B, L, H, D) bf16
+  const float* lse;      // (B, H, L)
+  int64_t BH, L, H;
+  float scale, scale_log2;
+};
+
+// ---- warp-level primitives (PTX) ---------------------------------------------------------
+#ifndef PIT_ATTENTION_BF16_EMULATE
+
+__device__ __forceinline__ unsigned char* smem_base() {
+  extern __shared__ __align__(16) unsigned char attention_bf16_smem[];
+  return attention_bf16_smem;
+}
+__device__ __forceinline__ uint32_t smem_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void block_sync() { __syncthreads(); }
+__device__ __forceinline__ void warp_sync() { __syncwarp(); }
+__device__ __forceinline__ float shfl_xor(float v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
+
+// d (16×8 fp32) += a (16×16 bf16, row) · b (16×8 bf16, col); fragments as in the PTX ISA:
+// lane = 4·g + t holds a {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)},
+// b {(2t..2t+1, g), (2t+8.., g)} and d {(g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)}.
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Four 8×8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and r[i] is
+// lane (4·g + t)'s pair (row g, columns 2t, 2t+1), or with .trans (rows 2t, 2t+1, column g).
+// The "memory" clobber orders them after the plain shared-memory stores of the epilogues.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p))
+               : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p))
+               : "memory");
+}
+
+// 16 bytes global -> shared, asynchronously; zero-filled (nothing read) when !valid.
+__device__ __forceinline__ void cp_async_16(uint16_t* dst, const uint16_t* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// 2^x in one MUFU.EX2 (relative error ~2^-22; denormal results flush to 0, 2^-inf = 0).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// The bf16 in the low / high half of a word, as a float.
+__device__ __forceinline__ float bf16_low(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_high(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+
+// Two floats as a bf16 pair, round to nearest even; lo in the low half (the lower column).
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+#endif  // !PIT_ATTENTION_BF16_EMULATE
+
+// ---- tiles and fragments -----------------------------------------------------------------
+
+__host__ __device__ constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
+// Rows of a `rows`-row tile starting at row r0 that exist (r0 < n), at most `rows`; may be <= 0.
+__device__ __forceinline__ int rows_left(int64_t n, int64_t r0, int rows) {
+  return static_cast<int>(n - r0 < rows ? n - r0 : rows);
+}
+
+// Element offsets of head h of batch b in the packed layouts.
+template <int D>
+struct HeadRows {
+  int64_t token0;  // b·L
+  int64_t H, h;
+  __device__ __forceinline__ int64_t qkv(int64_t l, int part) const {  // part 0 q, 1 k, 2 v
+    return ((token0 + l) * 3 + part) * H * D + h * D;
+  }
+  __device__ __forceinline__ int64_t out(int64_t l) const { return ((token0 + l) * H + h) * D; }
+};
+
+// Stages a ROWS-row tile (ROWS, D) into shared memory (row stride D + 8) with cp.async; rows
+// >= n are zero-filled. row(r) is row r's first element in global memory (called for r < n).
+template <int D, int ROWS, typename RowPtr>
+__device__ __forceinline__ void stage_rows(uint16_t* tile, int n, RowPtr row) {
+  constexpr int kChunks = D / 8, S = Tiles<D>::stride;  // 16-byte chunks per row
+  static_assert(ROWS * kChunks % kThreads == 0, "whole chunks per thread");
+#pragma unroll
+  for (int i = 0; i < ROWS * kChunks / kThreads; ++i) {
+    const int c = i * kThreads + static_cast<int>(threadIdx.x);
+    const int r = c / kChunks, k = c % kChunks;
+    const bool valid = r < n;
+    cp_async_16(tile + r * S + k * 8, row(valid ? r : 0) + k * 8, valid);
+  }
+}
+
+// A-operand fragments (16 rows × K) of a warp's rows of a shared-memory tile: all held in
+// registers (loaded once), or re-read with ldmatrix at each use (kInRegisters false, to save
+// K/4 registers per lane where the accumulators need them).
+template <int K, int S, bool kInRegisters>
+struct AFragments;
+
+template <int K, int S>
+struct AFragments<K, S, true> {
+  uint32_t f[K / 16][4];
+  __device__ __forceinline__ void load(const uint16_t* rows) {  // rows: the warp's 16 rows
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kc = 0; kc < K / 16; ++kc) ldmatrix_x4(f[kc], rows + (lane % 16) * S + kc * 16 + (lane / 16) * 8);
+  }
+  __device__ __forceinline__ void get(int kc, uint32_t (&a)[4]) const {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = f[kc][i];
+  }
+};
+
+template <int K, int S>
+struct AFragments<K, S, false> {
+  const uint16_t* rows_ = nullptr;
+  __device__ __forceinline__ void load(const uint16_t* rows) { rows_ = rows; }
+  __device__ __forceinline__ void get(int kc, uint32_t (&a)[4]) const {
+    const int lane = threadIdx.x % 32;
+    ldmatrix_x4(a, rows_ + (lane % 16) * S + kc * 16 + (lane / 16) * 8);
+  }
+};
+
+// acc (16 × N) += A (16 × K) · Bᵀ, with B (N × K) row-major in shared memory (row stride S).
+// B's rows are the n index, so the plain ldmatrix of 8 rows × 8 columns is the "col" operand:
+// one x4 covers two n-tiles (16 rows) × 16 k.
+template <int N, int K, int S, typename A>
+__device__ __forceinline__ void mma_a_bt(float (&acc)[N / 8][4], const A& a, const uint16_t* b) {
+  const int lane = threadIdx.x % 32;
+  const uint16_t* lane_b = b + ((lane / 16) * 8 + lane % 8) * S + (lane / 8 % 2) * 8;
+#pragma unroll
+  for (int kc = 0; kc < K / 16; ++kc) {
+    uint32_t af[4];
+    a.get(kc, af);
+#pragma unroll
+    for (int np = 0; np < N / 16; ++np) {
+      uint32_t bf[4];
+      ldmatrix_x4(bf, lane_b + np * 16 * S + kc * 16);
+      mma_bf16_16816(acc[2 * np], af, bf[0], bf[1]);
+      mma_bf16_16816(acc[2 * np + 1], af, bf[2], bf[3]);
+    }
+  }
+}
+
+// acc (16 × N) += P (16 × K) · B, with P as bf16 A fragments and B (K × N) row-major in shared
+// memory. B's rows are the k index, so the transposed ldmatrix gives the "col" operand: one
+// x4 covers 16 k × two n-tiles.
+template <int K, int N, int S>
+__device__ __forceinline__ void mma_p_b(float (&acc)[N / 8][4], const uint32_t (&p)[K / 16][4], const uint16_t* b) {
+  const int lane = threadIdx.x % 32;
+  const uint16_t* lane_b = b + ((lane / 8 % 2) * 8 + lane % 8) * S + (lane / 16) * 8;
+#pragma unroll
+  for (int kc = 0; kc < K / 16; ++kc) {
+#pragma unroll
+    for (int np = 0; np < N / 16; ++np) {
+      uint32_t bf[4];
+      ldmatrix_x4_trans(bf, lane_b + kc * 16 * S + np * 16);
+      mma_bf16_16816(acc[2 * np], p[kc], bf[0], bf[1]);
+      mma_bf16_16816(acc[2 * np + 1], p[kc], bf[2], bf[3]);
+    }
+  }
+}
+
+// A (16 × K) fp32 accumulator as bf16 A fragments: n-tiles 2kc and 2kc+1 of the C layout are
+// exactly the four registers of the A layout for k-chunk kc.
+template <int K>
+__device__ __forceinline__ void to_a_fragments(uint32_t (&p)[K / 16][4], const float (&acc)[K / 8][4]) {
+#pragma unroll
+  for (int kc = 0; kc < K / 16; ++kc) {
+    p[kc][0] = pack_bf16x2(acc[2 * kc][0], acc[2 * kc][1]);
+    p[kc][1] = pack_bf16x2(acc[2 * kc][2], acc[2 * kc][3]);
+    p[kc][2] = pack_bf16x2(acc[2 * kc + 1][0], acc[2 * kc + 1][1]);
+    p[kc][3] = pack_bf16x2(acc[2 * kc + 1][2], acc[2 * kc + 1][3]);
+  }
+}
+
+// Column (within the tile) of accumulator element e of n-tile nt for this lane.
+__device__ __forceinline__ int acc_column(int nt, int e) { return nt * 8 + 2 * (static_cast<int>(threadIdx.x) % 4) + (e & 1); }
+
+template <int N>
+__device__ __forceinline__ void mask_columns(float (&s)[N / 8][4], int n) {
+#pragma unroll
+  for (int nt = 0; nt < N / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (acc_column(nt, e) >= n) s[nt][e] = -INFINITY;
+}
+
+// Writes a warp's (16 × D) accumulator, rows scaled by mul[0] (row g) and mul[1] (row g + 8),
+// as bf16 rows r < n of global memory at dst(r). Staged through the warp's own 16 rows of a
+// shared tile (which no other warp reads) so the global stores are 16 bytes wide.
+template <int D, typename RowPtr>
+__device__ __forceinline__ void store_rows(const float (&acc)[D / 8][4], const float (&mul)[2], uint16_t* stage, int n,
+                                           RowPtr dst) {
+  constexpr int S = Tiles<D>::stride, kChunks = D / 8;
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  warp_sync();
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    *reinterpret_cast<uint32_t*>(stage + g * S + dt * 8 + 2 * t) = pack_bf16x2(acc[dt][0] * mul[0], acc[dt][1] * mul[0]);
+    *reinterpret_cast<uint32_t*>(stage + (g + 8) * S + dt * 8 + 2 * t) =
+        pack_bf16x2(acc[dt][2] * mul[1], acc[dt][3] * mul[1]);
+  }
+  warp_sync();
+#pragma unroll
+  for (int i = 0; i < kWarpRows * kChunks / 32; ++i) {
+    const int c = i * 32 + lane, r = c / kChunks, k = c % kChunks;
+    if (r < n) *reinterpret_cast<uint4*>(dst(r) + k * 8) = *reinterpret_cast<const uint4*>(stage + r * S + k * 8);
+  }
+}
+
+// ---- forward -----------------------------------------------------------------------------
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const ForwardParams p) {
+  constexpr int BN = Tiles<D>::forward_keys, S = Tiles<D>::stride;
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem_base());  // (64, S)
+  uint16_t* ks = qs + kBlockRows * S;                         // 2 stages of (BN, S)
+  uint16_t* vs = ks + 2 * BN * S;                             // 2 stages of (BN, S)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
+  const int64_t L = p.L, q_tiles = ceil_div(L, kBlockRows), key_tiles = ceil_div(L, BN);
+
+  for (int64_t item = blockIdx.x; item < p.BH * q_tiles; item += gridDim.x) {
+    const int64_t bh = item / q_tiles, q0 = item % q_tiles * kBlockRows;
+    const HeadRows<D> head{bh / p.H * L, p.H, bh % p.H};
+    auto stage_kv = [&](int64_t k0, int stage) {
+      const int n = rows_left(L, k0, BN);
+      stage_rows<D, BN>(ks + stage * BN * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 1); });
+      stage_rows<D, BN>(vs + stage * BN * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 2); });
+    };
+
+    block_sync();  // the previous item's readers of qs, ks, vs are done
+    stage_rows<D, kBlockRows>(qs, rows_left(L, q0, kBlockRows), [&](int r) { return p.qkv + head.qkv(q0 + r, 0); });
+    stage_kv(0, 0);
+    cp_async_commit();
+
+    AFragments<D, S, true> q;
+    float o[D / 8][4] = {};
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, raw-score max
+    for (int64_t t = 0; t < key_tiles; ++t) {
+      const int64_t k0 = t * BN;
+      if (t + 1 < key_tiles) {
+        stage_kv(k0 + BN, (t + 1) & 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      block_sync();
+      if (t == 0) q.load(qs + warp * kWarpRows * S);
+
+      float s[BN / 8][4] = {};
+      mma_a_bt<BN, D, S>(s, q, ks + (t & 1) * BN * S);  // S = Q·Kᵀ, raw
+      if (k0 + BN > L) mask_columns<BN>(s, static_cast<int>(L - k0));
+
+      float mx[2] = {m[0], m[1]};
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
+      }
+      float ms[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 1));  // the 4 lanes of a quad share a row
+        mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 2));
+        // Key 0 is real, so mx is finite from the first tile on; the guard keeps a row of
+        // only masked keys at p = 0 instead of NaN.
+        ms[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * p.scale_log2;
+        const float rescale = exp2_approx(m[r] * p.scale_log2 - ms[r]);  // 0 on the first tile
+        m[r] = mx[r];
+        l[r] *= rescale;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          o[dt][2 * r] *= rescale;
+          o[dt][2 * r + 1] *= rescale;
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[nt][e] = exp2_approx(fmaf(s[nt][e], p.scale_log2, -ms[e / 2]));  // 1 FFMA + 1 MUFU
+          l[e / 2] += s[nt][e];  // this lane's part of the row sum; the quad sums at the end
+        }
+
+      uint32_t pf[BN / 16][4];
+      to_a_fragments<BN>(pf, s);
+      mma_p_b<BN, D, S>(o, pf, vs + (t & 1) * BN * S);  // O += P·V
+      block_sync();  // every warp is done with this stage before it is refilled
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] += shfl_xor(l[r], 1);
+      l[r] += shfl_xor(l[r], 2);
+    }
+    const int64_t row0 = q0 + warp * kWarpRows;
+    const float inv[2] = {1.0f / l[0], 1.0f / l[1]};
+    store_rows<D>(o, inv, qs + warp * kWarpRows * S, rows_left(L, row0, kWarpRows),
+                  [&](int r) { return p.out + head.out(row0 + r); });
+    if (lane % 4 == 0) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t i = row0 + g + 8 * r;
+        if (i < L) p.lse[bh * L + i] = m[r] * p.scale + logf(l[r]);
+      }
+    }
+  }
+}
+
+// ---- backward ----------------------------------------------------------------------------
+
+// delta (B, H, L) = rowsum(dout ∘ out) in fp32, one thread per (b, l, h) row of D elements
+// (16-byte loads).
+template <int D>
+__global__ void __launch_bounds__(kDeltaThreads) backward_delta_kernel(const BackwardParams p) {
+  const int64_t rows = p.BH * p.L;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kDeltaThreads + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(gridDim.x) * kDeltaThreads) {
+    const uint4* go = reinterpret_cast<const uint4*>(p.dout + r * D);
+    const uint4* o = reinterpret_cast<const uint4*>(p.out + r * D);
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < D / 8; ++k) {
+      const uint4 a = go[k], b = o[k];
+      const uint32_t aw[4] = {a.x, a.y, a.z, a.w}, bw[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        acc = fmaf(bf16_low(aw[w]), bf16_low(bw[w]), acc);
+        acc = fmaf(bf16_high(aw[w]), bf16_high(bw[w]), acc);
+      }
+    }
+    const int64_t h = r % p.H, bl = r / p.H, b = bl / p.L, l = bl % p.L;
+    p.delta[(b * p.H + h) * p.L + l] = acc;
+  }
+}
+
+// dK, dV of 64 keys per CTA (16 per warp) over all query tiles.
+template <int D>
+__global__ void __launch_bounds__(kThreads) backward_dkdv_kernel(const BackwardParams p) {
+  constexpr int BQ = Tiles<D>::backward_tile, S = Tiles<D>::stride;
+  constexpr bool kRegs = Tiles<D>::backward_fragments_in_registers;
+  uint16_t* kts = reinterpret_cast<uint16_t*>(smem_base());  // (64, S)
+  uint16_t* vts = kts + kBlockRows * S;                        // (64, S)
+  uint16_t* qs = vts + kBlockRows * S;                         // 2 stages of (BQ, S)
+  uint16_t* dos = qs + 2 * BQ * S;                             // 2 stages of (BQ, S)
+  float* lse2s = reinterpret_cast<float*>(dos + 2 * BQ * S);   // 2 stages of BQ: lse·log2e
+  float* dis = lse2s + 2 * BQ;                                 // 2 stages of BQ: Di
+  const int warp = threadIdx.x / 32;
+  const int64_t L = p.L, k_tiles = ceil_div(L, kBlockRows), q_tiles = ceil_div(L, BQ);
+
+  for (int64_t item = blockIdx.x; item < p.BH * k_tiles; item += gridDim.x) {
+    const int64_t bh = item / k_tiles, k0 = item % k_tiles * kBlockRows;
+    const HeadRows<D> head{bh / p.H * L, p.H, bh % p.H};
+    auto stage_queries = [&](int64_t i0, int stage) {
+      const int n = rows_left(L, i0, BQ);
+      stage_rows<D, BQ>(qs + stage * BQ * S, n, [&](int r) { return p.qkv + head.qkv(i0 + r, 0); });
+      stage_rows<D, BQ>(dos + stage * BQ * S, n, [&](int r) { return p.dout + head.out(i0 + r); });
+      // Plain stores, made visible by the block_sync before their use. Queries past L get
+      // p = exp2(s·c − inf) = 0 and Di = 0, so dS = 0 and they add nothing.
+      for (int c = threadIdx.x; c < BQ; c += kThreads) {
+        const bool valid = c < n;
+        lse2s[stage * BQ + c] = valid ? p.lse[bh * L + i0 + c] * kLog2e : INFINITY;
+        dis[stage * BQ + c] = valid ? p.delta[bh * L + i0 + c] : 0.0f;
+      }
+    };
+
+    block_sync();
+    const int nk = rows_left(L, k0, kBlockRows);
+    stage_rows<D, kBlockRows>(kts, nk, [&](int r) { return p.qkv + head.qkv(k0 + r, 1); });
+    stage_rows<D, kBlockRows>(vts, nk, [&](int r) { return p.qkv + head.qkv(k0 + r, 2); });
+    stage_queries(0, 0);
+    cp_async_commit();
+
+    AFragments<D, S, kRegs> kf, vf;
+    float dk[D / 8][4] = {}, dv[D / 8][4] = {};
+    for (int64_t t = 0; t < q_tiles; ++t) {
+      const int st = t & 1;
+      if (t + 1 < q_tiles) {
+        stage_queries((t + 1) * BQ, st ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      block_sync();
+      if (t == 0) {
+        kf.load(kts + warp * kWarpRows * S);
+        vf.load(vts + warp * kWarpRows * S);
+      }
+      const uint16_t* qt = qs + st * BQ * S;
+      const uint16_t* dot = dos + st * BQ * S;
+      const float* lse2 = lse2s + st * BQ;
+      const float* di = dis + st * BQ;
+
+      float s[BQ / 8][4] = {};
+      mma_a_bt<BQ, D, S>(s, kf, qt);  // Sᵀ = K·Qᵀ (keys × queries), raw
+#pragma unroll
+      for (int nt = 0; nt < BQ / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nt][e] = exp2_approx(fmaf(s[nt][e], p.scale_log2, -lse2[acc_column(nt, e)]));
+      float dp[BQ / 8][4] = {};
+      mma_a_bt<BQ, D, S>(dp, vf, dot);  // dPᵀ = V·dOᵀ
+      uint32_t pf[BQ / 16][4];
+      to_a_fragments<BQ>(pf, s);
+      mma_p_b<BQ, D, S>(dv, pf, dot);  // dV += Pᵀ·dO
+#pragma unroll
+      for (int nt = 0; nt < BQ / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - di[acc_column(nt, e)]);  // dSᵀ
+      to_a_fragments<BQ>(pf, dp);
+      mma_p_b<BQ, D, S>(dk, pf, qt);  // dK += dSᵀ·Q
+      block_sync();
+    }
+
+    const int64_t row0 = k0 + warp * kWarpRows;
+    const int n = rows_left(L, row0, kWarpRows);
+    const float dk_mul[2] = {p.scale, p.scale}, dv_mul[2] = {1.0f, 1.0f};
+    store_rows<D>(dk, dk_mul, kts + warp * kWarpRows * S, n, [&](int r) { return p.dqkv + head.qkv(row0 + r, 1); });
+    store_rows<D>(dv, dv_mul, vts + warp * kWarpRows * S, n, [&](int r) { return p.dqkv + head.qkv(row0 + r, 2); });
+  }
+}
+
+// dQ of 64 queries per CTA (16 per warp) over all key tiles.
+template <int D>
+__global__ void __launch_bounds__(kThreads) backward_dq_kernel(const BackwardParams p) {
+  constexpr int BK = Tiles<D>::backward_tile, S = Tiles<D>::stride;
+  constexpr bool kRegs = Tiles<D>::backward_fragments_in_registers;
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem_base());  // (64, S)
+  uint16_t* dos = qs + kBlockRows * S;                        // (64, S)
+  uint16_t* ks = dos + kBlockRows * S;                        // 2 stages of (BK, S)
+  uint16_t* vs = ks + 2 * BK * S;                             // 2 stages of (BK, S)
+  const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4;
+  const int64_t L = p.L, q_tiles = ceil_div(L, kBlockRows), k_tiles = ceil_div(L, BK);
+
+  for (int64_t item = blockIdx.x; item < p.BH * q_tiles; item += gridDim.x) {
+    const int64_t bh = item / q_tiles, q0 = item % q_tiles * kBlockRows;
+    const HeadRows<D> head{bh / p.H * L, p.H, bh % p.H};
+    auto stage_kv = [&](int64_t k0, int stage) {
+      const int n = rows_left(L, k0, BK);
+      stage_rows<D, BK>(ks + stage * BK * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 1); });
+      stage_rows<D, BK>(vs + stage * BK * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 2); });
+    };
+
+    block_sync();
+    const int nq = rows_left(L, q0, kBlockRows);
+    stage_rows<D, kBlockRows>(qs, nq, [&](int r) { return p.qkv + head.qkv(q0 + r, 0); });
+    stage_rows<D, kBlockRows>(dos, nq, [&](int r) { return p.dout + head.out(q0 + r); });
+    stage_kv(0, 0);
+    cp_async_commit();
+
+    const int64_t row0 = q0 + warp * kWarpRows;
+    float lse2[2], di[2];  // rows g and g + 8; rows past L: p = 0
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t i = row0 + g + 8 * r;
+      lse2[r] = i < L ? p.lse[bh * L + i] * kLog2e : INFINITY;
+      di[r] = i < L ? p.delta[bh * L + i] : 0.0f;
+    }
+
+    AFragments<D, S, kRegs> qf, df;
+    float dq[D / 8][4] = {};
+    for (int64_t t = 0; t < k_tiles; ++t) {
+      const int64_t k0 = t * BK;
+      const int st = t & 1;
+      if (t + 1 < k_tiles) {
+        stage_kv(k0 + BK, st ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      block_sync();
+      if (t == 0) {
+        qf.load(qs + warp * kWarpRows * S);
+        df.load(dos + warp * kWarpRows * S);
+      }
+      const uint16_t* kt = ks + st * BK * S;
+      const uint16_t* vt = vs + st * BK * S;
+
+      float s[BK / 8][4] = {};
+      mma_a_bt<BK, D, S>(s, qf, kt);  // S = Q·Kᵀ, raw
+      if (k0 + BK > L) mask_columns<BK>(s, static_cast<int>(L - k0));
+#pragma unroll
+      for (int nt = 0; nt < BK / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nt][e] = exp2_approx(fmaf(s[nt][e], p.scale_log2, -lse2[e / 2]));  // P
+      float dp[BK / 8][4] = {};
+      mma_a_bt<BK, D, S>(dp, df, vt);  // dP = dO·Vᵀ
+#pragma unroll
+      for (int nt = 0; nt < BK / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - di[e / 2]);  // dS
+      uint32_t pf[BK / 16][4];
+      to_a_fragments<BK>(pf, dp);
+      mma_p_b<BK, D, S>(dq, pf, kt);  // dQ += dS·K
+      block_sync();
+    }
+
+    const float dq_mul[2] = {p.scale, p.scale};
+    store_rows<D>(dq, dq_mul, qs + warp * kWarpRows * S, rows_left(L, row0, kWarpRows),
+                  [&](int r) { return p.dqkv + head.qkv(row0 + r, 0); });
+  }
+}
+
+// ---- host side ---------------------------------------------------------------------------
+#ifndef PIT_ATTENTION_BF16_EMULATE
+
+// One CTA per work item, up to gridDim.x's limit (the kernels stride over the rest).
+inline unsigned blocks_for(int64_t items) {
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(items, 0x7fffffff)));
+}
+
+template <typename Kernel>
+void allow_smem(Kernel kernel, int bytes, const char* op) {
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), op);
+}
+
+// out (B, L, H, D) bf16, lse (B, H, L) from qkv (B, L, 3, H, D) bf16.
+template <int D>
+void forward(uint16_t* out, float* lse, const uint16_t* qkv, int64_t B, int64_t L, int64_t H) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const ForwardParams p{out, lse, qkv, B * H, L, H, scale, scale * kLog2e};
+  constexpr int smem = forward_smem_bytes<D>();
+  allow_smem(forward_kernel<D>, smem, "attention_forward_bf16 (shared-memory limit)");
+  forward_kernel<D><<<blocks_for(p.BH * ceil_div(L, kBlockRows)), kThreads, smem, stream()>>>(p);
+  check_launch("attention_forward_bf16");
+}
+
+// dqkv (B, L, 3, H, D) bf16 from dout (B, L, H, D), qkv, out (bf16) and lse (B, H, L).
+template <int D>
+void backward(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const uint16_t* out, const float* lse,
+              int64_t B, int64_t L, int64_t H) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Scratch scratch(size_t(B * H * L) * sizeof(float));  // delta (B, H, L)
+  const BackwardParams p{dqkv, scratch.get<float>(), dout, qkv, out, lse, B * H, L, H, scale, scale * kLog2e};
+  constexpr int dkdv_smem = dkdv_smem_bytes<D>(), dq_smem = dq_smem_bytes<D>();
+  allow_smem(backward_dkdv_kernel<D>, dkdv_smem, "attention_backward_bf16 (shared-memory limit)");
+  allow_smem(backward_dq_kernel<D>, dq_smem, "attention_backward_bf16 (shared-memory limit)");
+  backward_delta_kernel<D><<<grid_for(p.BH * L, kDeltaThreads), kDeltaThreads, 0, stream()>>>(p);
+  check_launch("attention_backward_bf16 (delta)");
+  backward_dkdv_kernel<D><<<blocks_for(p.BH * ceil_div(L, kBlockRows)), kThreads, dkdv_smem, stream()>>>(p);
+  check_launch("attention_backward_bf16 (dK, dV)");
+  backward_dq_kernel<D><<<blocks_for(p.BH * ceil_div(L, kBlockRows)), kThreads, dq_smem, stream()>>>(p);
+  check_launch("attention_backward_bf16 (dQ)");
+  scratch.release();
+}
+
+#endif  // !PIT_ATTENTION_BF16_EMULATE
+
+}  // namespace pit::cuda::attention_bf16

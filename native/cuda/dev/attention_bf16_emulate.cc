@@ -1,0 +1,554 @@
+// Host emulator for the bf16 tensor-core attention kernels (native/cuda/attention_bf16.cuh):
+// compiles the kernels unchanged as C++ and runs every CTA on the CPU, one fiber per thread,
+// with the warp-level primitives (mma.sync m16n8k16, ldmatrix x4 and .trans, shfl.xor,
+// cp.async groups, barriers) emulated from their PTX ISA definitions. It checks what a GPU
+// would: fragment layouts, ldmatrix addressing, masking, the cp.async pipeline (copies land
+// only at cp.async.wait_group, so a read before the wait sees poison), barriers (collectives
+// check that all lanes arrive at the same call), bounds of every shared and global access, and
+// the numerics against a float64 reference. It is not part of any build:
+//
+//   g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-unknown-pragmas -Inative
+//       native/cuda/dev/attention_bf16_emulate.cc -o /tmp/attention_bf16_emulate
+//   /tmp/attention_bf16_emulate           # every case, lazy and eager; --quick: five of them
+//
+// What it cannot check: timing, real memory-model races beyond what the deferred copies and
+// the barrier checks expose, and the exact rounding of the hardware's mma (emulated with a
+// float64 dot product rounded once to fp32) and ex2.approx (std::exp2).
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+// ---- the CUDA surface the kernels use ------------------------------------------------------
+struct uint4 {
+  uint32_t x, y, z, w;
+};
+struct Dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+
+namespace emu {
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "emulator: %s\n", what);
+  std::abort();
+}
+
+struct CopyOp {
+  uint16_t* dst;
+  const uint16_t* src;
+  bool valid;
+};
+
+struct Fiber {
+  ucontext_t context;
+  std::vector<char> stack;
+  Dim3 tid;
+  bool done = false;
+  std::vector<std::vector<CopyOp>> committed;  // oldest first
+  std::vector<CopyOp> open;                    // not yet committed
+};
+
+struct Barrier {
+  int count = 0, generation = 0, size = 0;
+  const char* site = nullptr;  // what the first arrival called, to catch mismatched collectives
+};
+
+struct WarpExchange {
+  Barrier barrier;
+  uint32_t words[32][6];
+  const uint16_t* addresses[32];
+  float values[32];
+};
+
+// How cp.async copies land: at cp.async.wait_group (lazy: a read before the wait sees poison)
+// or at issue (eager: a copy into a buffer another warp still reads corrupts it). With eager
+// copies the scheduler also runs the threads in a random order and skips some of them in
+// each round, so that warps drift apart between barriers as they do on a GPU.
+bool eager = false;
+std::mt19937 schedule_rng(7);
+
+// One CTA at a time.
+ucontext_t scheduler;
+std::vector<Fiber> fibers;
+Fiber* current = nullptr;
+Barrier block_barrier;
+std::vector<WarpExchange> warps;
+std::vector<unsigned char> shared;  // guard | smem | guard
+size_t shared_bytes = 0;
+constexpr size_t kGuard = 256;
+Dim3 block_idx, grid_dim;
+
+// Global buffers the kernels may touch: [begin, end) ranges.
+std::vector<std::pair<const void*, const void*>> global_ranges;
+
+void check_global(const void* p, size_t bytes) {
+  for (const auto& [b, e] : global_ranges)
+    if (p >= b && static_cast<const char*>(p) + bytes <= e) return;
+  fail("global access outside every buffer");
+}
+void check_shared(const void* p, size_t bytes, size_t align) {
+  const unsigned char* base = shared.data() + kGuard;
+  const unsigned char* q = static_cast<const unsigned char*>(p);
+  if (q < base || q + bytes > base + shared_bytes) fail("shared access outside the dynamic shared memory");
+  if ((q - base) % align != 0) fail("misaligned shared access");
+}
+
+void yield() { swapcontext(&current->context, &scheduler); }
+
+void wait(Barrier& b, const char* site) {
+  if (b.count == 0) b.site = site;
+  else if (std::strcmp(b.site, site) != 0) fail("threads of one barrier arrived at different collectives");
+  const int generation = b.generation;
+  if (++b.count == b.size) {
+    b.count = 0;
+    ++b.generation;
+  } else {
+    while (b.generation == generation) yield();
+  }
+}
+
+int lane() { return static_cast<int>(current->tid.x % 32); }
+WarpExchange& warp() { return warps[current->tid.x / 32]; }
+
+float bf16_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+uint16_t float_to_bf16(float f) {  // round to nearest even, as cvt.rn
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+void perform(const std::vector<CopyOp>& copies) {
+  for (const CopyOp& c : copies) {
+    check_shared(c.dst, 16, 16);
+    if (c.valid) {
+      check_global(c.src, 16);
+      std::memcpy(c.dst, c.src, 16);
+    } else {
+      std::memset(c.dst, 0, 16);
+    }
+  }
+}
+
+}  // namespace emu
+
+#define PIT_ATTENTION_BF16_EMULATE 1
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define threadIdx (::emu::current->tid)
+#define blockIdx (::emu::block_idx)
+#define gridDim (::emu::grid_dim)
+
+namespace pit::cuda::attention_bf16 {
+
+inline unsigned char* smem_base() { return emu::shared.data() + emu::kGuard; }
+inline void block_sync() { emu::wait(emu::block_barrier, "block_sync"); }
+inline void warp_sync() { emu::wait(emu::warp().barrier, "warp_sync"); }
+inline float shfl_xor(float v, int mask) {
+  auto& w = emu::warp();
+  w.values[emu::lane()] = v;
+  emu::wait(w.barrier, "shfl_xor in");
+  const float r = w.values[emu::lane() ^ mask];
+  emu::wait(w.barrier, "shfl_xor out");
+  return r;
+}
+
+inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  auto& w = emu::warp();
+  const int me = emu::lane();
+  for (int i = 0; i < 4; ++i) w.words[me][i] = a[i];
+  w.words[me][4] = b0;
+  w.words[me][5] = b1;
+  emu::wait(w.barrier, "mma in");
+  // A (16×16): lane 4·(r%8) + (k%8)/2, register (r/8) + 2·(k/8), half k%2.
+  auto A = [&](int r, int k) {
+    const uint32_t word = w.words[4 * (r % 8) + (k % 8) / 2][(r / 8) + 2 * (k / 8)];
+    return emu::bf16_to_float(static_cast<uint16_t>(k % 2 ? word >> 16 : word & 0xffff));
+  };
+  // B (16×8): lane 4·n + (k%8)/2, register 4 + k/8, half k%2.
+  auto B = [&](int k, int n) {
+    const uint32_t word = w.words[4 * n + (k % 8) / 2][4 + k / 8];
+    return emu::bf16_to_float(static_cast<uint16_t>(k % 2 ? word >> 16 : word & 0xffff));
+  };
+  const int g = me / 4, t = me % 4;
+  const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+  float result[4];
+  for (int e = 0; e < 4; ++e) {
+    double acc = d[e];
+    for (int k = 0; k < 16; ++k) acc += static_cast<double>(A(rows[e], k)) * B(k, cols[e]);
+    result[e] = static_cast<float>(acc);
+  }
+  emu::wait(w.barrier, "mma out");
+  for (int e = 0; e < 4; ++e) d[e] = result[e];
+}
+
+inline void ldmatrix(uint32_t (&r)[4], const uint16_t* p, bool trans, const char* site) {
+  auto& w = emu::warp();
+  const int me = emu::lane();
+  emu::check_shared(p, 16, 16);
+  w.addresses[me] = p;
+  emu::wait(w.barrier, site);
+  const int g = me / 4, t = me % 4;
+  for (int i = 0; i < 4; ++i) {
+    uint16_t lo, hi;
+    if (!trans) {
+      lo = w.addresses[8 * i + g][2 * t];
+      hi = w.addresses[8 * i + g][2 * t + 1];
+    } else {
+      lo = w.addresses[8 * i + 2 * t][g];
+      hi = w.addresses[8 * i + 2 * t + 1][g];
+    }
+    r[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  }
+  emu::wait(w.barrier, "ldmatrix out");
+}
+inline void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) { ldmatrix(r, p, false, "ldmatrix"); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* p) { ldmatrix(r, p, true, "ldmatrix.trans"); }
+
+inline void cp_async_16(uint16_t* dst, const uint16_t* src, bool valid) {
+  emu::check_shared(dst, 16, 16);
+  emu::check_global(src, 16);
+  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) emu::fail("misaligned cp.async source");
+  if (emu::eager) emu::perform({{dst, src, valid}});
+  else emu::current->open.push_back({dst, src, valid});
+}
+inline void cp_async_commit() {
+  emu::current->committed.push_back(std::move(emu::current->open));
+  emu::current->open.clear();
+}
+template <int N>
+inline void cp_async_wait() {
+  auto& groups = emu::current->committed;
+  while (groups.size() > static_cast<size_t>(N)) {
+    emu::perform(groups.front());
+    groups.erase(groups.begin());
+  }
+}
+
+inline float exp2_approx(float x) { return std::exp2(x); }
+inline float bf16_low(uint32_t w) { return emu::bf16_to_float(static_cast<uint16_t>(w & 0xffff)); }
+inline float bf16_high(uint32_t w) { return emu::bf16_to_float(static_cast<uint16_t>(w >> 16)); }
+inline uint32_t pack_bf16x2(float lo, float hi) {
+  return static_cast<uint32_t>(emu::float_to_bf16(lo)) | (static_cast<uint32_t>(emu::float_to_bf16(hi)) << 16);
+}
+
+}  // namespace pit::cuda::attention_bf16
+
+#include "cuda/attention_bf16.cuh"
+
+namespace emu {
+
+std::function<void()> kernel_body;
+
+void trampoline() {
+  kernel_body();
+  current->done = true;
+  swapcontext(&current->context, &scheduler);
+}
+
+// Runs body on every thread of every CTA of the grid, CTA after CTA.
+void launch(unsigned grid, unsigned threads, size_t smem, std::function<void()> body) {
+  kernel_body = std::move(body);
+  grid_dim = {grid, 1, 1};
+  for (unsigned b = 0; b < grid; ++b) {
+    block_idx = {b, 0, 0};
+    shared_bytes = smem;
+    shared.assign(smem + 2 * kGuard, 0xa5);
+    // Poison: every bf16 of shared memory reads as NaN until something writes it.
+    for (size_t i = kGuard; i + 1 < kGuard + smem; i += 2) {
+      shared[i] = 0xc1;
+      shared[i + 1] = 0x7f;
+    }
+    block_barrier = Barrier{0, 0, static_cast<int>(threads), nullptr};
+    warps.assign(threads / 32, WarpExchange{});
+    for (auto& w : warps) w.barrier = Barrier{0, 0, 32, nullptr};
+    fibers.assign(threads, Fiber{});
+    for (unsigned t = 0; t < threads; ++t) {
+      Fiber& f = fibers[t];
+      f.tid = {t, 0, 0};
+      f.stack.resize(1 << 18);
+      getcontext(&f.context);
+      f.context.uc_stack.ss_sp = f.stack.data();
+      f.context.uc_stack.ss_size = f.stack.size();
+      f.context.uc_link = nullptr;
+      makecontext(&f.context, trampoline, 0);
+    }
+    std::vector<int> order(threads);
+    for (unsigned t = 0; t < threads; ++t) order[t] = static_cast<int>(t);
+    for (bool running = true; running;) {
+      running = false;
+      if (eager) std::shuffle(order.begin(), order.end(), schedule_rng);
+      for (int t : order) {
+        Fiber& f = fibers[t];
+        if (f.done) continue;
+        running = true;
+        if (eager && schedule_rng() % 4 == 0) continue;  // this thread falls behind a round
+        current = &f;
+        swapcontext(&scheduler, &f.context);
+      }
+    }
+    for (const Fiber& f : fibers)
+      if (!f.committed.empty() || !f.open.empty()) fail("cp.async copies left in flight at kernel exit");
+    for (size_t i = 0; i < kGuard; ++i)
+      if (shared[i] != 0xa5 || shared[kGuard + smem + i] != 0xa5) fail("shared memory guard overwritten");
+  }
+}
+
+}  // namespace emu
+
+// ---- test driver ---------------------------------------------------------------------------
+namespace ab = pit::cuda::attention_bf16;
+
+struct Case {
+  int B, L, H, D;
+  unsigned grid;  // CTAs: fewer than the work items exercises the CTA-stride loop
+};
+
+// Float64 attention on the bf16-rounded inputs: out, lse, and dqkv for dout.
+void reference(const Case& c, const std::vector<double>& qkv, const std::vector<double>& dout, std::vector<double>& out,
+               std::vector<double>& lse, std::vector<double>& dqkv) {
+  const int B = c.B, L = c.L, H = c.H, D = c.D;
+  auto at = [&](int b, int l, int part, int h) { return ((static_cast<size_t>(b) * L + l) * 3 + part) * H * D + h * D; };
+  auto row = [&](int b, int l, int h) { return ((static_cast<size_t>(b) * L + l) * H + h) * D; };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  out.assign(static_cast<size_t>(B) * L * H * D, 0);
+  lse.assign(static_cast<size_t>(B) * H * L, 0);
+  dqkv.assign(qkv.size(), 0);
+  std::vector<double> p(L), dp(L);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < L; ++i) {
+        double mx = -INFINITY;
+        for (int j = 0; j < L; ++j) {
+          double s = 0;
+          for (int d = 0; d < D; ++d) s += qkv[at(b, i, 0, h) + d] * qkv[at(b, j, 1, h) + d];
+          p[j] = s * scale;
+          mx = std::max(mx, p[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < L; ++j) sum += std::exp(p[j] - mx);
+        lse[(static_cast<size_t>(b) * H + h) * L + i] = mx + std::log(sum);
+        for (int j = 0; j < L; ++j) p[j] = std::exp(p[j] - mx) / sum;
+        const size_t o = row(b, i, h);
+        for (int j = 0; j < L; ++j)
+          for (int d = 0; d < D; ++d) out[o + d] += p[j] * qkv[at(b, j, 2, h) + d];
+        double di = 0;
+        for (int d = 0; d < D; ++d) di += dout[o + d] * out[o + d];
+        for (int j = 0; j < L; ++j) {
+          double v = 0;
+          for (int d = 0; d < D; ++d) v += dout[o + d] * qkv[at(b, j, 2, h) + d];
+          dp[j] = p[j] * (v - di);  // dS
+          for (int d = 0; d < D; ++d) {
+            dqkv[at(b, i, 0, h) + d] += dp[j] * scale * qkv[at(b, j, 1, h) + d];
+            dqkv[at(b, j, 1, h) + d] += dp[j] * scale * qkv[at(b, i, 0, h) + d];
+            dqkv[at(b, j, 2, h) + d] += p[j] * dout[o + d];
+          }
+        }
+      }
+}
+
+double bf16_round(double x) { return emu::bf16_to_float(emu::float_to_bf16(static_cast<float>(x))); }
+
+// The naive bf16 computation of test/cuda-attention-bf16.test.ts: float64 with S = Q·Kᵀ, P,
+// out, dP, dS and the gradients rounded to bf16. The test passes a kernel whose error is at
+// most twice this one's (+ 1e-3·max|ref|).
+void naive_bf16(const Case& c, const std::vector<double>& qkv, const std::vector<double>& dout, std::vector<double>& out,
+                std::vector<double>& dqkv) {
+  const int B = c.B, L = c.L, H = c.H, D = c.D;
+  auto at = [&](int b, int l, int part, int h) { return ((static_cast<size_t>(b) * L + l) * 3 + part) * H * D + h * D; };
+  auto row = [&](int b, int l, int h) { return ((static_cast<size_t>(b) * L + l) * H + h) * D; };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  out.assign(static_cast<size_t>(B) * L * H * D, 0);
+  dqkv.assign(qkv.size(), 0);
+  std::vector<double> s(L), lse(L), acc(qkv.size(), 0);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) {
+      auto scores = [&](int i) {
+        double mx = -INFINITY;
+        for (int j = 0; j < L; ++j) {
+          double a = 0;
+          for (int d = 0; d < D; ++d) a += qkv[at(b, i, 0, h) + d] * qkv[at(b, j, 1, h) + d];
+          s[j] = bf16_round(a) * scale;
+          mx = std::max(mx, s[j]);
+        }
+        return mx;
+      };
+      for (int i = 0; i < L; ++i) {
+        const double mx = scores(i);
+        double sum = 0;
+        for (int j = 0; j < L; ++j) sum += std::exp(s[j] - mx);
+        lse[i] = mx + std::log(sum);
+        for (int d = 0; d < D; ++d) {
+          double a = 0;
+          for (int j = 0; j < L; ++j) a += bf16_round(std::exp(s[j] - mx) / sum) * qkv[at(b, j, 2, h) + d];
+          out[row(b, i, h) + d] = bf16_round(a);
+        }
+      }
+      for (int i = 0; i < L; ++i) {
+        scores(i);
+        double di = 0;
+        for (int d = 0; d < D; ++d) di += dout[row(b, i, h) + d] * out[row(b, i, h) + d];
+        for (int j = 0; j < L; ++j) {
+          const double pj = bf16_round(std::exp(s[j] - lse[i]));
+          double dp = 0;
+          for (int d = 0; d < D; ++d) dp += dout[row(b, i, h) + d] * qkv[at(b, j, 2, h) + d];
+          const double ds = bf16_round(pj * (bf16_round(dp) - di));
+          for (int d = 0; d < D; ++d) {
+            acc[at(b, i, 0, h) + d] += ds * qkv[at(b, j, 1, h) + d] * scale;
+            acc[at(b, j, 1, h) + d] += ds * qkv[at(b, i, 0, h) + d] * scale;
+            acc[at(b, j, 2, h) + d] += pj * dout[row(b, i, h) + d];
+          }
+        }
+      }
+    }
+  for (size_t i = 0; i < acc.size(); ++i) dqkv[i] = bf16_round(acc[i]);
+}
+
+// max|got − want| / (2·max|naive − want| + 1e-3·max|want|): the test's criterion, <= 1 passes.
+template <typename Get>
+double criterion(size_t n, Get got, const std::vector<double>& naive, const std::vector<double>& want) {
+  double e_got = 0, e_naive = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double e = std::fabs(got(i) - want[i]);
+    if (!(e <= 1e30)) return INFINITY;
+    e_got = std::max(e_got, e);
+    e_naive = std::max(e_naive, std::fabs(naive[i] - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  return e_got / (2 * e_naive + 1e-3 * scale);
+}
+
+double max_abs(const std::vector<double>& x) {
+  double m = 0;
+  for (double v : x) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+// Worst |got - want| / max|want|; NaN (an unwritten element) is infinite.
+template <typename Get>
+double worst_error(size_t n, Get got, const std::vector<double>& want) {
+  const double scale = std::max(1e-30, max_abs(want));
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double e = std::fabs(got(i) - want[i]);
+    if (!(e <= 1e30)) return INFINITY;
+    worst = std::max(worst, e / scale);
+  }
+  return worst;
+}
+
+template <int D>
+bool run(const Case& c, std::mt19937& gen) {
+  const int64_t B = c.B, L = c.L, H = c.H, BH = B * H;
+  const size_t n_qkv = static_cast<size_t>(B * L * 3 * H * D), n_out = static_cast<size_t>(B * L * H * D);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // Every buffer has kPad poisoned elements on each side: a stray read brings NaN into the
+  // results, a stray write shows in the padding.
+  constexpr size_t kPad = 64;
+  std::vector<uint16_t> qkv_buf(n_qkv + 2 * kPad, 0x7fc1), dout_buf(n_out + 2 * kPad, 0x7fc1);
+  std::vector<uint16_t> out_buf(n_out + 2 * kPad, 0x7fc1), dqkv_buf(n_qkv + 2 * kPad, 0x7fc1);
+  std::vector<float> lse_buf(static_cast<size_t>(BH * L) + 2 * kPad, NAN), delta_buf(lse_buf.size(), NAN);
+  uint16_t *qkv = qkv_buf.data() + kPad, *dout = dout_buf.data() + kPad, *out = out_buf.data() + kPad,
+           *dqkv = dqkv_buf.data() + kPad;
+  float *lse = lse_buf.data() + kPad, *delta = delta_buf.data() + kPad;
+  const size_t n_lse = static_cast<size_t>(BH * L);
+  std::vector<double> qkv_d(n_qkv), dout_d(n_out);
+  for (size_t i = 0; i < n_qkv; ++i) qkv_d[i] = emu::bf16_to_float(qkv[i] = emu::float_to_bf16(normal(gen)));
+  for (size_t i = 0; i < n_out; ++i) dout_d[i] = emu::bf16_to_float(dout[i] = emu::float_to_bf16(normal(gen)));
+  emu::global_ranges = {{qkv, qkv + n_qkv}, {dout, dout + n_out}, {out, out + n_out}, {dqkv, dqkv + n_qkv},
+                        {lse, lse + n_lse}, {delta, delta + n_lse}};
+  auto padding_intact = [&] {
+    for (size_t i = 0; i < kPad; ++i) {
+      if (out_buf[i] != 0x7fc1 || out_buf[kPad + n_out + i] != 0x7fc1) return false;
+      if (dqkv_buf[i] != 0x7fc1 || dqkv_buf[kPad + n_qkv + i] != 0x7fc1) return false;
+      if (!std::isnan(lse_buf[i]) || !std::isnan(lse_buf[kPad + n_lse + i])) return false;
+      if (!std::isnan(delta_buf[i]) || !std::isnan(delta_buf[kPad + n_lse + i])) return false;
+    }
+    return true;
+  };
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const ab::ForwardParams fp{out, lse, qkv, BH, L, H, scale, scale * ab::kLog2e};
+  const int64_t row_tiles = ab::ceil_div(L, ab::kBlockRows);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(c.grid, BH * row_tiles));
+  emu::launch(grid, ab::kThreads, ab::forward_smem_bytes<D>(), [&] { ab::forward_kernel<D>(fp); });
+
+  std::vector<double> out_ref, lse_ref, dqkv_ref;
+  reference(c, qkv_d, dout_d, out_ref, lse_ref, dqkv_ref);
+  const double e_out = worst_error(n_out, [&](size_t i) { return emu::bf16_to_float(out[i]); }, out_ref);
+  double e_lse = 0;
+  for (size_t i = 0; i < n_lse; ++i) {
+    const double e = std::fabs(lse[i] - lse_ref[i]) / std::max(1.0, std::fabs(lse_ref[i]));
+    e_lse = e <= 1e30 ? std::max(e_lse, e) : INFINITY;
+  }
+
+  // The backward reads the kernel's own out and lse, as in training.
+  const ab::BackwardParams bp{dqkv, delta, dout, qkv, out, lse, BH, L, H, scale, scale * ab::kLog2e};
+  emu::launch(static_cast<unsigned>(std::min<int64_t>(3, ab::ceil_div(BH * L, ab::kDeltaThreads))), ab::kDeltaThreads, 0,
+              [&] { ab::backward_delta_kernel<D>(bp); });
+  emu::launch(grid, ab::kThreads, ab::dkdv_smem_bytes<D>(), [&] { ab::backward_dkdv_kernel<D>(bp); });
+  emu::launch(grid, ab::kThreads, ab::dq_smem_bytes<D>(), [&] { ab::backward_dq_kernel<D>(bp); });
+  const double e_dqkv = worst_error(n_qkv, [&](size_t i) { return emu::bf16_to_float(dqkv[i]); }, dqkv_ref);
+
+  // bf16 operands and outputs: errors of a few 2^-8 relative to the largest value.
+  std::vector<double> out_naive, dqkv_naive;
+  naive_bf16(c, qkv_d, dout_d, out_naive, dqkv_naive);
+  const double c_out = criterion(n_out, [&](size_t i) { return emu::bf16_to_float(out[i]); }, out_naive, out_ref);
+  const double c_dqkv = criterion(n_qkv, [&](size_t i) { return emu::bf16_to_float(dqkv[i]); }, dqkv_naive, dqkv_ref);
+
+  const bool intact = padding_intact();
+  if (!intact) std::printf("a write landed outside its buffer\n");
+  const bool ok = intact && e_out < 2e-2 && e_lse < 1e-3 && e_dqkv < 3e-2 && c_out <= 1 && c_dqkv <= 1;
+  std::printf("%s B=%d L=%4d H=%d D=%3d grid=%u %s: out %.2e (%.2f of the bound)  lse %.2e  dqkv %.2e (%.2f)\n",
+              ok ? "ok  " : "FAIL", c.B, c.L, c.H, D, grid, emu::eager ? "eager" : "lazy ", e_out, c_out, e_lse, e_dqkv,
+              c_dqkv);
+  return ok;
+}
+
+int main(int argc, char** argv) {
+  std::mt19937 gen(1234);
+  // Awkward L (1, 97, tails of every tile size), several heads and batches, grids smaller
+  // than the work (CTA-stride loop), and at least 3 tiles on each side at every D (so a
+  // double-buffered stage is refilled while it could still be read).
+  std::vector<Case> cases = {
+      {1, 1, 1, 16, 8},   {1, 1, 2, 128, 8},  {1, 97, 1, 16, 8},  {2, 97, 2, 32, 3},  {1, 97, 1, 64, 8},
+      {1, 97, 1, 128, 8}, {1, 130, 1, 16, 2}, {1, 200, 1, 32, 8}, {1, 129, 1, 64, 8}, {2, 70, 1, 128, 3},
+      {1, 64, 1, 64, 8},  {1, 128, 1, 16, 8}, {1, 33, 3, 128, 5}, {1, 300, 1, 64, 4}, {1, 400, 1, 16, 4},
+      {1, 300, 1, 32, 5}, {1, 200, 1, 128, 4},
+  };
+  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0)
+    cases = {{1, 1, 1, 16, 8}, {2, 97, 2, 32, 3}, {1, 300, 1, 64, 4}, {1, 400, 1, 16, 4}, {1, 200, 1, 128, 4}};
+  int failures = 0;
+  for (bool eager : {false, true}) {
+    emu::eager = eager;
+    for (const Case& c : cases) {
+      bool ok = false;
+      switch (c.D) {
+        case 16: ok = run<16>(c, gen); break;
+        case 32: ok = run<32>(c, gen); break;
+        case 64: ok = run<64>(c, gen); break;
+        case 128: ok = run<128>(c, gen); break;
+      }
+      failures += !ok;
+    }
+  }
+  std::printf("%d of %zu runs failed\n", failures, 2 * cases.size());
+  return failures ? 1 : 0;
+}

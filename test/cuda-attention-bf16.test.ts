@@ -1,0 +1,399 @@
+// bf16 tensor-core attention on the GPU (native/cuda/attention_bf16*.cu): attentionForward /
+// attentionBackward with bf16 qkv, out, dout, dqkv and f32 lse.
+//
+// Accuracy (DESIGN.md, testing pattern 2): on fresh random inputs rounded to bf16, the GPU's
+// out and dqkv are compared with the fp32 reference, the CPU f32 attention on the same
+// bf16-rounded inputs, and pass when their largest error is at most twice that of a naive
+// bf16 computation (written here in float64 with S = QKᵀ, P, O, dP, dS and the gradients
+// rounded to bf16, as a framework doing each matmul in bf16 would), plus a floor of 1e-3·max|ref|
+// for cases where the naive error is ~0 (L = 1). lse is fp32 on both sides: within 1e-3
+// relative. Outputs are poisoned with NaN first, so unwritten elements fail. The sweep is L =
+// 1, 97, 1025, 4096 × D = 16, 32, 64, 128 with small B·H; then L = 65,536, element offsets past
+// 2^31, bitwise repeatability and the dtype errors. The dtype errors also run on the CPU (bf16
+// tensors exist there; bf16 attention does not).
+import test, { type ExecutionContext } from 'ava';
+import { native, selectBackend, type Device, type NativeTensor } from '../lib/native.js';
+import { randomNormal } from './helpers.js';
+
+const gpu = selectBackend().backend === 'cuda';
+const gpuTest = gpu ? test : test.skip;
+if (!gpu) console.log(`bf16 attention GPU tests skipped: ${selectBackend().reasons.join('; ')}`);
+
+interface Dims {
+  B: number;
+  L: number;
+  H: number;
+  D: number;
+}
+const label = ({ B, L, H, D }: Dims) => `B=${B} L=${L} H=${H} D=${D}`;
+const prod = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+const qkvShape = ({ B, L, H, D }: Dims) => [B, L, 3, H, D];
+const outShape = ({ B, L, H, D }: Dims) => [B, L, H, D];
+const lseShape = ({ B, L, H }: Dims) => [B, H, L];
+
+// ---- bf16 and the references -------------------------------------------------------------
+
+const f32Word = new Float32Array(1);
+const u32Word = new Uint32Array(f32Word.buffer);
+/** x rounded to bf16 (through f32, to nearest even), as a number. */
+function bf16(x: number): number {
+  f32Word[0] = x;
+  const bits = u32Word[0]!;
+  if ((bits & 0x7fffffff) > 0x7f800000) return Number.NaN;
+  u32Word[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
+  return f32Word[0]!;
+}
+
+/** One head's q, k, v (L, D) (or dout, out rows) copied out of the packed layouts. */
+function headRows(x: ArrayLike<number>, dims: Dims, b: number, h: number, part: number | null): Float64Array {
+  const { L, H, D } = dims;
+  const rows = new Float64Array(L * D);
+  for (let l = 0; l < L; l++) {
+    const at = part === null ? ((b * L + l) * H + h) * D : ((b * L + l) * 3 + part) * H * D + h * D;
+    for (let d = 0; d < D; d++) rows[l * D + d] = x[at + d]!;
+  }
+  return rows;
+}
+
+/**
+ * The naive bf16 computation, in float64 with bf16 rounding after every matmul and of P:
+ * S = bf16(Q·Kᵀ), P = bf16(softmax(S·scale)), out = bf16(P·V); dP = bf16(dO·Vᵀ),
+ * dS = bf16(P ∘ (dP − Di)) with Di = rowsum(dO ∘ out), dQ = bf16(dS·K·scale),
+ * dK = bf16(dSᵀ·Q·scale), dV = bf16(Pᵀ·dO).
+ */
+function naiveBf16(dims: Dims, qkv: ArrayLike<number>, dout: ArrayLike<number>) {
+  const { B, L, H, D } = dims;
+  const scale = 1 / Math.sqrt(D);
+  const out = new Float64Array(prod(outShape(dims))), lse = new Float64Array(B * H * L);
+  const dqkv = new Float64Array(prod(qkvShape(dims)));
+  const s = new Float64Array(L), p = new Float64Array(L);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const q = headRows(qkv, dims, b, h, 0), k = headRows(qkv, dims, b, h, 1), v = headRows(qkv, dims, b, h, 2);
+      const g = headRows(dout, dims, b, h, null);
+      const o = new Float64Array(L * D), rowLse = new Float64Array(L);
+      const dq = new Float64Array(L * D), dk = new Float64Array(L * D), dv = new Float64Array(L * D);
+      const scores = (i: number) => {
+        let max = -Infinity;
+        for (let j = 0; j < L; j++) {
+          let acc = 0;
+          for (let d = 0; d < D; d++) acc += q[i * D + d]! * k[j * D + d]!;
+          s[j] = bf16(acc) * scale;
+          max = Math.max(max, s[j]!);
+        }
+        return max;
+      };
+      for (let i = 0; i < L; i++) {
+        const max = scores(i);
+        let sum = 0;
+        for (let j = 0; j < L; j++) sum += Math.exp(s[j]! - max);
+        rowLse[i] = max + Math.log(sum);
+        for (let j = 0; j < L; j++) p[j] = bf16(Math.exp(s[j]! - max) / sum);
+        for (let d = 0; d < D; d++) {
+          let acc = 0;
+          for (let j = 0; j < L; j++) acc += p[j]! * v[j * D + d]!;
+          o[i * D + d] = bf16(acc);
+        }
+      }
+      for (let i = 0; i < L; i++) {
+        scores(i);
+        let di = 0;
+        for (let d = 0; d < D; d++) di += g[i * D + d]! * o[i * D + d]!;
+        for (let j = 0; j < L; j++) {
+          const pj = bf16(Math.exp(s[j]! - rowLse[i]!));
+          let dp = 0;
+          for (let d = 0; d < D; d++) dp += g[i * D + d]! * v[j * D + d]!;
+          const ds = bf16(pj * (bf16(dp) - di));
+          for (let d = 0; d < D; d++) {
+            dq[i * D + d] += ds * k[j * D + d]!;
+            dk[j * D + d] += ds * q[i * D + d]!;
+            dv[j * D + d] += pj * g[i * D + d]!;
+          }
+        }
+      }
+      for (let l = 0; l < L; l++) {
+        lse[(b * H + h) * L + l] = rowLse[l]!;
+        for (let d = 0; d < D; d++) {
+          out[((b * L + l) * H + h) * D + d] = o[l * D + d]!;
+          const at = (part: number) => ((b * L + l) * 3 + part) * H * D + h * D + d;
+          dqkv[at(0)] = bf16(dq[l * D + d]! * scale);
+          dqkv[at(1)] = bf16(dk[l * D + d]! * scale);
+          dqkv[at(2)] = bf16(dv[l * D + d]!);
+        }
+      }
+    }
+  return { out, lse, dqkv };
+}
+
+const a = () => native();
+
+/** The fp32 reference: the CPU f32 attention forward and backward on the given (bf16) values. */
+function fp32Reference(dims: Dims, qkv: Float32Array, dout: Float32Array) {
+  const t = {
+    qkv: a().fromArray(qkv, qkvShape(dims), 'f32', 'cpu'),
+    dout: a().fromArray(dout, outShape(dims), 'f32', 'cpu'),
+    out: a().empty(outShape(dims), 'f32', 'cpu'),
+    lse: a().empty(lseShape(dims), 'f32', 'cpu'),
+    dqkv: a().empty(qkvShape(dims), 'f32', 'cpu'),
+  };
+  a().attentionForward(t.out, t.lse, t.qkv);
+  a().attentionBackward(t.dqkv, t.dout, t.qkv, t.out, t.lse);
+  const r = { out: t.out.toArray(), lse: t.lse.toArray(), dqkv: t.dqkv.toArray() };
+  for (const x of Object.values(t)) x.dispose();
+  return r;
+}
+
+const poison = (shape: number[], dtype: 'f32' | 'bf16', device: Device = 'cuda') =>
+  a().fromArray(new Float32Array(prod(shape)).fill(Number.NaN), shape, dtype, device);
+
+/** The bf16 GPU forward and backward; outputs NaN-poisoned first. */
+function gpuBf16(dims: Dims, qkv: NativeTensor, dout: NativeTensor) {
+  const out = poison(outShape(dims), 'bf16'), lse = poison(lseShape(dims), 'f32'), dqkv = poison(qkvShape(dims), 'bf16');
+  a().attentionForward(out, lse, qkv);
+  a().attentionBackward(dqkv, dout, qkv, out, lse);
+  const r = { out: out.toArray(), lse: lse.toArray(), dqkv: dqkv.toArray() };
+  for (const x of [out, lse, dqkv]) x.dispose();
+  return r;
+}
+
+/** Largest |x − ref| (Infinity if any x is NaN) and max |ref|. */
+function maxError(x: ArrayLike<number>, ref: ArrayLike<number>): { error: number; at: number; scale: number } {
+  let error = 0, at = -1, scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(x[i]! - ref[i]!);
+    scale = Math.max(scale, Math.abs(ref[i]!));
+    if (Number.isNaN(e)) return { error: Infinity, at: i, scale };
+    if (e > error) (error = e), (at = i);
+  }
+  return { error, at, scale };
+}
+
+/** GPU error against the fp32 reference ≤ 2 × the naive bf16 error + 1e-3·max|ref|. */
+function withinTwiceNaive(t: ExecutionContext, what: string, got: ArrayLike<number>, naive: ArrayLike<number>,
+  ref: ArrayLike<number>): void {
+  const g = maxError(got, ref), n = maxError(naive, ref);
+  const bound = 2 * n.error + 1e-3 * g.scale;
+  t.true(g.error <= bound, `${what}: max error ${g.error.toExponential(3)} at ${g.at} (got ${got[g.at]}, ref ${ref[g.at]}) ` +
+    `> 2 × naive bf16 ${n.error.toExponential(3)} + 1e-3 × ${g.scale.toExponential(3)}`);
+}
+
+function checkLse(t: ExecutionContext, what: string, got: ArrayLike<number>, ref: ArrayLike<number>): void {
+  let worst = 0, at = -1;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i]! - ref[i]!) / Math.max(1, Math.abs(ref[i]!));
+    if (!(e <= worst)) (worst = Number.isNaN(e) ? Infinity : e), (at = i);
+  }
+  t.true(worst <= 1e-3, `${what}: lse relative error ${worst} at ${at} (got ${got[at]}, ref ${ref[at]})`);
+}
+
+function checkAccuracy(t: ExecutionContext, dims: Dims): void {
+  const qkvValues = Float32Array.from(randomNormal(prod(qkvShape(dims))));
+  const doutValues = Float32Array.from(randomNormal(prod(outShape(dims))));
+  const qkv = a().fromArray(qkvValues, qkvShape(dims), 'bf16', 'cuda');
+  const dout = a().fromArray(doutValues, outShape(dims), 'bf16', 'cuda');
+  // The exact bf16 values the GPU sees, for both references.
+  const qkv16 = qkv.toArray() as Float32Array, dout16 = dout.toArray() as Float32Array;
+  const got = gpuBf16(dims, qkv, dout);
+  qkv.dispose();
+  dout.dispose();
+  const ref = fp32Reference(dims, qkv16, dout16);
+  const naive = naiveBf16(dims, qkv16, dout16);
+  withinTwiceNaive(t, `${label(dims)} out`, got.out, naive.out, ref.out);
+  checkLse(t, label(dims), got.lse, ref.lse);
+  withinTwiceNaive(t, `${label(dims)} dqkv`, got.dqkv, naive.dqkv, ref.dqkv);
+}
+
+// ---- the sweep -----------------------------------------------------------------------------
+
+for (const D of [16, 32, 64, 128]) {
+  gpuTest(`bf16 attention D=${D}: out, lse, dqkv within 2× the naive bf16 error at L = 1, 97, 1025, 4096`, (t) => {
+    for (const dims of [{ B: 2, L: 1, H: 3, D }, { B: 2, L: 97, H: 2, D }, { B: 1, L: 1025, H: 2, D }, { B: 1, L: 4096, H: 1, D }])
+      checkAccuracy(t, dims);
+  });
+}
+
+gpuTest('bf16 attention gradients are bitwise repeatable (no atomics)', (t) => {
+  for (const dims of [{ B: 2, L: 1025, H: 3, D: 64 }, { B: 1, L: 300, H: 2, D: 16 }]) {
+    const qkv = a().fromArray(Float32Array.from(randomNormal(prod(qkvShape(dims)))), qkvShape(dims), 'bf16', 'cuda');
+    const dout = a().fromArray(Float32Array.from(randomNormal(prod(outShape(dims)))), outShape(dims), 'bf16', 'cuda');
+    const first = gpuBf16(dims, qkv, dout), again = gpuBf16(dims, qkv, dout);
+    t.deepEqual(Array.from(again.out), Array.from(first.out), `${label(dims)}: out bit for bit`);
+    t.deepEqual(Array.from(again.dqkv), Array.from(first.dqkv), `${label(dims)}: dqkv bit for bit`);
+    qkv.dispose();
+    dout.dispose();
+  }
+});
+
+gpuTest('bf16 attention at L = 65,536: sampled rows of out, lse, dQ and dK, dV against float64', (t) => {
+  // Too long for the CPU references; sampled rows are exact in float64 instead: out and lse of
+  // query i and dQ_i need only row i; dK_j, dV_j need every query's P_ij, built from the GPU's
+  // own lse and out (checked first). Tolerances are bf16's: errors of a few 2^-9 of max|ref|.
+  const dims = { B: 1, L: 65536, H: 1, D: 64 }, { L, D } = dims, scale = 1 / Math.sqrt(D);
+  const qkv = a().fromArray(Float32Array.from(randomNormal(prod(qkvShape(dims)))), qkvShape(dims), 'bf16', 'cuda');
+  const dout = a().fromArray(Float32Array.from(randomNormal(prod(outShape(dims)))), outShape(dims), 'bf16', 'cuda');
+  const x = qkv.toArray(), gx = dout.toArray();
+  const got = gpuBf16(dims, qkv, dout);
+  qkv.dispose();
+  dout.dispose();
+  const q = headRows(x, dims, 0, 0, 0), k = headRows(x, dims, 0, 0, 1), v = headRows(x, dims, 0, 0, 2);
+  const g = headRows(gx, dims, 0, 0, null);
+  t.false(Array.prototype.some.call(got.out, Number.isNaN), 'out fully written');
+  t.false(Array.prototype.some.call(got.lse, Number.isNaN), 'lse fully written');
+  t.false(Array.prototype.some.call(got.dqkv, Number.isNaN), 'dqkv fully written');
+  const rows = [0, 1, 63, 64, 4095, 32768, 65471, 65535];
+  const s = new Float64Array(L);
+  const check = (what: string, gotRow: ArrayLike<number>, ref: Float64Array, rel: number) => {
+    const e = maxError(gotRow, ref);
+    t.true(e.error <= rel * e.scale, `${what}: max error ${e.error} > ${rel} × ${e.scale}`);
+  };
+  for (const i of rows) {
+    let max = -Infinity;
+    for (let j = 0; j < L; j++) {
+      let acc = 0;
+      for (let d = 0; d < D; d++) acc += q[i * D + d]! * k[j * D + d]!;
+      s[j] = acc * scale;
+      max = Math.max(max, s[j]!);
+    }
+    let sum = 0;
+    for (let j = 0; j < L; j++) sum += Math.exp(s[j]! - max);
+    const lse = max + Math.log(sum);
+    t.true(Math.abs(got.lse[i]! - lse) <= 1e-3 * Math.max(1, Math.abs(lse)), `lse[${i}] ${got.lse[i]} vs ${lse}`);
+    const o = new Float64Array(D), dq = new Float64Array(D);
+    for (let j = 0; j < L; j++) for (let d = 0; d < D; d++) o[d] += Math.exp(s[j]! - lse) * v[j * D + d]!;
+    check(`out row ${i}`, got.out.subarray(i * D, i * D + D), o, 1e-2);
+    let di = 0;
+    for (let d = 0; d < D; d++) di += g[i * D + d]! * o[d]!;
+    for (let j = 0; j < L; j++) {
+      let dp = 0;
+      for (let d = 0; d < D; d++) dp += g[i * D + d]! * v[j * D + d]!;
+      const ds = Math.exp(s[j]! - lse) * (dp - di);
+      for (let d = 0; d < D; d++) dq[d] += ds * k[j * D + d]! * scale;
+    }
+    check(`dq row ${i}`, got.dqkv.subarray(i * 3 * D, i * 3 * D + D), dq, 2e-2);
+  }
+  // dK_j, dV_j over every query, with the GPU's lse and Di from its bf16 out.
+  const di = new Float64Array(L);
+  for (let i = 0; i < L; i++) for (let d = 0; d < D; d++) di[i] += g[i * D + d]! * got.out[i * D + d]!;
+  for (const j of rows) {
+    const dk = new Float64Array(D), dv = new Float64Array(D);
+    for (let i = 0; i < L; i++) {
+      let sc = 0, dp = 0;
+      for (let d = 0; d < D; d++) {
+        sc += q[i * D + d]! * k[j * D + d]!;
+        dp += g[i * D + d]! * v[j * D + d]!;
+      }
+      const p = Math.exp(sc * scale - got.lse[i]!);
+      for (let d = 0; d < D; d++) {
+        dk[d] += p * (dp - di[i]!) * q[i * D + d]! * scale;
+        dv[d] += p * g[i * D + d]!;
+      }
+    }
+    check(`dk row ${j}`, got.dqkv.subarray((j * 3 + 1) * D, (j * 3 + 2) * D), dk, 2e-2);
+    check(`dv row ${j}`, got.dqkv.subarray((j * 3 + 2) * D, (j * 3 + 3) * D), dv, 2e-2);
+  }
+});
+
+gpuTest('bf16 attention with element offsets past 2^31: the last batch matches the first bit for bit', (t) => {
+  // qkv (B, L, 3, H, D) with B·L·3·H·D > 2^31, every batch a copy of one (1, L, 3, H, D) head
+  // set (broadcast on the GPU), so that every batch's out and dqkv must equal those of the
+  // same inputs run alone (the kernels are position-independent and deterministic). Needs
+  // ~24 GB of GPU memory; skipped (and said so) with less.
+  const free = a().memory().cuda?.free ?? 0;
+  if (free < 32e9) {
+    t.log(`skipped: needs 32 GB of free GPU memory, ${(free / 1e9).toFixed(1)} GB free`);
+    t.pass();
+    return;
+  }
+  const one = { B: 1, L: 1025, H: 2, D: 64 }, big = { ...one, B: 5600 };
+  t.true(prod(qkvShape(big)) > 2 ** 31, 'offsets past 2^31');
+  // values (one batch) repeated over the batch: mul's b broadcasts over a's leading dims, in
+  // place on a tensor of ones.
+  const broadcast = (values: Float32Array, shape: number[]) => {
+    const base = a().fromArray(values, [values.length], 'f32', 'cuda');
+    const wide = a().empty([prod(shape) / values.length, values.length], 'f32', 'cuda');
+    a().fill(wide, 1);
+    a().mul(wide, wide, base);
+    base.dispose();
+    const r = a().empty(shape, 'bf16', 'cuda');
+    a().copy(r, wide);
+    wide.dispose();
+    return r;
+  };
+  const qkvValues = Float32Array.from(randomNormal(prod(qkvShape(one))));
+  const doutValues = Float32Array.from(randomNormal(prod(outShape(one))));
+  const qkvOne = a().fromArray(qkvValues, qkvShape(one), 'bf16', 'cuda'), doutOne = a().fromArray(doutValues, outShape(one), 'bf16', 'cuda');
+  const small = gpuBf16(one, qkvOne, doutOne);
+  qkvOne.dispose();
+  doutOne.dispose();
+  const qkv = broadcast(qkvValues, qkvShape(big)), dout = broadcast(doutValues, outShape(big));
+  const out = poison(outShape(big), 'bf16'), lse = poison(lseShape(big), 'f32'), dqkv = poison(qkvShape(big), 'bf16');
+  a().attentionForward(out, lse, qkv);
+  a().attentionBackward(dqkv, dout, qkv, out, lse);
+  qkv.dispose();
+  dout.dispose();
+  // The last 8 tokens of every batch, as f32 (the largest offsets), via sliceTokens.
+  const lastTokens = (x: NativeTensor, C: number) => {
+    const wide = a().empty([big.B, big.L, C], 'f32', 'cuda');
+    a().copy(wide, x);
+    const tail = a().empty([big.B, 8, C], 'f32', 'cuda');
+    a().sliceTokens(tail, wide, big.L - 8);
+    wide.dispose();
+    const r = tail.toArray();
+    tail.dispose();
+    return r;
+  };
+  const HD = one.H * one.D;
+  const outTail = lastTokens(out, HD), dqkvTail = lastTokens(dqkv, 3 * HD);
+  const lseAll = lse.toArray();
+  for (const x of [out, lse, dqkv]) x.dispose();
+  for (const b of [0, 1, big.B - 1]) {
+    t.deepEqual(Array.from(outTail.subarray(b * 8 * HD, (b + 1) * 8 * HD)), Array.from(small.out.subarray((one.L - 8) * HD)), `out, batch ${b}`);
+    t.deepEqual(Array.from(dqkvTail.subarray(b * 8 * 3 * HD, (b + 1) * 8 * 3 * HD)), Array.from(small.dqkv.subarray((one.L - 8) * 3 * HD)),
+      `dqkv, batch ${b}`);
+    t.deepEqual(Array.from(lseAll.subarray(b * one.H * one.L, (b + 1) * one.H * one.L)), Array.from(small.lse), `lse, batch ${b}`);
+  }
+});
+
+// ---- dtype errors ----------------------------------------------------------------------------
+
+const devices: Device[] = gpu ? ['cpu', 'cuda'] : ['cpu'];
+const dims = { B: 1, L: 5, H: 2, D: 16 };
+const make = (shape: number[], dtype: 'f32' | 'bf16', device: Device) =>
+  a().fromArray(Float32Array.from(randomNormal(prod(shape))), shape, dtype, device);
+
+test('mixed dtypes in attention name the parameter, the expected and the received dtype', (t) => {
+  for (const device of devices) {
+    const qkv16 = make(qkvShape(dims), 'bf16', device), qkv32 = make(qkvShape(dims), 'f32', device);
+    const out16 = make(outShape(dims), 'bf16', device), out32 = make(outShape(dims), 'f32', device);
+    const lse32 = make(lseShape(dims), 'f32', device), lse16 = make(lseShape(dims), 'bf16', device);
+    const dqkv16 = make(qkvShape(dims), 'bf16', device), dqkv32 = make(qkvShape(dims), 'f32', device);
+    const qkvI32 = a().fromArray(new Int32Array(prod(qkvShape(dims))), qkvShape(dims), 'i32', device);
+    t.throws(() => a().attentionForward(out32, lse32, qkv16), { instanceOf: TypeError, message: /attentionForward: 'out' must be bf16, got f32/ }, device);
+    t.throws(() => a().attentionForward(out16, lse16, qkv16), { instanceOf: TypeError, message: /attentionForward: 'lse' must be f32, got bf16/ }, device);
+    t.throws(() => a().attentionForward(out16, lse32, qkv32), { instanceOf: TypeError, message: /attentionForward: 'out' must be f32, got bf16/ }, device);
+    t.throws(() => a().attentionForward(out32, lse32, qkvI32), { instanceOf: TypeError, message: /attentionForward: 'qkv' must be f32 or bf16, got i32/ }, device);
+    t.throws(() => a().attentionBackward(dqkv32, out16, qkv16, out16, lse32), { instanceOf: TypeError, message: /attentionBackward: 'dqkv' must be bf16, got f32/ }, device);
+    t.throws(() => a().attentionBackward(dqkv16, out32, qkv16, out16, lse32), { instanceOf: TypeError, message: /attentionBackward: 'dout' must be bf16, got f32/ }, device);
+    t.throws(() => a().attentionBackward(dqkv16, out16, qkv16, out32, lse32), { instanceOf: TypeError, message: /attentionBackward: 'out' must be bf16, got f32/ }, device);
+    t.throws(() => a().attentionBackward(dqkv16, out16, qkv16, out16, lse16), { instanceOf: TypeError, message: /attentionBackward: 'lse' must be f32, got bf16/ }, device);
+    t.throws(() => a().attentionBackward(dqkv16, out16, qkv32, out32, lse32), { instanceOf: TypeError, message: /attentionBackward: 'dqkv' must be f32, got bf16/ }, device);
+    for (const x of [qkv16, qkv32, out16, out32, lse32, lse16, dqkv16, dqkv32, qkvI32]) x.dispose();
+  }
+});
+
+test('bf16 attention on the CPU is a TypeError saying so', (t) => {
+  const qkv = make(qkvShape(dims), 'bf16', 'cpu'), out = poison(outShape(dims), 'bf16', 'cpu');
+  const lse = poison(lseShape(dims), 'f32', 'cpu'), dqkv = poison(qkvShape(dims), 'bf16', 'cpu');
+  t.throws(() => a().attentionForward(out, lse, qkv), { instanceOf: TypeError, message: /^attentionForward: bf16 is not implemented on cpu/ });
+  t.throws(() => a().attentionBackward(dqkv, out, qkv, out, lse), { instanceOf: TypeError, message: /^attentionBackward: bf16 is not implemented on cpu/ });
+  for (const x of [qkv, out, lse, dqkv]) x.dispose();
+});
+
+gpuTest('bf16 attention at an unsupported head dim is a TypeError naming the supported ones', (t) => {
+  const odd = { B: 1, L: 5, H: 1, D: 24 };
+  const qkv = make(qkvShape(odd), 'bf16', 'cuda'), out = poison(outShape(odd), 'bf16'), lse = poison(lseShape(odd), 'f32');
+  const dqkv = poison(qkvShape(odd), 'bf16');
+  t.throws(() => a().attentionForward(out, lse, qkv), { instanceOf: TypeError, message: /attentionForward: bf16 attention supports head dims 16, 32, 64 and 128, got D = 24/ });
+  t.throws(() => a().attentionBackward(dqkv, out, qkv, out, lse), { instanceOf: TypeError, message: /attentionBackward: bf16 attention supports head dims 16, 32, 64 and 128, got D = 24/ });
+  for (const x of [qkv, out, lse, dqkv]) x.dispose();
+});

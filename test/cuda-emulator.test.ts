@@ -1,0 +1,32 @@
+// The bf16 tensor-core attention kernels (native/cuda/attention_bf16.cuh) run on every
+// machine, GPU or not: native/cuda/dev/attention_bf16_emulate.cc compiles them unchanged as
+// C++ and emulates mma.sync, ldmatrix, shuffles, cp.async and barriers from their PTX
+// definitions, checking fragment layouts, masking, the copy pipeline and every access's
+// bounds, and the results against float64. Its --quick set: L = 1 … 400, D = 16 … 128, with
+// cp.async copies landing late and early.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const compiler = process.env.CXX ?? 'g++';
+const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
+
+(hasCompiler ? test : test.skip)('bf16 attention kernels, emulated on the CPU: forward, lse and backward within the bf16 bound', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
+  try {
+    const exe = join(dir, 'attention_bf16_emulate');
+    const build = spawnSync(compiler, ['-std=c++17', '-O2', '-fno-strict-aliasing', '-Wno-unknown-pragmas', '-Inative',
+      'native/cuda/dev/attention_bf16_emulate.cc', '-o', exe], { cwd: root, encoding: 'utf8' });
+    t.is(build.status, 0, build.stderr);
+    const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
+    t.is(run.status, 0, run.stdout + run.stderr);
+    t.regex(run.stdout, /^0 of 10 runs failed$/m);
+    t.is((run.stdout.match(/^ok /gm) ?? []).length, 10);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
