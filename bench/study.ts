@@ -9,7 +9,7 @@
 // the least squared residual, kept when it removes at least half of the one-line residual.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Device } from '../lib/index.js';
+import type { Device, Precision } from '../lib/index.js';
 import { renderPng, renderSvg, type PlotSeries } from './plot.js';
 import type { BenchResult } from './schema.js';
 import { findMaxSide, measureTrainStep, modelConfig, trainResult } from './train.js';
@@ -64,6 +64,7 @@ export interface ScalingOptions {
   models: string[];
   sides: number[];
   batch: number;
+  precision?: Precision;
   budgetMs?: number;
   /** Also search each model's largest trainable side. */
   findMax?: boolean;
@@ -101,7 +102,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
     modelConfig(model, 8, 3, 100);  // an unknown model fails before anything runs
     let largestFit = 0;
     for (const side of o.sides) {
-      const shape = { model, side, channels: 3, classes: 100, batch: o.batch };
+      const shape = { model, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision };
       try {
         const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }), 'scaling');
         results.push(r);
@@ -113,7 +114,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
       }
     }
     if (o.findMax && largestFit) {
-      const found = findMaxSide({ device: o.device, model, from: largestFit, batch: o.batch, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
+      const found = findMaxSide({ device: o.device, model, from: largestFit, batch: o.batch, precision: o.precision, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
         onProbe: (side, fits, peak) => o.onProbe?.(model, side, fits, peak) });
       const patch = modelConfig(model, 8, 3, 100).patch;
       maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });

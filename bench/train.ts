@@ -6,7 +6,7 @@
 // images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
-import { AdamW, classifierStep, presetConfig, tidy, vitPresets, VisionTransformer, type Device, type VitConfig } from '../lib/index.js';
+import { AdamW, applyPrecision, classifierStep, presetConfig, tidy, vitPresets, VisionTransformer, type Device, type Precision, type VitConfig } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { randn, resetPeakMemory, tensor, type Tensor } from '../lib/tensor.js';
 import { benchEnv } from './env.js';
@@ -30,6 +30,8 @@ export interface TrainShape {
   channels: number;
   classes: number;
   batch: number;
+  /** 'f32' (default) or 'mixed' (bf16 attention; GPU). */
+  precision?: Precision;
 }
 
 /** The benchmark's data per side: 28×28 is MNIST-like (1 channel, 10 classes); others CIFAR-100-like. */
@@ -54,6 +56,7 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   const config = modelConfig(s.model, s.side, s.channels, s.classes);
   const tokens = (s.side / config.patch) ** 2;
   if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${config.patch}`);
+  applyPrecision(s.precision ?? 'f32', device);
   const model = new VisionTransformer(config);
   const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
   try {
@@ -81,12 +84,13 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   } finally {
     optimizer.dispose();
     model.dispose();
+    applyPrecision('f32', device);
   }
 }
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
   return {
-    kind, op: 'train_step', model: s.model, impl: 'pit', device, dtype: 'f32',
+    kind, op: 'train_step', model: s.model, impl: 'pit', device, dtype: s.precision ?? 'f32',
     shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens },
     ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',
     formula: 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
@@ -99,6 +103,7 @@ export interface TrainBenchOptions {
   sides: number[];
   /** A fixed batch, or 'auto': the largest power of two with batch·tokens ≤ 2^18 that fits (halving on out-of-memory). */
   batch: number | 'auto';
+  precision?: Precision;
   budgetMs?: number;
   onResult?: (r: BenchResult) => void;
   onSkip?: (what: string, reason: string) => void;
@@ -113,7 +118,7 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
       const patch = modelConfig(model, side, channels, classes).patch;
       let batch = o.batch === 'auto' ? 2 ** Math.floor(Math.log2(Math.max(1, 2 ** 18 / (side / patch) ** 2))) : o.batch;
       for (;;) {
-        const shape = { model, side, channels, classes, batch };
+        const shape = { model, side, channels, classes, batch, precision: o.precision };
         try {
           const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }));
           results.push(r);
@@ -140,6 +145,7 @@ export interface MaxSideOptions {
   /** A side known to fit (the search grows from it). */
   from: number;
   batch?: number;
+  precision?: Precision;
   /** Largest peak memory allowed, bytes (CPU: there is no out-of-memory error to catch). */
   memoryLimit?: number;
   /** Stop growing past this side. */
@@ -159,7 +165,7 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
   const probe = (side: number): number | null => {
     let peak: number | null = null;
     try {
-      peak = measureTrainStep(o.device, { model: o.model, side, channels: 3, classes: 100, batch: o.batch ?? 1 }, { timed: false }).peakBytes;
+      peak = measureTrainStep(o.device, { model: o.model, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision }, { timed: false }).peakBytes;
     } catch (err) {
       if (!(err instanceof RangeError && /out of .*memory|too large/i.test(err.message))) throw err;
     }

@@ -49,3 +49,6 @@ export function bytes(value: string): number {
 }
 
 export const deviceOption = () => new Option('--device <device>', 'backend to use').choices(['auto', 'cpu', 'cuda']).default('auto');
+
+export const precisionOption = () =>
+  new Option('--precision <kind>', 'f32, or mixed: attention in bf16 on tensor cores (cuda only)').choices(['f32', 'mixed']).default('f32');

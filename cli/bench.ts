@@ -5,12 +5,13 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { selectBackend, type DType } from '../lib/native.js';
 import type { Device } from '../lib/tensor.js';
+import type { Precision } from '../lib/train/step.js';
 import { formatComparison, compareResults } from '../bench/compare.js';
 import { defaultSweep, runKernelBench, type KernelSweep } from '../bench/kernels.js';
 import { parseResults, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
 import { runTrainBench } from '../bench/train.js';
-import { bytes, deviceOption, integer, integers, names } from './args.js';
+import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
 
 function resolveDevice(requested: 'auto' | Device): Device {
   const selection = selectBackend({ device: requested });
@@ -91,19 +92,20 @@ export function registerBench(program: Command): void {
     .option('--sides <list>', 'image sides; 28 is 1-channel/10 classes, others 3-channel/100 classes (default: 28,32 on cpu; 28,32,64 on cuda)', integers(1))
     .addOption(new Option('--batch <n>', 'batch size, or "auto": the largest power of two with batch·tokens ≤ 2^18 that fits (default: 8 on cpu, auto on cuda)')
       .argParser((v: string) => (v === 'auto' ? 'auto' : integer(1)(v))))
+    .addOption(precisionOption())
     .option('--budget <ms>', 'time budget per shape for the timed steps', integer(1), 3000)
     .option('--json', 'print one JSON object per result instead of a table', false)
     .option('--out <file>', 'also write the JSON lines to this file')
-    .action((f: { device: 'auto' | Device; models?: string[]; sides?: number[]; batch?: number | 'auto'; budget: number; json: boolean; out?: string }) => {
+    .action((f: { device: 'auto' | Device; models?: string[]; sides?: number[]; batch?: number | 'auto'; precision: Precision; budget: number; json: boolean; out?: string }) => {
       const device = resolveDevice(f.device);
       const cuda = device === 'cuda';
       const print = reporter(f, (r) =>
-        `${r.model!.padEnd(12)} ${String(r.shape.side).padStart(4)} ${String(r.shape.tokens).padStart(7)} ${String(r.shape.batch).padStart(6)} ` +
+        `${r.model!.padEnd(12)} ${r.dtype.padEnd(5)} ${String(r.shape.side).padStart(4)} ${String(r.shape.tokens).padStart(7)} ${String(r.shape.batch).padStart(6)} ` +
         `${r.ms.toFixed(2).padStart(10)} ${r.value.toFixed(1).padStart(10)} ${mib(r.peakBytes ?? 0).padStart(12)}  ${r.formula}`,
-      'model        side  tokens  batch    ms/step   images/s  peak memory  formula');
+      'model        dtype side  tokens  batch    ms/step   images/s  peak memory  formula');
       runTrainBench({
         device, models: f.models ?? (cuda ? ['pit-t', 'pit-s', 'pit-b', 'vit-t/2'] : ['pit-t', 'vit-t/2']),
-        sides: f.sides ?? (cuda ? [28, 32, 64] : [28, 32]), batch: f.batch ?? (cuda ? 'auto' : 8), budgetMs: f.budget,
+        sides: f.sides ?? (cuda ? [28, 32, 64] : [28, 32]), batch: f.batch ?? (cuda ? 'auto' : 8), precision: f.precision, budgetMs: f.budget,
         onResult: print, onSkip: skipped,
       });
     });
@@ -131,6 +133,7 @@ export function registerStudy(program: Command): void {
     .option('--models <list>', 'presets or d<depth>w<dim>h<heads>p<patch>', names, ['pit-t', 'vit-t/2'])
     .option('--sides <list>', 'image sides (default: 8,12,16,20,24,28,32 on cpu; 8,16,32,48,64,96,128,160,192,224 on cuda)', integers(1))
     .option('--batch <n>', 'batch size', integer(1), 1)
+    .addOption(precisionOption())
     .option('--budget <ms>', 'time budget per side for the timed steps', integer(1), 2000)
     .option('--find-max', 'also find the largest side each model trains at (bisection on out-of-memory, or on --memory-limit)', false)
     .option('--memory-limit <size>', 'for --find-max: the most peak memory a step may use, e.g. 16GiB (required on cpu)', bytes)
@@ -138,7 +141,7 @@ export function registerStudy(program: Command): void {
     .option('--peer <file>', 'PyTorch results (bench/pytorch/vit_train.py --kind scaling) to draw on the same axes')
     .option('--out <dir>', 'output folder', 'runs/scaling')
     .option('--json', 'print each result as a JSON line', false)
-    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; budget: number; findMax: boolean; memoryLimit?: number;
+    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; precision: Precision; budget: number; findMax: boolean; memoryLimit?: number;
       ceiling: number; peer?: string; out: string; json: boolean }) => {
       const device = resolveDevice(f.device);
       if (f.findMax && device === 'cpu' && f.memoryLimit === undefined)
@@ -148,7 +151,7 @@ export function registerStudy(program: Command): void {
       'model        side  tokens    ms/step  peak memory');
       const report = runScalingStudy({
         device, models: f.models, sides: f.sides ?? (device === 'cuda' ? [8, 16, 32, 48, 64, 96, 128, 160, 192, 224] : [8, 12, 16, 20, 24, 28, 32]),
-        batch: f.batch, budgetMs: f.budget, findMax: f.findMax, memoryLimit: f.memoryLimit, ceiling: f.ceiling,
+        batch: f.batch, precision: f.precision, budgetMs: f.budget, findMax: f.findMax, memoryLimit: f.memoryLimit, ceiling: f.ceiling,
         peer: f.peer ? parseResults(readFileSync(f.peer, 'utf8'), f.peer) : undefined, outDir: f.out,
         command: `pit ${process.argv.slice(2).join(' ')}`, onResult: print, onSkip: skipped,
         onProbe: (model, side, fits, peak) => console.error(`find-max ${model}: side ${side} ${fits ? 'fits' : 'does not fit'}${peak !== null ? ` (peak ${mib(peak)})` : ''}`),

@@ -9,7 +9,7 @@ import {
   customModel, defaultRecipe, evaluate, loadClassificationData, loadModelWeights, makeRecipe, readCheckpointMetadata, resolveCheckpoint,
   trainClassifier, vitPresets, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
-import { deviceOption, integer, number } from './args.js';
+import { deviceOption, integer, number, precisionOption } from './args.js';
 import { formatDuration, progressReporter } from './progress.js';
 
 const d = defaultRecipe;
@@ -48,6 +48,7 @@ interface TrainFlags {
   seed?: number;
   evalBatchSize?: number;
   device: 'auto' | 'cpu' | 'cuda';
+  precision: 'f32' | 'mixed';
   out?: string;
   resume?: boolean | string;
   json: boolean;
@@ -100,13 +101,14 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed of initialisation, data order, augmentation and drop path', integer(0), d.seed)
     .option('--eval-batch-size <n>', 'images per evaluation batch', integer(1), d.evalBatchSize)
     .addOption(deviceOption())
+    .addOption(precisionOption())
     .option('--out <dir>', 'run folder (default: runs/<data>-<date>-<time>)')
     .option('--resume [dir]', 'continue the run in --out (or in dir) from its latest checkpoint, with its saved recipe')
     .option('--json', 'print JSON lines (start, epoch, checkpoint) instead of text', false)
     .action(async (flags: TrainFlags, command: Command) => {
       // Only what the user typed reaches the recipe (commander fills defaults for --help).
       const typed = Object.fromEntries(Object.entries(flags).filter(([k]) => command.getOptionValueSource(k) === 'cli')) as Partial<TrainFlags>;
-      const given = recipeFromFlags({ ...typed, device: flags.device, json: flags.json });
+      const given = recipeFromFlags({ ...typed, device: flags.device, precision: flags.precision, json: flags.json });
       const resume = flags.resume;
       const out = flags.out ?? (typeof resume === 'string' ? resume : undefined) ?? join('runs', `${flags.data ?? d.data}-${timestamp()}`);
       if (resume === true && !flags.out) throw new InvalidArgumentError('--resume without a folder needs --out <run folder>');
@@ -124,7 +126,7 @@ export function registerTrain(program: Command): void {
       const reporter = progressReporter({ json: flags.json, tty: !flags.json && Boolean(process.stderr.isTTY) });
       const started = performance.now();
       try {
-        const result = await trainClassifier({ recipe: given, out, resume: resume ?? false, device: flags.device, signal: controller.signal, onEvent: reporter.onEvent });
+        const result = await trainClassifier({ recipe: given, out, resume: resume ?? false, device: flags.device, precision: flags.precision, signal: controller.signal, onEvent: reporter.onEvent });
         reporter.done();
         if (result.interrupted) {
           console.log(`resume with: pit train --out ${out} --resume`);

@@ -5,7 +5,7 @@
 // work items (its dQ summed from partials) and many heads; inputs x3 stress the softmax.
 // Then the native entry points directly: NaN-poisoned outputs, bitwise repeatability.
 import test, { type ExecutionContext } from 'ava';
-import { attention, attentionWithLse, native, noGrad, poisoned, randn, tidy, type Tensor } from '../lib/index.js';
+import { applyPrecision, attention, attentionWithLse, getAttentionPrecision, native, noGrad, poisoned, randn, setAttentionPrecision, tidy, type Tensor } from '../lib/index.js';
 import { assertClose, finiteDifferences, gradientsOf, randomF32, t32 } from './helpers.js';
 
 interface Dims {
@@ -189,4 +189,13 @@ test('attention gradients are bitwise repeatable from call to call', (t) => {
     t.deepEqual(Array.from(again.output), Array.from(first.output), `${label(dims)}: out bit for bit`);
     t.deepEqual(Array.from(again.grads[0]!), Array.from(first.grads[0]!), `${label(dims)}: dqkv bit for bit`);
   }
+});
+
+test('attention precision: bf16 needs the GPU kernels (a clear error on cpu); mixed precision needs cuda', (t) => {
+  const qkv = randn([1, 4, 3, 2, 16], { seed: 5 });
+  t.throws(() => attention(qkv, { precision: 'bf16' }), { instanceOf: TypeError, message: /attentionForward: bf16 is not implemented on cpu/ });
+  t.throws(() => setAttentionPrecision('f16' as never), { instanceOf: TypeError, message: /"f32" or "bf16", got "f16"/ });
+  t.throws(() => applyPrecision('mixed', 'cpu'), { instanceOf: TypeError, message: /needs the cuda device; this run is on cpu/ });
+  t.is(getAttentionPrecision(), 'f32');
+  qkv.dispose();
 });

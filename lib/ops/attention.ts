@@ -1,32 +1,78 @@
 // Fused multi-head self-attention on packed qkv; the backward recomputes scores from lse.
+//
+// Precision: f32 kernels on both devices; on the GPU also bf16 tensor-core kernels (bf16 q, k,
+// v and output, fp32 accumulation and log-sum-exp). attention() takes f32 qkv either way;
+// with precision 'bf16' (setAttentionPrecision, or the option) it rounds qkv to bf16, runs the
+// bf16 kernels and returns f32, the mixed-precision policy of DESIGN.md for attention.
 import { native } from '../native.js';
-import { record, Tensor } from '../tensor.js';
-import { emptyLike, emptyOn, expectTensor } from './util.js';
+import { copyOf, empty, record, Tensor } from '../tensor.js';
+import { expectTensor } from './util.js';
+
+export type AttentionPrecision = 'f32' | 'bf16';
+
+let defaultPrecision: AttentionPrecision = 'f32';
+
+/** The precision attention() uses when not told: 'f32' (the default) or 'bf16' (GPU only). */
+export function setAttentionPrecision(precision: AttentionPrecision): void {
+  if (precision !== 'f32' && precision !== 'bf16') throw new TypeError(`setAttentionPrecision: 'precision' must be "f32" or "bf16", got ${JSON.stringify(precision)}`);
+  defaultPrecision = precision;
+}
+
+export function getAttentionPrecision(): AttentionPrecision {
+  return defaultPrecision;
+}
 
 /**
- * The forward alone, without recording gradients: out (B, L, H, D) and the log-sum-exp
- * (B, H, L) of each query's scaled scores (for tests, studies and the backward).
+ * The forward alone, without recording gradients: out (B, L, H, D) in qkv's dtype (f32, or
+ * bf16 on the GPU) and the f32 log-sum-exp (B, H, L) of each query's scaled scores (for tests,
+ * studies and the backward).
  */
 export function attentionWithLse(qkv: Tensor): { out: Tensor; lse: Tensor } {
   expectTensor('attention', 'qkv', qkv);
   if (qkv.shape.length !== 5 || qkv.shape[2] !== 3)
     throw new RangeError(`attention: 'qkv' must be (B, L, 3, H, D), got shape [${qkv.shape.join(', ')}]`);
   const [B, L, , H, D] = qkv.shape as [number, number, number, number, number];
-  const out = emptyOn(qkv, [B, L, H, D]);
-  const lse = emptyOn(qkv, [B, H, L]);
+  const out = empty([B, L, H, D], { dtype: qkv.dtype, device: qkv.device });
+  const lse = empty([B, H, L], { device: qkv.device });
   native().attentionForward(out.handle, lse.handle, qkv.handle);
   return { out, lse };
 }
 
 /**
- * qkv (B, L, 3, H, D) -> (B, L, H, D): softmax(Q Kᵀ · D^-0.5) V per head, never forming the
- * L x L matrix. The log-sum-exp is kept for the backward.
+ * qkv (B, L, 3, H, D) f32 -> (B, L, H, D) f32: softmax(Q Kᵀ · D^-0.5) V per head, never
+ * forming the L x L matrix. The log-sum-exp is kept for the backward.
  */
-export function attention(qkv: Tensor): Tensor {
+export function attention(qkv: Tensor, options: { precision?: AttentionPrecision } = {}): Tensor {
+  const precision = options.precision ?? defaultPrecision;
+  if (precision === 'bf16' && qkv.dtype === 'f32') return mixedAttention(qkv);
   const { out, lse } = attentionWithLse(qkv);
   return record(out, 'attention', [qkv], (g) => {
-    const dqkv = emptyLike(qkv);
+    const dqkv = empty(qkv.shape, { dtype: qkv.dtype, device: qkv.device });
     native().attentionBackward(dqkv.handle, g.handle, qkv.handle, out.handle, lse.handle);
     return [dqkv];
   }, [lse]);
+}
+
+/** f32 in and out, bf16 kernels between: saves the bf16 qkv and output and the f32 lse. */
+function mixedAttention(qkv: Tensor): Tensor {
+  const qkv16 = copyOf(qkv, { dtype: 'bf16' });
+  let saved: { out: Tensor; lse: Tensor };
+  try {
+    saved = attentionWithLse(qkv16);
+  } catch (err) {
+    qkv16.dispose();
+    throw err;
+  }
+  const out = copyOf(saved.out, { dtype: 'f32' });
+  return record(out, 'attention', [qkv], (g) => {
+    const dout16 = copyOf(g, { dtype: 'bf16' });
+    const dqkv16 = empty(qkv.shape, { dtype: 'bf16', device: qkv.device });
+    try {
+      native().attentionBackward(dqkv16.handle, dout16.handle, qkv16.handle, saved.out.handle, saved.lse.handle);
+      return [copyOf(dqkv16, { dtype: 'f32' })];
+    } finally {
+      dout16.dispose();
+      dqkv16.dispose();
+    }
+  }, [qkv16, saved.out, saved.lse]);
 }

@@ -21,7 +21,7 @@ import { evaluate, type ClassificationMetrics } from './evaluate.js';
 import { AdamW } from './optimizer.js';
 import { checkRecipe, defaultRecipe, loadClassificationData, makeRecipe, recipeModelConfig, type ClassifierRecipe } from './recipe.js';
 import { learningRate } from './schedule.js';
-import { classifierStep } from './step.js';
+import { applyPrecision, classifierStep, type Precision } from './step.js';
 import { writeFileAtomic } from './safetensors.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -36,6 +36,8 @@ export interface TrainOptions {
   resume?: boolean | string;
   /** 'auto' (default): CUDA when present, else CPU. */
   device?: 'auto' | Device;
+  /** 'f32' (default) or 'mixed': attention in bf16 on tensor cores (GPU only; see ops/attention.ts). */
+  precision?: Precision;
   /** Checked between steps: when aborted, the run saves and returns `interrupted: true`. */
   signal?: AbortSignal;
   /** Progress events (the CLI's progress bar and epoch lines). */
@@ -108,6 +110,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   const selection = selectBackend({ device: options.device ?? 'auto' });
   const device: Device = selection.backend;
   setDefaultDevice(device);
+  applyPrecision(options.precision ?? 'f32', device);
 
   const { train, test } = loadClassificationData(recipe);
   const config = recipeModelConfig(recipe, train);
