@@ -1,0 +1,225 @@
+"""PyTorch peer of our training step: the same ViT (SPEC.md §1, lib/models/vit.ts; p = 1 is
+PiT), the same recipe (lib/train/recipe.ts), images/s = batch / median step time.
+
+One step: forward (bf16 autocast on CUDA by default, f32 on CPU), cross-entropy with label
+smoothing 0.1, backward, clip_grad_norm_(1.0), AdamW (lr 1e-3, betas (0.9, 0.95), weight
+decay 0.05 except on 1-D parameters, cls_token and pos_embed; fused on CUDA where this torch
+has it), zero_grad(set_to_none=True). Images are random: data loading is not timed.
+
+    /usr/bin/python3 bench/pytorch/vit_train.py --models pit-t --sides 32 --out torch.jsonl
+    python3 bench/pytorch/vit_train.py --device cuda --out torch.jsonl [--compile]
+"""
+import gc
+import importlib
+import inspect
+import math
+import re
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from attention import eager_attention
+from common import (base_parser, emit, env, int_list, is_out_of_memory, note, result, rotation_count,
+                    setup, str_list, time_calls)
+
+SIZES = {'t': (12, 192, 12), 's': (12, 384, 12), 'b': (12, 768, 12), 'l': (24, 1024, 16)}  # depth, d, heads
+PRESETS = {}   # SPEC §1: PiT-T/S/B/L (p = 1) and the paper's ViT baselines vit-t/2 … (p = 2)
+for size, (depth, dim, heads) in SIZES.items():
+    PRESETS[f'pit-{size}'] = dict(depth=depth, dim=dim, heads=heads, patch=1)
+    PRESETS[f'vit-{size}/2'] = dict(depth=depth, dim=dim, heads=heads, patch=2)
+CUSTOM = dict(depth=4, dim=64, heads=4, patch=1)   # recipe.ts customModel
+attend = getattr(F, 'scaled_dot_product_attention', eager_attention)
+
+
+def parameter_count(depth, dim, patch, channels, tokens, classes, mlp_ratio=4):
+    """SPEC §1: depth·(12d² + 13d) + (p²Cd + d) + d + (N+1)·d + 2d + (dK + K)."""
+    d, hidden = dim, dim * mlp_ratio
+    block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * hidden + hidden) + (hidden * d + d)
+    return depth * block + (patch * patch * channels * d + d) + d + (tokens + 1) * d + 2 * d + (d * classes + classes)
+
+
+assert parameter_count(12, 192, 1, 3, 32 * 32, 100) == 5_555_812   # PiT-T on 32×32×3, 100 classes
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):   # (B, L, d) -> (B, L, d)
+        B, L, d = x.shape
+        q, k, v = self.qkv(x).reshape(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)   # 3 × (B, H, L, D)
+        return self.proj(attend(q, k, v).transpose(1, 2).reshape(B, L, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)   # exact erf GELU
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio=4):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), Mlp(dim, dim * mlp_ratio)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VisionTransformer(nn.Module):
+    """timm's names; pool 'avg': mean of the non-cls tokens -> fc_norm -> head (our default)."""
+
+    def __init__(self, side, channels, classes, depth, dim, heads, patch):
+        super().__init__()
+        tokens = (side // patch) ** 2
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(channels, dim, patch, stride=patch)   # weight (d, C, p, p)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 1e-6)
+        self.pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, tokens + 1, dim), std=0.02))
+        self.blocks = nn.Sequential(*[Block(dim, heads) for _ in range(depth)])
+        self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, classes)
+        for m in self.modules():   # timm init: trunc-normal 0.02 weights, zero biases
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, images):   # (B, C, H, W) -> (B, classes)
+        x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)   # (B, N, d)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = self.blocks(x)
+        return self.head(self.fc_norm(x[:, 1:].mean(dim=1)))
+
+
+def adamw(model, device):
+    """AdamW in two groups (SPEC §1: no decay on 1-D parameters, cls_token, pos_embed)."""
+    exempt = {n for n, p in model.named_parameters() if p.ndim <= 1 or n in ('cls_token', 'pos_embed')}
+    groups = [{'params': [p for n, p in model.named_parameters() if n not in exempt], 'weight_decay': 0.05},
+              {'params': [p for n, p in model.named_parameters() if n in exempt], 'weight_decay': 0.0}]
+    options = dict(lr=1e-3, betas=(0.9, 0.95))
+    if device.type == 'cuda' and 'fused' in inspect.signature(torch.optim.AdamW).parameters:
+        return torch.optim.AdamW(groups, fused=True, **options)
+    return torch.optim.AdamW(groups, **options)
+
+
+def run_shape(name, config, side, batch, device, args, environment):
+    """Measures and emits one (model, side, batch); returns 'ok', 'oom' or 'failed'."""
+    channels, classes = (1, 10) if side == 28 else (3, 100)
+    shape = {'batch': batch, 'side': side, 'channels': channels, 'tokens': (side // config['patch']) ** 2}
+    impl = 'torch-compile' if args.compile else 'torch-eager'
+    model = VisionTransformer(side, channels, classes, **config).to(device)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == parameter_count(config['depth'], config['dim'], config['patch'], channels, shape['tokens'], classes)
+    note(f'{name} at {side}x{side}x{channels}, {classes} classes: {count:,} parameters')
+    optimizer = adamw(model, device)
+    forward = model
+    if args.compile:
+        importlib.import_module('torch._dynamo').reset()   # a fresh model per shape: stay under the recompile limit
+        forward = torch.compile(model)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
+
+    def step(data):
+        images, labels = data
+        with autocast:
+            loss = F.cross_entropy(forward(images).float(), labels, label_smoothing=0.1)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    image_bytes = batch * channels * side * side * 4
+    sets = [(torch.randn(batch, channels, side, side, device=device), torch.randint(classes, (batch,), device=device))
+            for _ in range(rotation_count(image_bytes, device, args.rotate))]
+    try:
+        for i in range(args.warmup):   # compiles, when compiling
+            step(sets[i % len(sets)])
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+        ms, repeats = time_calls(step, sets, device, warmup=0, budget_s=args.budget)
+    except Exception as error:   # OOM, or a torch.compile failure: note it and go on
+        if not (is_out_of_memory(error) or args.compile):
+            raise
+        oom = is_out_of_memory(error)
+        reason = 'out of memory' if oom else f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0][:160]}'
+        note(f'{name} {impl} skipped at {shape}: {reason}')
+        return 'oom' if oom else 'failed'
+    peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None
+    emit(result(args.kind, 'train_step', impl, device, 'bf16' if args.amp else 'f32', shape, ms, repeats,
+                batch / (ms / 1e3), 'images/s', 'batch / t_step', environment, model=name, peakBytes=peak), args.out)
+    return 'ok'
+
+
+def model_config(model, args):
+    """(name, config) for a preset, "custom" or d<depth>w<dim>h<heads>p<patch>, with the
+    --depth/--dim/--heads/--patch overrides; a config that is no preset is named d..w..h..p..."""
+    m = re.fullmatch(r'd(\d+)w(\d+)h(\d+)p(\d+)', model)
+    if m:
+        base = dict(zip(CUSTOM, map(int, m.groups())))
+    elif model == 'custom' or model in PRESETS:
+        base = PRESETS.get(model, CUSTOM)
+    else:
+        raise ValueError(f'--models: unknown model "{model}"; expected one of {", ".join(PRESETS)}, '
+                         '"custom" or d<depth>w<dim>h<heads>p<patch> such as d4w64h4p1')
+    config = {**base, **{k: getattr(args, k) for k in CUSTOM if getattr(args, k)}}
+    return (model if PRESETS.get(model) == config else 'd{depth}w{dim}h{heads}p{patch}'.format(**config)), config
+
+
+def main():
+    p = base_parser('PyTorch peer benchmark: ViT / PiT training steps, images/s.', 3.0, ('--steps-budget', '--budget'))
+    p.add_argument('--models', type=str_list, help=f'presets ({", ".join(PRESETS)}), "custom" (d4w64h4p1) or '
+                   'd<depth>w<dim>h<heads>p<patch> (default pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)')
+    for key in CUSTOM:
+        p.add_argument(f'--{key}', type=int, help=f'override every model\'s {key} (it is then named d..w..h..p..)')
+    p.add_argument('--sides', type=int_list, help='image sides; 28: 1 channel, 10 classes; others 3, 100 (default 28,32 on cpu; 28,32,64 on cuda)')
+    p.add_argument('--batch', help='batch: one for all sides, one per side, or "auto": the largest power of two with '
+                   'batch*tokens <= 2^18, halved on out-of-memory (default 8 on cpu, auto on cuda)')
+    p.add_argument('--amp', action='store_true', default=None, help='bf16 autocast (default on cuda)')
+    p.add_argument('--no-amp', dest='amp', action='store_false', help='f32 throughout')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model (impl torch-compile)')
+    p.add_argument('--kind', choices=['train', 'scaling'], default='train')
+    args = p.parse_args()
+    device = setup(args)
+    cuda = device.type == 'cuda'
+    args.amp = cuda if args.amp is None else args.amp
+    models = args.models or (['pit-t', 'pit-s', 'pit-b', 'vit-t/2'] if cuda else ['pit-t', 'vit-t/2'])
+    sides = args.sides or ([28, 32, 64] if cuda else [28, 32])
+    batches = args.batch or ('auto' if cuda else '8')
+    batches = ['auto'] * len(sides) if batches == 'auto' else int_list(batches)
+    batches = batches * len(sides) if len(batches) == 1 else batches
+    if len(batches) != len(sides):
+        p.error(f'--batch: give one batch, one per side ({len(sides)}) or "auto"; got {args.batch}')
+    try:
+        configs = [model_config(m, args) for m in models]
+    except ValueError as error:
+        p.error(str(error))
+    if args.compile and not hasattr(torch, 'compile'):
+        note(f'torch {torch.__version__} has no torch.compile; nothing to run with --compile')
+        return
+    environment = env(device)
+    for name, config in configs:
+        for side, batch in zip(sides, batches):
+            if side % config['patch'] or config['dim'] % config['heads']:
+                note(f'{name} skipped at side {side}: patch must divide the side and heads the width')
+                continue
+            auto = batch == 'auto'   # as `pit bench train`: the largest power of two with batch * tokens <= 2^18
+            batch = 2 ** int(math.log2(max(1, 2**18 // (side // config['patch']) ** 2))) if auto else batch
+            while run_shape(name, config, side, batch, device, args, environment) == 'oom' and auto and batch > 1:
+                gc.collect()
+                torch.cuda.empty_cache()
+                batch //= 2
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+
+if __name__ == '__main__':
+    main()
