@@ -2,6 +2,7 @@
 // Op entry points live one file per op beside this one and register with PIT_BINDING.
 #include <napi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -88,6 +89,19 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
   return TensorObject::Wrap(info.Env(), std::move(t));
 }
 
+// memcpy on every thread for large blocks: one core cannot draw the machine's bandwidth.
+void host_copy(void* dst, const void* src, size_t bytes) {
+  constexpr int64_t kChunk = 256 << 10;
+  if (bytes < 2 * static_cast<size_t>(kChunk)) return static_cast<void>(std::memcpy(dst, src, bytes));
+  auto* d = static_cast<char*>(dst);
+  auto* s = static_cast<const char*>(src);
+  const int64_t chunks = (static_cast<int64_t>(bytes) + kChunk - 1) / kChunk;
+  parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
+    const size_t from = begin * kChunk, to = std::min(bytes, static_cast<size_t>(end) * kChunk);
+    std::memcpy(d + from, s + from, to - from);
+  });
+}
+
 // copy(dst, src): same element count; converts f32 <-> bf16 and moves between devices.
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   Args args(info, "copy");
@@ -101,7 +115,7 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   if (dst.numel() == 0 || dst.shares_storage_with(src)) return info.Env().Undefined();
   Device dd = dst.device(), sd = src.device();
   if (same_dtype) {
-    if (dd == Device::CPU && sd == Device::CPU) std::memcpy(dst.raw(), src.raw(), dst.nbytes());
+    if (dd == Device::CPU && sd == Device::CPU) host_copy(dst.raw(), src.raw(), dst.nbytes());
     else if (dd == Device::CPU) cuda_backend()->copy_to_host(dst.raw(), src.raw(), dst.nbytes());
     else if (sd == Device::CPU) cuda_backend()->copy_to_device(dst.raw(), src.raw(), dst.nbytes());
     else cuda_backend()->copy_on_device(dst.raw(), src.raw(), dst.nbytes());

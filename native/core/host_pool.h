@@ -3,9 +3,11 @@
 // Why: a training step frees and re-allocates the same set of multi-megabyte activations
 // every step. Straight malloc/free costs a page fault per 4 KiB on every fresh block (about
 // as long as the GELU that fills it) and, with glibc's dynamic mmap threshold, let the
-// resident set grow by a whole step's activations per step. Blocks of at least kMinPooled
-// bytes are therefore mapped directly, kept on free in a list per size class, and handed
-// out again for the next request of that class; smaller blocks use aligned_alloc.
+// resident set grow by a whole step's activations per step; blocks under its 128 KiB mmap
+// threshold fare no better, as the heap's top is trimmed and faulted in again (a PiT-T step
+// at batch 1 on 8×8 images took 64 ms instead of 26). Every block of at least a page is
+// therefore mapped directly, kept on free in a list per size class, and handed out again for
+// the next request of that class; smaller blocks use aligned_alloc.
 //
 // Size classes are 8 per power of two (≤ 12.5% rounding). The cache holds at most
 // PIT_HOST_POOL_BYTES (default a quarter of physical memory); beyond it, freed blocks are
@@ -16,7 +18,7 @@
 
 namespace pit {
 
-constexpr size_t kMinPooled = size_t(1) << 18;  // 256 KiB
+constexpr size_t kMinPooled = size_t(1) << 12;  // one page
 
 // 64-byte aligned, at least `bytes` long; throws RangeError when memory is exhausted.
 void* host_alloc(size_t bytes);
