@@ -113,7 +113,8 @@ def adamw(model, device):
 
 def run_shape(name, config, side, batch, device, args, environment):
     """Measures and emits one (model, side, batch); returns 'ok', 'oom' or 'failed'."""
-    channels, classes = (1, 10) if side == 28 else (3, 100)
+    # As `pit bench train`: 28 is MNIST-like; the scaling study (as `pit study scaling`) is 3, 100 throughout.
+    channels, classes = (1, 10) if side == 28 and args.kind == 'train' else (3, 100)
     shape = {'batch': batch, 'side': side, 'channels': channels, 'tokens': (side // config['patch']) ** 2}
     impl = 'torch-compile' if args.compile else 'torch-eager'
     model = VisionTransformer(side, channels, classes, **config).to(device)
