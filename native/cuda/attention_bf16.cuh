@@ -194,6 +194,21 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
 
 #endif  // !PIT_ATTENTION_BF16_EMULATE
 
+// Double buffering over `tiles` tiles: before the math on tile t, issue tile t + 1's copies
+// into the other stage (stage_next(t + 1, (t + 1) & 1)), then wait for tile t's alone and
+// sync the block, so the copies of one tile overlap the math of the one before.
+template <typename StageNext>
+__device__ __forceinline__ void await_tile(int64_t t, int64_t tiles, StageNext stage_next) {
+  if (t + 1 < tiles) {
+    stage_next(t + 1, static_cast<int>((t + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  block_sync();
+}
+
 // ---- tiles and fragments -----------------------------------------------------------------
 
 __host__ __device__ constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
@@ -376,14 +391,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const ForwardParams p
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, raw-score max
     for (int64_t t = 0; t < key_tiles; ++t) {
       const int64_t k0 = t * BN;
-      if (t + 1 < key_tiles) {
-        stage_kv(k0 + BN, (t + 1) & 1);
-        cp_async_commit();
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      block_sync();
+      await_tile(t, key_tiles, [&](int64_t next, int stage) { stage_kv(next * BN, stage); });
       if (t == 0) q.load(qs + warp * kWarpRows * S);
 
       float s[BN / 8][4] = {};
@@ -514,14 +522,7 @@ __global__ void __launch_bounds__(kThreads) backward_dkdv_kernel(const BackwardP
     float dk[D / 8][4] = {}, dv[D / 8][4] = {};
     for (int64_t t = 0; t < q_tiles; ++t) {
       const int st = t & 1;
-      if (t + 1 < q_tiles) {
-        stage_queries((t + 1) * BQ, st ^ 1);
-        cp_async_commit();
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      block_sync();
+      await_tile(t, q_tiles, [&](int64_t next, int stage) { stage_queries(next * BQ, stage); });
       if (t == 0) {
         kf.load(kts + warp * kWarpRows * S);
         vf.load(vts + warp * kWarpRows * S);
@@ -601,14 +602,7 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const BackwardPar
     for (int64_t t = 0; t < k_tiles; ++t) {
       const int64_t k0 = t * BK;
       const int st = t & 1;
-      if (t + 1 < k_tiles) {
-        stage_kv(k0 + BK, st ^ 1);
-        cp_async_commit();
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      block_sync();
+      await_tile(t, k_tiles, [&](int64_t next, int stage) { stage_kv(next * BK, stage); });
       if (t == 0) {
         qf.load(qs + warp * kWarpRows * S);
         df.load(dos + warp * kWarpRows * S);
