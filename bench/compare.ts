@@ -1,8 +1,9 @@
 // `pit bench compare A.jsonl B.jsonl`: pairs results with the same key (bench/schema.ts:
 // kind, op or model, device, shape) across two files and prints them side by side with the
 // ratio B / A of their values (higher is better for every unit, so > 1 means B is faster).
-// Several results under one key (PyTorch's SDPA backends, f32 and bf16 runs) pair with each
-// other one by one. Results without a partner are counted, not dropped silently.
+// Several results under one key (PyTorch's SDPA backends, eager and compiled) pair with each
+// other one by one; the summary gives one geometric mean per pair of implementations, never
+// one across different peers. Results without a partner are counted, not dropped silently.
 import { resultKey, type BenchResult } from './schema.js';
 
 export interface ComparisonRow {
@@ -55,8 +56,16 @@ export function formatComparison(c: Comparison, names: [string, string]): string
   const fmt = (row: string[]) => row.map((x, i) => (i === row.length - 1 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ');
   const lines = [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(fmt)];
   if (c.rows.length) {
-    const geo = Math.exp(c.rows.reduce((s, r) => s + Math.log(r.ratio), 0) / c.rows.length);
-    lines.push('', `${c.rows.length} pairs; geometric mean of B/A: ${geo.toFixed(2)}×`);
+    lines.push('');
+    const byImpl = new Map<string, number[]>();
+    for (const r of c.rows) {
+      const pair = `${r.a.impl} ${r.a.dtype} → ${r.b.impl} ${r.b.dtype}`;
+      byImpl.set(pair, [...(byImpl.get(pair) ?? []), r.ratio]);
+    }
+    for (const [pair, ratios] of byImpl) {
+      const geo = Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length);
+      lines.push(`${pair}: ${ratios.length} pairs, geometric mean of B/A ${geo.toFixed(2)}×`);
+    }
   } else {
     lines.push('', 'no results with the same kind, op or model, device and shape in both files');
   }

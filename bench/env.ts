@@ -1,6 +1,6 @@
 // Where and with what a benchmark ran: stamped on every result line (bench/schema.ts).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +17,14 @@ export function libraryVersion(): string {
   if (cached) return cached;
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { name: string; version: string };
   let commit = '';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    // not a checkout (an installed package): the version alone
+  // Only our own checkout: an installed package inside another project's repository would
+  // otherwise report that project's commit.
+  if (existsSync(join(packageRoot, '.git'))) {
+    try {
+      commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      // git missing: the version alone
+    }
   }
   cached = `${pkg.name} ${pkg.version}${commit ? ` (commit ${commit})` : ''}`;
   return cached;

@@ -1,11 +1,11 @@
 // The one result schema every benchmark writes, ours and the PyTorch peer's
 // (bench/pytorch/*.py write the same fields): one JSON object per line (JSON Lines).
 //
-// A result is identified by its key (kind, op or model, device, shape); `impl` says whose code
-// ran ("pit", "torch-sdpa-flash", "torch-eager", ...) and `dtype` in what precision, so that
-// our bf16 kernels and PyTorch's bf16 autocast pair up, as do an f32 run and a bf16 run of the
-// same shape. `pit bench compare` pairs results with equal keys across files and reports the
-// ratio of their `value`s, with both dtypes shown.
+// A result is identified by its key: kind, op or model, device, shape, and for kernels the
+// dtype (a bf16 kernel is compared with a bf16 kernel). `impl` says whose code ran ("pit",
+// "torch-sdpa-flash", "torch-eager", ...). Training steps pair across precisions, so that our
+// mixed-precision step meets PyTorch's bf16 autocast; both dtypes are shown. `pit bench
+// compare` pairs results with equal keys across files and reports the ratio of their values.
 
 export type ResultKind = 'kernel' | 'train' | 'scaling';
 
@@ -31,7 +31,7 @@ export interface BenchResult {
   model?: string;
   impl: string;
   device: 'cpu' | 'cuda';
-  /** Compute dtype: "f32", "bf16" (GPU mixed precision). */
+  /** Compute dtype: "f32" or "bf16" (kernels); training: "f32", "mixed" (ours: bf16 attention), "bf16" (PyTorch autocast). */
   dtype: string;
   /** Sizes that define the work: kernels {B, H, L, D} or {m, n, k} or {n}; train {batch, side, channels, tokens}. */
   shape: Record<string, number>;
@@ -53,10 +53,10 @@ export interface BenchResult {
   env: BenchEnv;
 }
 
-/** The fields that identify a measurement across implementations, precisions and files. */
+/** The fields that identify a measurement across implementations and files (see the header). */
 export function resultKey(r: BenchResult): string {
   const shape = Object.keys(r.shape).sort().map((k) => `${k}=${r.shape[k]}`).join(' ');
-  return [r.kind, r.model ?? r.op, r.device, shape].join(' | ');
+  return [r.kind, r.model ?? r.op, r.device, shape, ...(r.kind === 'kernel' ? [r.dtype] : [])].join(' | ');
 }
 
 const requiredFields: [keyof BenchResult, string][] = [

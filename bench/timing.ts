@@ -1,8 +1,11 @@
 // Timing for benchmarks: warm-up, then repeats until a time budget or a count is reached;
 // the median is reported. CPU ops are synchronous, so the host clock brackets them exactly;
-// on the GPU each call is bracketed by device events on the stream (the launches are queued,
-// the events measure the GPU's time). The timed function receives the repeat index, so a
-// benchmark can rotate through several input sets and keep caches from flattering it.
+// on the GPU each sample is bracketed by device events on the stream (the launches are queued,
+// the events measure the GPU's time). A call shorter than a millisecond is repeated k times
+// per sample (k ≤ 1000, enough for ~1 ms) and the sample divided by k, so the clock's and the
+// launch's fixed costs (microseconds) do not weigh on short kernels. The timed function
+// receives the call index, so a benchmark can rotate through several input sets and keep
+// caches from flattering it.
 import { native } from '../lib/native.js';
 import type { Device } from '../lib/tensor.js';
 
@@ -32,19 +35,21 @@ export function timeIt(fn: (i: number) => void, options: TimingOptions = {}): Ti
   let i = 0;
   for (; i < warmup; i++) fn(i);
   if (device === 'cuda') addon.synchronize('cuda');
-  const samples: number[] = [];
-  const start = performance.now();
-  while (samples.length < minRepeats || (samples.length < maxRepeats && performance.now() - start < budgetMs)) {
+  const sample = (k: number): number => {
     if (device === 'cuda') {
       addon.deviceTimerStart();
-      fn(i++);
-      samples.push(addon.deviceTimerStop());
-    } else {
-      const t0 = performance.now();
-      fn(i++);
-      samples.push(performance.now() - t0);
+      for (let j = 0; j < k; j++) fn(i++);
+      return addon.deviceTimerStop() / k;
     }
-  }
+    const t0 = performance.now();
+    for (let j = 0; j < k; j++) fn(i++);
+    return (performance.now() - t0) / k;
+  };
+  const first = sample(1);
+  const k = first >= 1 ? 1 : Math.min(1000, Math.ceil(1 / Math.max(first, 1e-3)));
+  const samples: number[] = [];
+  const start = performance.now();
+  while (samples.length < minRepeats || (samples.length < maxRepeats && performance.now() - start < budgetMs)) samples.push(sample(k));
   samples.sort((a, b) => a - b);
   return { medianMs: median(samples), minMs: samples[0]!, repeats: samples.length };
 }

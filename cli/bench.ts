@@ -7,7 +7,7 @@ import { selectBackend, type DType } from '../lib/native.js';
 import type { Device } from '../lib/tensor.js';
 import type { Precision } from '../lib/train/step.js';
 import { formatComparison, compareResults } from '../bench/compare.js';
-import { defaultSweep, runKernelBench, type KernelSweep } from '../bench/kernels.js';
+import { defaultSweep, kernelCases, runKernelBench, type KernelSweep } from '../bench/kernels.js';
 import { parseResults, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
 import { runTrainBench } from '../bench/train.js';
@@ -77,6 +77,10 @@ export function registerBench(program: Command): void {
         ...base, ops: f.ops, dtypes: f.dtype ?? base.dtypes, lens: f.lens ?? base.lens, headDims: f.headDims ?? base.headDims,
         heads: f.heads ?? base.heads, tokens: f.tokens ?? base.tokens, rows: f.rows ?? base.rows, channels: f.channels ?? base.channels,
       };
+      if (!kernelCases(sweep).length) {
+        const known = [...new Set(kernelCases({ ...sweep, ops: undefined }).map((c) => c.op))];
+        throw new InvalidArgumentError(`--ops ${f.ops!.join(',')} matches no op; the ops are ${known.join(', ')}`);
+      }
       const print = reporter(f, (r) =>
         `${r.op.padEnd(27)} ${r.dtype.padEnd(5)} ${shapeText(r.shape).padEnd(26)} ${r.ms.toFixed(3).padStart(10)} ` +
         `${r.value.toFixed(1).padStart(10)} ${r.unit.padEnd(8)}${r.fractionOfCopy !== undefined ? `${(100 * r.fractionOfCopy).toFixed(0).padStart(4)}%` : '     '}  ${r.formula}`,
@@ -90,7 +94,7 @@ export function registerBench(program: Command): void {
     .addOption(deviceOption())
     .option('--models <list>', 'presets or d<depth>w<dim>h<heads>p<patch> (default: pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)', names)
     .option('--sides <list>', 'image sides; 28 is 1-channel/10 classes, others 3-channel/100 classes (default: 28,32 on cpu; 28,32,64 on cuda)', integers(1))
-    .addOption(new Option('--batch <n>', 'batch size, or "auto": the largest power of two with batch·tokens ≤ 2^18 that fits (default: 8 on cpu, auto on cuda)')
+    .addOption(new Option('--batch <n>', 'batch size, or "auto": the largest power of two with batch·tokens ≤ 2^18, halved while the GPU runs out of memory (default: 8 on cpu, auto on cuda)')
       .argParser((v: string) => (v === 'auto' ? 'auto' : integer(1)(v))))
     .addOption(precisionOption())
     .option('--budget <ms>', 'time budget per shape for the timed steps', integer(1), 3000)

@@ -59,7 +59,8 @@ function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
 /**
  * Runs fn and disposes every tensor it created, except those in its result (a tensor, or
  * arrays/plain objects of them) and those passed to keep(). Returned tensors move to the
- * enclosing scope.
+ * enclosing scope. When fn throws, everything it created (and did not keep) is disposed
+ * before the error propagates: an out-of-memory step leaves nothing behind.
  */
 export function tidy<R>(fn: () => R): R {
   if (typeof fn !== 'function') throw new TypeError(`tidy: 'fn' must be a function, got ${typeof fn}`);
@@ -68,6 +69,9 @@ export function tidy<R>(fn: () => R): R {
   let result: R;
   try {
     result = fn();
+  } catch (err) {
+    for (const t of scope) t.dispose();
+    throw err;
   } finally {
     scopes.pop();
   }

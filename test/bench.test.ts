@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { compareResults, formatComparison } from '../bench/compare.js';
 import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
+import { defaultSweep, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
 import { measureTrainStep } from '../bench/train.js';
-import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
+import { empty, getAttentionPrecision, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
 
 selectBackend({ device: 'cpu' });
 const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
@@ -132,6 +133,9 @@ test('study scaling errors: --find-max on cpu needs --memory-limit; an unknown m
   const bad = run('study', 'scaling', '--device', 'cpu', '--models', 'pit-z', '--sides', '4', '--out', join(tmpdir(), 'pit-never'));
   t.not(bad.status, 0);
   t.regex(bad.stderr, /got "pit-z"/);
+  const ops = run('bench', 'kernels', '--device', 'cpu', '--ops', 'nope');
+  t.not(ops.status, 0);
+  t.regex(ops.stderr, /--ops nope matches no op; the ops are copy, layernorm_forward, .*attention_forward_backward/);
   const lens = run('bench', 'kernels', '--device', 'cpu', '--lens', '256,x');
   t.not(lens.status, 0);
   t.regex(lens.stderr, /--lens <list>.*integers ≥ 1/);
@@ -154,21 +158,30 @@ const fixture = (over: Partial<BenchResult>): BenchResult => ({
   ms: 1, repeats: 10, value: 100, unit: 'GFLOP/s', formula: '4*B*H*L^2*D / t', env: { device: 'x', date: 'd', version: 'v', runtime: 'r' }, ...over,
 });
 
-test('bench compare pairs equal keys across files (dtype and impl may differ) and reports B / A', (t) => {
+test('bench compare pairs equal keys across files (kernels of one dtype; training steps across precisions) and reports B / A', (t) => {
   const dir = scratch();
   const a = [fixture({ value: 200 }), fixture({ shape: { B: 1, H: 12, L: 1024, D: 16 }, value: 50 }), fixture({ op: 'layernorm_forward', shape: { n: 8, c: 4 }, unit: 'GB/s', value: 10 })];
   const b = [fixture({ impl: 'torch-sdpa-flash', value: 100 }), fixture({ impl: 'torch-sdpa-cudnn', value: 400 }),
-    fixture({ impl: 'torch-sdpa-flash', shape: { D: 16, L: 1024, H: 12, B: 1 }, dtype: 'f32', value: 25 }), fixture({ op: 'matmul_forward', shape: { m: 1, n: 1, k: 1 } })];
+    fixture({ impl: 'torch-sdpa-flash', shape: { D: 16, L: 1024, H: 12, B: 1 }, dtype: 'f32', value: 25 }), fixture({ op: 'matmul_forward', shape: { m: 1, n: 1, k: 1 } }),
+    fixture({ impl: 'torch-sdpa-flash', shape: { D: 16, L: 1024, H: 12, B: 1 }, value: 25 })];
+  const train = (impl: string, dtype: string, value: number) => fixture({ kind: 'train', op: 'train_step', model: 'pit-t', impl, dtype, unit: 'images/s', value,
+    shape: { batch: 64, side: 32, channels: 3, tokens: 1024 } });
+  a.push(train('pit', 'mixed', 300));
+  b.push(train('torch-eager', 'bf16', 200), train('torch-compile', 'bf16', 250));
   writeFileSync(join(dir, 'a.jsonl'), a.map((x) => JSON.stringify(x)).join('\n') + '\n');
   writeFileSync(join(dir, 'b.jsonl'), b.map((x) => JSON.stringify(x)).join('\n') + '\n');
   const c = compareResults(a, b);
-  t.deepEqual(c.rows.map((r) => [r.b.impl, r.ratio]), [['torch-sdpa-flash', 0.5], ['torch-sdpa-cudnn', 2], ['torch-sdpa-flash', 0.5]]);
-  t.is(c.onlyA.length, 1);
-  t.is(c.onlyB.length, 1);
-  t.is(resultKey(a[1]!), resultKey(b[2]!), 'shape key order does not matter');
+  t.deepEqual(c.rows.map((r) => [r.b.impl, r.b.dtype, r.ratio]), [['torch-sdpa-flash', 'bf16', 0.5], ['torch-sdpa-cudnn', 'bf16', 2],
+    ['torch-sdpa-flash', 'bf16', 0.5], ['torch-eager', 'bf16', 200 / 300], ['torch-compile', 'bf16', 250 / 300]]);
+  t.is(c.onlyA.length, 1, 'the LayerNorm');
+  t.is(c.onlyB.length, 2, 'the f32 kernel (no f32 partner) and the matmul');
+  t.is(resultKey(a[1]!), resultKey(b[4]!), 'shape key order does not matter');
+  t.not(resultKey(a[1]!), resultKey(b[2]!), 'kernels of different dtypes do not pair');
   const table = formatComparison(c, ['a', 'b']);
-  t.regex(table, /3 pairs; geometric mean of B\/A: 0\.79×/);  // (0.5 · 2 · 0.5)^(1/3)
-  t.regex(table, /unpaired: 1 only in A, 1 only in B/);
+  t.regex(table, /pit bf16 → torch-sdpa-flash bf16: 2 pairs, geometric mean of B\/A 0\.50×/);
+  t.regex(table, /pit bf16 → torch-sdpa-cudnn bf16: 1 pairs, geometric mean of B\/A 2\.00×/);
+  t.regex(table, /pit mixed → torch-compile bf16: 1 pairs, geometric mean of B\/A 0\.83×/);
+  t.regex(table, /unpaired: 1 only in A, 2 only in B/);
   const r = run('bench', 'compare', join(dir, 'a.jsonl'), join(dir, 'b.jsonl'));
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /torch-sdpa-cudnn bf16 400 GFLOP\/s +2\.00×/);
@@ -194,4 +207,15 @@ test('memory(): peakBytes tracks the most bytes live at once; resetPeakMemory re
   t.is(after.peakBytes, before.bytes + 1.5 * 2 ** 20);
   resetPeakMemory();
   t.is(memory().cpu.peakBytes, before.bytes);
+});
+
+test('a case that fails leaves nothing behind: skipped bf16 kernels, a mixed-precision step on cpu', (t) => {
+  const before = memory().cpu.tensors;
+  const skipped: string[] = [];
+  runKernelBench({ device: 'cpu', sweep: { ...defaultSweep('cpu', true), dtypes: ['bf16'], ops: ['attention'] }, budgetMs: 5, onSkip: (c) => skipped.push(c.op) });
+  t.deepEqual([...new Set(skipped)], ['attention_forward', 'attention_backward', 'attention_forward_backward']);
+  t.is(memory().cpu.tensors, before, 'the inputs of skipped cases are freed');
+  t.throws(() => measureTrainStep('cpu', { model: 'd1w16h2p1', side: 8, channels: 3, classes: 10, batch: 1, precision: 'mixed' }), { message: /needs the cuda device/ });
+  t.is(memory().cpu.tensors, before);
+  t.is(getAttentionPrecision(), 'f32', 'the precision is restored');
 });

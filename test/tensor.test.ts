@@ -1,7 +1,7 @@
 // Tensor creation, read-back, dtypes, views, disposal, tidy, memory accounting and the
 // Philox generator.
 import test from 'ava';
-import { copyOf, empty, full, keep, memory, ones, rand, randn, tensor, tidy, zeros } from '../lib/index.js';
+import { copyOf, empty, full, keep, memory, ones, rand, randn, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
 import { philoxReference } from './philox-reference.js';
 
 test('tensor round-trips f32 and i32 data with its shape', (t) => {
@@ -89,6 +89,22 @@ test('tidy disposes what it made except its result and kept tensors', (t) => {
   result.list[0]!.dispose();
   kept.dispose();
   t.deepEqual({ tensors: memory().cpu.tensors, bytes: memory().cpu.bytes }, { tensors: before.tensors, bytes: before.bytes });
+});
+
+test('tidy disposes what it made when fn throws, except kept tensors, and rethrows', (t) => {
+  const before = memory().cpu.tensors;
+  let kept: Tensor | undefined;
+  const err = t.throws(() => tidy(() => {
+    zeros([1000]);
+    kept = keep(ones([3]));
+    tidy(() => zeros([7]));
+    throw new RangeError('out of memory (simulated)');
+  }));
+  t.is(err?.message, 'out of memory (simulated)');
+  t.is(memory().cpu.tensors, before + 1, 'only the kept tensor is alive');
+  t.false(kept!.disposed);
+  kept!.dispose();
+  t.is(memory().cpu.tensors, before);
 });
 
 test('nested tidy hands returned tensors to the enclosing scope', (t) => {

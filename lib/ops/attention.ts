@@ -5,7 +5,7 @@
 // with precision 'bf16' (setAttentionPrecision, or the option) it rounds qkv to bf16, runs the
 // bf16 kernels and returns f32, the mixed-precision policy of DESIGN.md for attention.
 import { native } from '../native.js';
-import { copyOf, empty, record, Tensor } from '../tensor.js';
+import { copyOf, empty, record, tidy, Tensor } from '../tensor.js';
 import { expectTensor } from './util.js';
 
 export type AttentionPrecision = 'f32' | 'bf16';
@@ -32,10 +32,12 @@ export function attentionWithLse(qkv: Tensor): { out: Tensor; lse: Tensor } {
   if (qkv.shape.length !== 5 || qkv.shape[2] !== 3)
     throw new RangeError(`attention: 'qkv' must be (B, L, 3, H, D), got shape [${qkv.shape.join(', ')}]`);
   const [B, L, , H, D] = qkv.shape as [number, number, number, number, number];
-  const out = empty([B, L, H, D], { dtype: qkv.dtype, device: qkv.device });
-  const lse = empty([B, H, L], { device: qkv.device });
-  native().attentionForward(out.handle, lse.handle, qkv.handle);
-  return { out, lse };
+  return tidy(() => {
+    const out = empty([B, L, H, D], { dtype: qkv.dtype, device: qkv.device });
+    const lse = empty([B, H, L], { device: qkv.device });
+    native().attentionForward(out.handle, lse.handle, qkv.handle);
+    return { out, lse };
+  });
 }
 
 /**
@@ -43,36 +45,31 @@ export function attentionWithLse(qkv: Tensor): { out: Tensor; lse: Tensor } {
  * forming the L x L matrix. The log-sum-exp is kept for the backward.
  */
 export function attention(qkv: Tensor, options: { precision?: AttentionPrecision } = {}): Tensor {
+  expectTensor('attention', 'qkv', qkv);
   const precision = options.precision ?? defaultPrecision;
+  if (precision !== 'f32' && precision !== 'bf16') throw new TypeError(`attention: 'precision' must be "f32" or "bf16", got ${JSON.stringify(precision)}`);
   if (precision === 'bf16' && qkv.dtype === 'f32') return mixedAttention(qkv);
   const { out, lse } = attentionWithLse(qkv);
-  return record(out, 'attention', [qkv], (g) => {
+  return record(out, 'attention', [qkv], (g) => tidy(() => {
     const dqkv = empty(qkv.shape, { dtype: qkv.dtype, device: qkv.device });
     native().attentionBackward(dqkv.handle, g.handle, qkv.handle, out.handle, lse.handle);
     return [dqkv];
-  }, [lse]);
+  }), [lse]);
 }
 
 /** f32 in and out, bf16 kernels between: saves the bf16 qkv and output and the f32 lse. */
 function mixedAttention(qkv: Tensor): Tensor {
-  const qkv16 = copyOf(qkv, { dtype: 'bf16' });
-  let saved: { out: Tensor; lse: Tensor };
-  try {
-    saved = attentionWithLse(qkv16);
-  } catch (err) {
-    qkv16.dispose();
-    throw err;
-  }
-  const out = copyOf(saved.out, { dtype: 'f32' });
-  return record(out, 'attention', [qkv], (g) => {
+  // Inside tidy: on an error (out of memory, say) nothing made here outlives the call.
+  const { out, saved } = tidy(() => {
+    const qkv16 = copyOf(qkv, { dtype: 'bf16' });
+    const { out: out16, lse } = attentionWithLse(qkv16);
+    return { out: copyOf(out16, { dtype: 'f32' }), saved: [qkv16, out16, lse] as const };
+  });
+  const [qkv16, out16, lse] = saved;
+  return record(out, 'attention', [qkv], (g) => tidy(() => {
     const dout16 = copyOf(g, { dtype: 'bf16' });
     const dqkv16 = empty(qkv.shape, { dtype: 'bf16', device: qkv.device });
-    try {
-      native().attentionBackward(dqkv16.handle, dout16.handle, qkv16.handle, saved.out.handle, saved.lse.handle);
-      return [copyOf(dqkv16, { dtype: 'f32' })];
-    } finally {
-      dout16.dispose();
-      dqkv16.dispose();
-    }
-  }, [qkv16, saved.out, saved.lse]);
+    native().attentionBackward(dqkv16.handle, dout16.handle, qkv16.handle, out16.handle, lse.handle);
+    return [copyOf(dqkv16, { dtype: 'f32' })];
+  }), [qkv16, out16, lse]);
 }
