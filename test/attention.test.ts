@@ -6,24 +6,16 @@
 // Then the native entry points directly: NaN-poisoned outputs, bitwise repeatability.
 import test, { type ExecutionContext } from 'ava';
 import { applyPrecision, attention, attentionWithLse, getAttentionPrecision, native, noGrad, poisoned, randn, setAttentionPrecision, tidy, type Tensor } from '../lib/index.js';
-import { assertClose, finiteDifferences, gradientsOf, randomF32, t32 } from './helpers.js';
+import { assertClose, attentionLabel, finiteDifferences, gradientsOf, qkvShape, randomF32, t32, type AttentionDims } from './helpers.js';
 
-interface Dims {
-  B: number;
-  L: number;
-  H: number;
-  D: number;
-}
 
-const label = ({ B, L, H, D }: Dims) => `B=${B} L=${L} H=${H} D=${D}`;
-const qkvShape = ({ B, L, H, D }: Dims) => [B, L, 3, H, D];
-const qkvSize = ({ B, L, H, D }: Dims) => B * L * 3 * H * D;
+const qkvSize = ({ B, L, H, D }: AttentionDims) => B * L * 3 * H * D;
 
 /**
  * Float64 attention on packed qkv (B, L, 3, H, D): out (B, L, H, D), lse (B, H, L) and, given
  * weights w on out, the gradient of Σ w ∘ out with respect to qkv.
  */
-function reference({ B, L, H, D }: Dims, qkv: ArrayLike<number>, w?: ArrayLike<number>) {
+function reference({ B, L, H, D }: AttentionDims, qkv: ArrayLike<number>, w?: ArrayLike<number>) {
   const at = (b: number, l: number, part: number, h: number) => ((b * L + l) * 3 + part) * H * D + h * D;
   const row = (b: number, l: number, h: number) => ((b * L + l) * H + h) * D;
   const scale = 1 / Math.sqrt(D);
@@ -83,7 +75,7 @@ const outTolerance = (ref: ArrayLike<number>) => 1.5e-5 * maxAbs(ref);
 const gradTolerance = (ref: ArrayLike<number>) => 2.5e-5 * maxAbs(ref);
 const lseTolerance = { atol: 1e-5, rtol: 6e-6 };
 
-function forwardOf(dims: Dims, qkv: Float64Array): { out: Float32Array; lse: Float32Array } {
+function forwardOf(dims: AttentionDims, qkv: Float64Array): { out: Float32Array; lse: Float32Array } {
   return tidy(() =>
     noGrad(() => {
       const r = attentionWithLse(t32(qkv, qkvShape(dims)));
@@ -92,7 +84,7 @@ function forwardOf(dims: Dims, qkv: Float64Array): { out: Float32Array; lse: Flo
   );
 }
 
-function checkForward(t: ExecutionContext, dims: Dims, std = 1) {
+function checkForward(t: ExecutionContext, dims: AttentionDims, std = 1) {
   const qkv = randomF32(qkvSize(dims), std);
   const got = forwardOf(dims, qkv);
   const ref = reference(dims, qkv);
@@ -100,7 +92,7 @@ function checkForward(t: ExecutionContext, dims: Dims, std = 1) {
   assertClose(t, got.lse, ref.lse, { ...lseTolerance, label: 'lse' });
 }
 
-function checkBackward(t: ExecutionContext, dims: Dims, std = 1) {
+function checkBackward(t: ExecutionContext, dims: AttentionDims, std = 1) {
   const qkv = randomF32(qkvSize(dims), std);
   const { output, grads, weights } = gradientsOf((x: Tensor) => attention(x), [{ values: qkv, shape: qkvShape(dims) }]);
   const ref = reference(dims, qkv, weights);
@@ -113,7 +105,7 @@ function checkBackward(t: ExecutionContext, dims: Dims, std = 1) {
 for (const D of [16, 32, 64, 128]) {
   for (const L of [1, 97, 1025]) {
     const dims = { B: 1, L, H: L > 97 ? 1 : 2, D };
-    test(`attention forward (out, lse) vs float64, ${label(dims)}`, (t) => checkForward(t, dims));
+    test(`attention forward (out, lse) vs float64, ${attentionLabel(dims)}`, (t) => checkForward(t, dims));
   }
 }
 
@@ -140,7 +132,7 @@ for (const dims of [
   { B: 2, L: 70, H: 5, D: 16 },   // 10 heads: each item a whole head, dQ written directly
   { B: 1, L: 1025, H: 1, D: 16 }, // 17 key tiles over 8 items
 ]) {
-  test(`attention backward vs float64, ${label(dims)}`, (t) => checkBackward(t, dims));
+  test(`attention backward vs float64, ${attentionLabel(dims)}`, (t) => checkBackward(t, dims));
 }
 
 test('attention backward vs float64 with peaked softmaxes (inputs x3)', (t) => {
@@ -172,10 +164,10 @@ test('attentionForward / attentionBackward write every element of NaN-poisoned o
       const out = poisoned([B, L, H, D]), lse = poisoned([B, H, L]), dqkv = poisoned(qkvShape(dims));
       t.false(NAN_FREE(out.toArray()), 'the poison is there before the call');
       native().attentionForward(out.handle, lse.handle, qkv.handle);
-      t.true(NAN_FREE(out.toArray()), `${label(dims)}: out fully written`);
-      t.true(NAN_FREE(lse.toArray()), `${label(dims)}: lse fully written`);
+      t.true(NAN_FREE(out.toArray()), `${attentionLabel(dims)}: out fully written`);
+      t.true(NAN_FREE(lse.toArray()), `${attentionLabel(dims)}: lse fully written`);
       native().attentionBackward(dqkv.handle, dout.handle, qkv.handle, out.handle, lse.handle);
-      t.true(NAN_FREE(dqkv.toArray()), `${label(dims)}: dqkv fully written`);
+      t.true(NAN_FREE(dqkv.toArray()), `${attentionLabel(dims)}: dqkv fully written`);
     });
   }
 });
@@ -186,8 +178,8 @@ test('attention gradients are bitwise repeatable from call to call', (t) => {
     const qkv = randomF32(qkvSize(dims));
     const first = gradientsOf((x: Tensor) => attention(x), [{ values: qkv, shape: qkvShape(dims) }]);
     const again = gradientsOf((x: Tensor) => attention(x), [{ values: qkv, shape: qkvShape(dims) }], first.weights);
-    t.deepEqual(Array.from(again.output), Array.from(first.output), `${label(dims)}: out bit for bit`);
-    t.deepEqual(Array.from(again.grads[0]!), Array.from(first.grads[0]!), `${label(dims)}: dqkv bit for bit`);
+    t.deepEqual(Array.from(again.output), Array.from(first.output), `${attentionLabel(dims)}: out bit for bit`);
+    t.deepEqual(Array.from(again.grads[0]!), Array.from(first.grads[0]!), `${attentionLabel(dims)}: dqkv bit for bit`);
   }
 });
 

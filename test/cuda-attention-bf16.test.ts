@@ -13,23 +13,14 @@
 // tensors exist there; bf16 attention does not).
 import test, { type ExecutionContext } from 'ava';
 import { native, selectBackend, type Device, type NativeTensor } from '../lib/native.js';
-import { randomNormal } from './helpers.js';
+import { attentionLabel, prod, qkvShape, randomNormal, type AttentionDims } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
 if (!gpu) console.log(`bf16 attention GPU tests skipped: ${selectBackend().reasons.join('; ')}`);
 
-interface Dims {
-  B: number;
-  L: number;
-  H: number;
-  D: number;
-}
-const label = ({ B, L, H, D }: Dims) => `B=${B} L=${L} H=${H} D=${D}`;
-const prod = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-const qkvShape = ({ B, L, H, D }: Dims) => [B, L, 3, H, D];
-const outShape = ({ B, L, H, D }: Dims) => [B, L, H, D];
-const lseShape = ({ B, L, H }: Dims) => [B, H, L];
+const outShape = ({ B, L, H, D }: AttentionDims) => [B, L, H, D];
+const lseShape = ({ B, L, H }: AttentionDims) => [B, H, L];
 
 // ---- bf16 and the references -------------------------------------------------------------
 
@@ -45,7 +36,7 @@ function bf16(x: number): number {
 }
 
 /** One head's q, k, v (L, D) (or dout, out rows) copied out of the packed layouts. */
-function headRows(x: ArrayLike<number>, dims: Dims, b: number, h: number, part: number | null): Float64Array {
+function headRows(x: ArrayLike<number>, dims: AttentionDims, b: number, h: number, part: number | null): Float64Array {
   const { L, H, D } = dims;
   const rows = new Float64Array(L * D);
   for (let l = 0; l < L; l++) {
@@ -61,7 +52,7 @@ function headRows(x: ArrayLike<number>, dims: Dims, b: number, h: number, part: 
  * dS = bf16(P ∘ (dP − Di)) with Di = rowsum(dO ∘ out), dQ = bf16(dS·K·scale),
  * dK = bf16(dSᵀ·Q·scale), dV = bf16(Pᵀ·dO).
  */
-function naiveBf16(dims: Dims, qkv: ArrayLike<number>, dout: ArrayLike<number>) {
+function naiveBf16(dims: AttentionDims, qkv: ArrayLike<number>, dout: ArrayLike<number>) {
   const { B, L, H, D } = dims;
   const scale = 1 / Math.sqrt(D);
   const out = new Float64Array(prod(outShape(dims))), lse = new Float64Array(B * H * L);
@@ -128,7 +119,7 @@ function naiveBf16(dims: Dims, qkv: ArrayLike<number>, dout: ArrayLike<number>) 
 const a = () => native();
 
 /** The fp32 reference: the CPU f32 attention forward and backward on the given (bf16) values. */
-function fp32Reference(dims: Dims, qkv: Float32Array, dout: Float32Array) {
+function fp32Reference(dims: AttentionDims, qkv: Float32Array, dout: Float32Array) {
   const t = {
     qkv: a().fromArray(qkv, qkvShape(dims), 'f32', 'cpu'),
     dout: a().fromArray(dout, outShape(dims), 'f32', 'cpu'),
@@ -147,7 +138,7 @@ const poison = (shape: number[], dtype: 'f32' | 'bf16', device: Device = 'cuda')
   a().fromArray(new Float32Array(prod(shape)).fill(Number.NaN), shape, dtype, device);
 
 /** The bf16 GPU forward and backward; outputs NaN-poisoned first. */
-function gpuBf16(dims: Dims, qkv: NativeTensor, dout: NativeTensor) {
+function gpuBf16(dims: AttentionDims, qkv: NativeTensor, dout: NativeTensor) {
   const out = poison(outShape(dims), 'bf16'), lse = poison(lseShape(dims), 'f32'), dqkv = poison(qkvShape(dims), 'bf16');
   a().attentionForward(out, lse, qkv);
   a().attentionBackward(dqkv, dout, qkv, out, lse);
@@ -186,7 +177,7 @@ function checkLse(t: ExecutionContext, what: string, got: ArrayLike<number>, ref
   t.true(worst <= 1e-3, `${what}: lse relative error ${worst} at ${at} (got ${got[at]}, ref ${ref[at]})`);
 }
 
-function checkAccuracy(t: ExecutionContext, dims: Dims): void {
+function checkAccuracy(t: ExecutionContext, dims: AttentionDims): void {
   const qkvValues = Float32Array.from(randomNormal(prod(qkvShape(dims))));
   const doutValues = Float32Array.from(randomNormal(prod(outShape(dims))));
   const qkv = a().fromArray(qkvValues, qkvShape(dims), 'bf16', 'cuda');
@@ -198,9 +189,9 @@ function checkAccuracy(t: ExecutionContext, dims: Dims): void {
   dout.dispose();
   const ref = fp32Reference(dims, qkv16, dout16);
   const naive = naiveBf16(dims, qkv16, dout16);
-  withinTwiceNaive(t, `${label(dims)} out`, got.out, naive.out, ref.out);
-  checkLse(t, label(dims), got.lse, ref.lse);
-  withinTwiceNaive(t, `${label(dims)} dqkv`, got.dqkv, naive.dqkv, ref.dqkv);
+  withinTwiceNaive(t, `${attentionLabel(dims)} out`, got.out, naive.out, ref.out);
+  checkLse(t, attentionLabel(dims), got.lse, ref.lse);
+  withinTwiceNaive(t, `${attentionLabel(dims)} dqkv`, got.dqkv, naive.dqkv, ref.dqkv);
 }
 
 // ---- the sweep -----------------------------------------------------------------------------
@@ -217,8 +208,8 @@ gpuTest('bf16 attention gradients are bitwise repeatable (no atomics)', (t) => {
     const qkv = a().fromArray(Float32Array.from(randomNormal(prod(qkvShape(dims)))), qkvShape(dims), 'bf16', 'cuda');
     const dout = a().fromArray(Float32Array.from(randomNormal(prod(outShape(dims)))), outShape(dims), 'bf16', 'cuda');
     const first = gpuBf16(dims, qkv, dout), again = gpuBf16(dims, qkv, dout);
-    t.deepEqual(Array.from(again.out), Array.from(first.out), `${label(dims)}: out bit for bit`);
-    t.deepEqual(Array.from(again.dqkv), Array.from(first.dqkv), `${label(dims)}: dqkv bit for bit`);
+    t.deepEqual(Array.from(again.out), Array.from(first.out), `${attentionLabel(dims)}: out bit for bit`);
+    t.deepEqual(Array.from(again.dqkv), Array.from(first.dqkv), `${attentionLabel(dims)}: dqkv bit for bit`);
     qkv.dispose();
     dout.dispose();
   }

@@ -140,3 +140,14 @@ export function gradientsOf(
 export function run(fn: () => Tensor): Float32Array {
   return tidy(() => noGrad(() => fn().toArray() as Float32Array));
 }
+
+/** Attention sizes: batch, tokens, heads, head dim. */
+export interface AttentionDims {
+  B: number;
+  L: number;
+  H: number;
+  D: number;
+}
+export const attentionLabel = ({ B, L, H, D }: AttentionDims) => `B=${B} L=${L} H=${H} D=${D}`;
+/** Packed qkv (B, L, 3, H, D). */
+export const qkvShape = ({ B, L, H, D }: AttentionDims) => [B, L, 3, H, D];

@@ -243,6 +243,17 @@ __device__ __forceinline__ void stage_rows(uint16_t* tile, int n, RowPtr row) {
   }
 }
 
+// Stages key rows [k0, k0 + ROWS) of one head's K and V (zero-filled past L) into stage `stage`
+// of the double-buffered tiles ks and vs, each 2 stages of (ROWS, D + 8).
+template <int D, int ROWS>
+__device__ __forceinline__ void stage_keys(uint16_t* ks, uint16_t* vs, int stage, int64_t k0, int64_t L, const uint16_t* qkv,
+                                           const HeadRows<D>& head) {
+  constexpr int S = Tiles<D>::stride;
+  const int n = rows_left(L, k0, ROWS);
+  stage_rows<D, ROWS>(ks + stage * ROWS * S, n, [&](int r) { return qkv + head.qkv(k0 + r, 1); });
+  stage_rows<D, ROWS>(vs + stage * ROWS * S, n, [&](int r) { return qkv + head.qkv(k0 + r, 2); });
+}
+
 // A-operand fragments (16 rows × K) of a warp's rows of a shared-memory tile: all held in
 // registers (loaded once), or re-read with ldmatrix at each use (kInRegisters false, to save
 // K/4 registers per lane where the accumulators need them).
@@ -375,11 +386,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const ForwardParams p
   for (int64_t item = blockIdx.x; item < p.BH * q_tiles; item += gridDim.x) {
     const int64_t bh = item / q_tiles, q0 = item % q_tiles * kBlockRows;
     const HeadRows<D> head{bh / p.H * L, p.H, bh % p.H};
-    auto stage_kv = [&](int64_t k0, int stage) {
-      const int n = rows_left(L, k0, BN);
-      stage_rows<D, BN>(ks + stage * BN * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 1); });
-      stage_rows<D, BN>(vs + stage * BN * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 2); });
-    };
+    auto stage_kv = [&](int64_t k0, int stage) { stage_keys<D, BN>(ks, vs, stage, k0, L, p.qkv, head); };
 
     block_sync();  // the previous item's readers of qs, ks, vs are done
     stage_rows<D, kBlockRows>(qs, rows_left(L, q0, kBlockRows), [&](int r) { return p.qkv + head.qkv(q0 + r, 0); });
@@ -575,11 +582,7 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const BackwardPar
   for (int64_t item = blockIdx.x; item < p.BH * q_tiles; item += gridDim.x) {
     const int64_t bh = item / q_tiles, q0 = item % q_tiles * kBlockRows;
     const HeadRows<D> head{bh / p.H * L, p.H, bh % p.H};
-    auto stage_kv = [&](int64_t k0, int stage) {
-      const int n = rows_left(L, k0, BK);
-      stage_rows<D, BK>(ks + stage * BK * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 1); });
-      stage_rows<D, BK>(vs + stage * BK * S, n, [&](int r) { return p.qkv + head.qkv(k0 + r, 2); });
-    };
+    auto stage_kv = [&](int64_t k0, int stage) { stage_keys<D, BK>(ks, vs, stage, k0, L, p.qkv, head); };
 
     block_sync();
     const int nq = rows_left(L, q0, kBlockRows);
