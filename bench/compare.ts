@@ -4,7 +4,7 @@
 // Several results under one key (PyTorch's SDPA backends, eager and compiled) pair with each
 // other one by one; the summary gives one geometric mean per pair of implementations, never
 // one across different peers. Results without a partner are counted, not dropped silently.
-import { resultKey, type BenchResult } from './schema.js';
+import { resultKey, shapeText, type BenchResult } from './schema.js';
 
 export interface ComparisonRow {
   key: string;
@@ -40,14 +40,12 @@ export function compareResults(a: BenchResult[], b: BenchResult[]): Comparison {
   return { rows, onlyA: a.filter((r) => !kb.has(resultKey(r))), onlyB: b.filter((r) => !ka.has(resultKey(r))) };
 }
 
-const shapeText = (r: BenchResult) => Object.entries(r.shape).map(([k, v]) => `${k}=${v}`).join(' ');
-
 /** A fixed-width table: what, shape, A (impl dtype value), B (impl dtype value), B/A. */
 export function formatComparison(c: Comparison, names: [string, string]): string {
   const header = ['what', 'shape', `A: ${names[0]}`, `B: ${names[1]}`, 'B/A'];
   const cells = c.rows.map((r) => [
     `${r.a.kind} ${r.a.model ?? r.a.op} (${r.a.device})`,
-    shapeText(r.a),
+    shapeText(r.a.shape),
     `${r.a.impl} ${r.a.dtype} ${r.a.value} ${r.a.unit}`,
     `${r.b.impl} ${r.b.dtype} ${r.b.value} ${r.b.unit}`,
     `${r.ratio.toFixed(2)}×`,

@@ -216,8 +216,8 @@ function adamwCase(P: number): KernelCase {
 /** Every case of a sweep, copies first (the memory-bound ops' fraction needs them). */
 export function kernelCases(sweep: KernelSweep): KernelCase[] {
   const cases: KernelCase[] = [];
-  for (const dtype of sweep.dtypes) for (const c of sweep.channels) cases.push(...memoryBoundCases(sweep.rows, c, dtype).filter((k) => k.op === 'copy'));
-  for (const dtype of sweep.dtypes) for (const c of sweep.channels) cases.push(...memoryBoundCases(sweep.rows, c, dtype).filter((k) => k.op !== 'copy'));
+  const memoryBound = sweep.dtypes.flatMap((dtype) => sweep.channels.flatMap((c) => memoryBoundCases(sweep.rows, c, dtype)));
+  cases.push(...memoryBound.filter((k) => k.op === 'copy'), ...memoryBound.filter((k) => k.op !== 'copy'));
   cases.push(...elementwiseCases(sweep.rows * Math.max(...sweep.channels)));
   cases.push(crossEntropyCase(Math.max(1, sweep.rows >> 6), 1000));
   for (const P of sweep.params) cases.push(adamwCase(P));

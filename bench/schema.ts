@@ -53,6 +53,9 @@ export interface BenchResult {
   env: BenchEnv;
 }
 
+/** "B=1 H=12 L=4096 D=16": a shape as tables print it. */
+export const shapeText = (shape: Record<string, number>): string => Object.entries(shape).map(([k, v]) => `${k}=${v}`).join(' ');
+
 /** The fields that identify a measurement across implementations and files (see the header). */
 export function resultKey(r: BenchResult): string {
   const shape = Object.keys(r.shape).sort().map((k) => `${k}=${r.shape[k]}`).join(' ');

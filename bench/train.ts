@@ -186,7 +186,7 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
   if (goodPeak === null) throw new RangeError(`findMaxSide: ${o.model} does not fit even at the starting side ${good}`);
   let bad = 0;
   while (!bad) {
-    const next = Math.min(ceiling, snap(good * 1.5) > good ? snap(good * 1.5) : good + patch);
+    const next = Math.min(ceiling, Math.max(snap(good * 1.5), good + patch));
     if (next <= good) return { side: good, peakBytes: goodPeak, limitedBy: 'ceiling' };
     const peak = probe(next);
     if (peak === null) bad = next;

@@ -8,7 +8,7 @@ import type { Device } from '../lib/tensor.js';
 import type { Precision } from '../lib/train/step.js';
 import { formatComparison, compareResults } from '../bench/compare.js';
 import { defaultSweep, kernelCases, runKernelBench, type KernelSweep } from '../bench/kernels.js';
-import { parseResults, type BenchResult } from '../bench/schema.js';
+import { parseResults, shapeText, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
 import { runTrainBench } from '../bench/train.js';
 import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
@@ -19,7 +19,6 @@ function resolveDevice(requested: 'auto' | Device): Device {
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-const shapeText = (shape: Record<string, number>) => Object.entries(shape).map(([k, v]) => `${k}=${v}`).join(' ');
 
 /** Prints each result as a table row or a JSON line, and appends it to --out. */
 function reporter(opts: { json: boolean; out?: string }, columns: (r: BenchResult) => string, header: string) {

@@ -74,6 +74,25 @@ __device__ __forceinline__ float group_sum(float v) {
   return v;
 }
 
+// One (query, key) pair of the backward: p = exp(a·x·scale − lse) and ds = p·(b·y − di), where
+// a, b are a lane's kSlice register dims of one row (q and dO, or k and v) and x, y the staged
+// rows of the other side read at stride G; both dots are summed over the row's G lanes.
+template <int G>
+__device__ __forceinline__ void prob_and_score_grad(const float (&a)[kSlice], const float* x, const float (&b)[kSlice],
+                                                    const float* y, float scale, float lse, float di, float& p,
+                                                    float& ds) {
+  float s = 0.0f, dp = 0.0f;
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) {
+    s += a[c] * x[c * G];
+    dp += b[c] * y[c * G];
+  }
+  s = group_sum<G>(s);
+  dp = group_sum<G>(dp);
+  p = expf(s * scale - lse);
+  ds = p * (dp - di);
+}
+
 // Stages n rows of src into tile (kTile<DP>, DP), zero-padded past n rows and D dims;
 // src_row(r) is the element offset in src of the tile's row r (r < n).
 template <int DP, int T, typename RowOffset>
@@ -210,17 +229,8 @@ __global__ void __launch_bounds__(kRows * (DP / kSlice), 1)
       __syncthreads();
       for (int j = 0; j < n; ++j) {  // n is uniform across the block
         const float* kr = ks + j * DP + g;
-        const float* vr = vs + j * DP + g;
-        float s = 0.0f, dp = 0.0f;
-#pragma unroll
-        for (int c = 0; c < kSlice; ++c) {
-          s += q[c] * kr[c * G];
-          dp += go[c] * vr[c * G];
-        }
-        s = group_sum<G>(s);
-        dp = group_sum<G>(dp);
-        const float p = expf(s * scale - lse_i);
-        const float ds = p * (dp - di);
+        float p, ds;
+        prob_and_score_grad<G>(q, kr, go, vs + j * DP + g, scale, lse_i, di, p, ds);
 #pragma unroll
         for (int c = 0; c < kSlice; ++c) dq[c] += ds * kr[c * G];
       }
@@ -281,16 +291,8 @@ __global__ void __launch_bounds__(kRows * (DP / kSlice), 1)
       for (int i = 0; i < n; ++i) {  // n is uniform across the block
         const float* qr = qs + i * DP + g;
         const float* gr = gs + i * DP + g;
-        float s = 0.0f, dp = 0.0f;
-#pragma unroll
-        for (int c = 0; c < kSlice; ++c) {
-          s += k[c] * qr[c * G];
-          dp += v[c] * gr[c * G];
-        }
-        s = group_sum<G>(s);
-        dp = group_sum<G>(dp);
-        const float p = expf(s * scale - ls[i]);
-        const float ds = p * (dp - dls[i]);
+        float p, ds;
+        prob_and_score_grad<G>(k, qr, v, gr, scale, ls[i], dls[i], p, ds);
 #pragma unroll
         for (int c = 0; c < kSlice; ++c) {
           dv[c] += p * gr[c * G];
