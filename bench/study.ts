@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Device, Precision } from '../lib/index.js';
 import { renderPng, renderSvg, type PlotSeries } from './plot.js';
 import type { BenchResult } from './schema.js';
-import { findMaxSide, measureTrainStep, modelConfig, trainResult } from './train.js';
+import { findMaxSide, measureTrainStep, modelPatch, trainResult } from './train.js';
 
 export interface PowerLawRegion {
   fromTokens: number;
@@ -99,7 +99,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
   const results: BenchResult[] = [];
   const maxSide: ScalingReport['maxSide'] = [];
   for (const model of o.models) {
-    modelConfig(model, 8, 3, 100);  // an unknown model fails before anything runs
+    modelPatch(model);  // an unknown model fails before anything runs
     let largestFit = 0;
     for (const side of o.sides) {
       const shape = { model, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision };
@@ -116,7 +116,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
     if (o.findMax && largestFit) {
       const found = findMaxSide({ device: o.device, model, from: largestFit, batch: o.batch, precision: o.precision, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
         onProbe: (side, fits, peak) => o.onProbe?.(model, side, fits, peak) });
-      const patch = modelConfig(model, 8, 3, 100).patch;
+      const patch = modelPatch(model);
       maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
     }
   }

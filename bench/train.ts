@@ -1,33 +1,24 @@
-// `pit bench train`: images/s and peak memory of one full training step (forward, label-
-// smoothed cross-entropy, backward, gradient clipping, AdamW: lib/train/step.ts, the step
-// `pit train` runs) on random images, for ViT/PiT models at chosen image sides. Also the
+// `pit bench train`: images/s and peak memory of one full training step (the task's forward
+// and loss, backward, gradient clipping, AdamW: lib/train/step.ts, the step the runner runs) on
+// random images, for ViT/PiT classifiers at chosen image sides. Also the
 // largest-image-side search that `pit study scaling --find-max` runs.
 //
 // images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  AdamW, applyPrecision, classifierStep, getAttentionPrecision, presetConfig, setAttentionPrecision, tidy, vitPresets, VisionTransformer,
-  type Device, type Precision, type VitConfig,
+  AdamW, checkPrecision, classifyTask, makeRecipe, randn, recipeModelConfig, tensor, tidy, trainStep,
+  type Device, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { randn, resetPeakMemory, tensor, type Tensor } from '../lib/tensor.js';
+import { resetPeakMemory } from '../lib/tensor.js';
 import { benchEnv } from './env.js';
 import { round } from './kernels.js';
 import type { BenchResult, ResultKind } from './schema.js';
 import { timeIt } from './timing.js';
 
-/** A preset name (pit-t, vit-s/2, ...) or a custom "d<depth>w<dim>h<heads>p<patch>", e.g. d4w64h4p1. */
-export function modelConfig(model: string, side: number, channels: number, classes: number): VitConfig {
-  const size = { imageSize: side, channels, classes };
-  if (vitPresets[model]) return presetConfig(model, size);
-  const m = /^d(\d+)w(\d+)h(\d+)p(\d+)$/.exec(model);
-  if (!m) throw new RangeError(`model must be a preset (${Object.keys(vitPresets).join(', ')}) or d<depth>w<dim>h<heads>p<patch> such as d4w64h4p1; got "${model}"`);
-  const [depth, dim, heads, patch] = m.slice(1).map(Number) as [number, number, number, number];
-  return presetConfig('pit-t', { ...size, depth, dim, heads, patch });
-}
-
 export interface TrainShape {
+  /** A model name (lib/models: pit-t, vit-s/2, pit-d4w64h4, …). */
   model: string;
   side: number;
   channels: number;
@@ -42,6 +33,14 @@ export function dataShape(side: number): { channels: number; classes: number } {
   return side === 28 ? { channels: 1, classes: 10 } : { channels: 3, classes: 100 };
 }
 
+/** The classification recipe the benchmark trains `model` with: the defaults otherwise. */
+const benchRecipe = (model: string) => makeRecipe(classifyTask.recipe, { model });
+
+/** The patch size of a model name (throws a RangeError naming the grammar for an unknown one). */
+export function modelPatch(model: string): number {
+  return recipeModelConfig(benchRecipe(model), { channels: 3, height: 8, width: 8, classes: 100 }).patch;
+}
+
 export interface StepMeasurement {
   ms: number;
   repeats: number;
@@ -50,32 +49,35 @@ export interface StepMeasurement {
   parameters: number;
 }
 
+export interface StepShape {
+  side: number;
+  channels: number;
+  classes: number;
+  batch: number;
+  precision?: Precision;
+}
+
 /**
- * Builds the model and optimizer, runs warm-up steps, one step under the peak-memory counter,
- * then timed steps. Throws RangeError when the step does not fit in memory (everything it
- * allocated is freed first, so the caller can go on). `timed: false` only checks that it fits.
+ * Builds the task's model on `device` and an optimizer, runs warm-up steps, one step under the
+ * peak-memory counter, then timed steps: trainStep, exactly the runner's step. Throws RangeError
+ * when the step does not fit in memory (everything it allocated is freed first, so the caller
+ * can go on). `timed: false` only checks that it fits. `tokens` is left to the caller.
  */
-export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
-  const config = modelConfig(s.model, s.side, s.channels, s.classes);
-  const tokens = (s.side / config.patch) ** 2;
-  if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${config.patch}`);
-  const previousPrecision = getAttentionPrecision();
-  let model: VisionTransformer | undefined, optimizer: AdamW | undefined;
+export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown>, recipe: Readonly<Recipe<P>>, device: Device, s: StepShape,
+  options: { budgetMs?: number; timed?: boolean } = {}): Omit<StepMeasurement, 'tokens'> {
+  const precision = checkPrecision(s.precision ?? 'f32', device);
+  let model: M | undefined, optimizer: AdamW | undefined;
   try {
-    applyPrecision(s.precision ?? 'f32', device);
-    model = new VisionTransformer(config);
-    optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
+    model = task.model(recipe, { channels: s.channels, height: s.side, width: s.side, classes: s.classes }, device);
+    optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95], ...task.optimizerOptions?.(model, recipe) });
     const [m, opt] = [model, optimizer];
     return tidy(() => {
       // Two batches, alternated: a fixed batch would let the CPU's caches hold the input.
-      const batches: [Tensor, Tensor][] = [0, 1].map((k) => [
-        randn([s.batch, s.channels, s.side, s.side], { seed: 100 + k, device }),
-        tensor(Int32Array.from({ length: s.batch }, (_, i) => (i * 31 + k) % s.classes), [s.batch], { device }),
-      ]);
-      const step = (i: number) => {
-        const [images, labels] = batches[i % 2]!;
-        classifierStep(m, opt, images, labels, { lr: 1e-4, labelSmoothing: 0.1, clipGrad: 1, seed: 0, offset: i });
-      };
+      const batches = [0, 1].map((k) => ({
+        images: randn([s.batch, s.channels, s.side, s.side], { seed: 100 + k, device }),
+        labels: tensor(Int32Array.from({ length: s.batch }, (_, i) => (i * 31 + k) % s.classes), [s.batch], { device }),
+      }));
+      const step = (i: number) => trainStep(task, m, opt, batches[i % 2]!, { recipe, random: { seed: 0, offset: i }, precision, lr: 1e-4 });
       // The first step allocates AdamW's moments; the peak is read over the second. A fit
       // check (timed: false) needs only one step, counted from before the first.
       if (options.timed !== false) step(0);
@@ -85,15 +87,22 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
       native().synchronize(device);
       const mem = native().memory();
       const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
-      if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, tokens, parameters: m.parameterCount() };
+      if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, parameters: m.parameterCount() };
       const t = timeIt((i) => step(i + 2), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
-      return { ms: t.medianMs, repeats: t.repeats, peakBytes, tokens, parameters: m.parameterCount() };
+      return { ms: t.medianMs, repeats: t.repeats, peakBytes, parameters: m.parameterCount() };
     });
   } finally {
     optimizer?.dispose();
     model?.dispose();
-    setAttentionPrecision(previousPrecision);
   }
+}
+
+/** measureTaskStep for the classification task's model `s.model`, with its token count. */
+export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
+  const recipe = benchRecipe(s.model);
+  const tokens = (s.side / modelPatch(s.model)) ** 2;
+  if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${modelPatch(s.model)}`);
+  return { ...measureTaskStep(classifyTask, recipe, device, s, options), tokens };
 }
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
@@ -123,7 +132,7 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
   for (const model of o.models) {
     for (const side of o.sides) {
       const { channels, classes } = dataShape(side);
-      const patch = modelConfig(model, side, channels, classes).patch;
+      const patch = modelPatch(model);
       let batch = o.batch === 'auto' ? 2 ** Math.floor(Math.log2(Math.max(1, 2 ** 18 / (side / patch) ** 2))) : o.batch;
       for (;;) {
         const shape = { model, side, channels, classes, batch, precision: o.precision };
@@ -167,7 +176,7 @@ export interface MaxSideOptions {
  * without running out of memory and its peak stays within memoryLimit.
  */
 export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: number; limitedBy: 'memory' | 'ceiling' } {
-  const patch = modelConfig(o.model, 8, 3, 100).patch;
+  const patch = modelPatch(o.model);
   const snap = (x: number) => Math.max(patch, Math.floor(x / patch) * patch);
   const ceiling = snap(o.ceiling ?? 1024);
   const probe = (side: number): number | null => {

@@ -1,10 +1,18 @@
-// What `pit train` shows while it runs: a live bar on a terminal (step, loss, lr, images/s,
-// ETA), one plain line per epoch otherwise (logs, CI, pipes). Either way the last line of a
-// finished run states the final accuracy.
+// What a training command shows while it runs: a live bar on a terminal (step, loss, lr,
+// images/s, ETA), one plain line per epoch otherwise (logs, CI, pipes). The task's view says
+// how its model and its metrics read.
 import { SingleBar } from 'cli-progress';
-import type { TrainEvent } from '../lib/train/index.js';
+import type { EpochRecord, StartEvent, TrainEvent } from '../lib/index.js';
 
-const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+/** How one task's run reads on the terminal. */
+export interface TaskView<Metrics> {
+  /** The run's first line: the model, its size, the data and the device. */
+  modelLine(start: StartEvent): string;
+  /** The epoch line's held-out part, e.g. "test loss 0.3120  top-1 91.20%  top-5 99.05%". */
+  metricsText(test: Metrics, ema: Metrics | undefined): string;
+  /** The last line of a finished run (e.g. its final accuracy), from its last epoch if any ran. */
+  finalLine(last: EpochRecord<Metrics> | null): string;
+}
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
@@ -14,24 +22,21 @@ export function formatDuration(seconds: number): string {
 }
 
 /** An onEvent handler; `done()` stops the bar. `json` prints each event as a JSON line. */
-export function progressReporter(options: { json: boolean; tty: boolean }): { onEvent: (e: TrainEvent) => void; done: () => void } {
+export function progressReporter<Metrics>(view: TaskView<Metrics>, options: { json: boolean; tty: boolean }): { onEvent: (e: TrainEvent<unknown, Metrics>) => void; done: () => void } {
   let bar: SingleBar | null = null;
   let started = 0, firstStep = 0;
   const stopBar = () => {
     bar?.stop();
     bar = null;
   };
-  const onEvent = (e: TrainEvent) => {
+  const onEvent = (e: TrainEvent<unknown, Metrics>) => {
     if (options.json) {
       if (e.type !== 'step') console.log(JSON.stringify(e));
       return;
     }
     switch (e.type) {
       case 'start': {
-        const m = e.config;
-        const side = Array.isArray(m.imageSize) ? m.imageSize.join('×') : `${m.imageSize}×${m.imageSize}`;
-        console.log(`${e.recipe.model === 'custom' ? 'custom' : e.recipe.model} (${m.patch === 1 ? 'PiT' : `ViT/${m.patch}`}): depth ${m.depth}, dim ${m.dim}, ${m.heads} heads, ` +
-          `${e.parameters.toLocaleString('en-US')} parameters on ${side}×${m.channels} ${e.recipe.data}; device ${e.device}`);
+        console.log(view.modelLine(e));
         console.log(`${e.trainImages} training / ${e.testImages} test images; ${e.recipe.epochs} epochs × ${e.stepsPerEpoch} steps of ${e.recipe.batchSize}` +
           (e.step ? `; resuming at step ${e.step}` : ''));
         started = performance.now();
@@ -57,8 +62,7 @@ export function progressReporter(options: { json: boolean; tty: boolean }): { on
       }
       case 'epoch': {
         const line = `epoch ${String(e.epoch).padStart(3)}  step ${e.step}  train loss ${e.trainLoss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ` +
-          `test loss ${e.test.loss.toFixed(4)}  top-1 ${percent(e.test.top1)}  top-5 ${percent(e.test.top5)}` +
-          (e.ema ? `  (EMA top-1 ${percent(e.ema.top1)})` : '') + `  ${e.imagesPerSecond.toFixed(0)} img/s  ${formatDuration(e.seconds)}`;
+          `${view.metricsText(e.test, e.ema)}  ${e.imagesPerSecond.toFixed(0)} img/s  ${formatDuration(e.seconds)}`;
         if (bar) process.stderr.write('\r\x1b[K'); // clear the bar's line; its next update redraws it
         console.log(line);
         break;

@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import {
-  CHECKPOINTS_DIR, EMA_FILE, evaluate, loadClassificationData, loadModelWeights, makeRecipe, METRICS_FILE, MODEL_FILE,
-  readSafetensors, recipeModelConfig, resolveCheckpoint, topKHits, trainClassifier, VisionTransformer,
-  type ClassifierRecipe, type EpochRecord,
+  CHECKPOINTS_DIR, classifyTask, EMA_FILE, evaluate, loadImageData, loadModelWeights, makeRecipe, METRICS_FILE, MODEL_FILE,
+  readSafetensors, recipeModelConfig, resolveCheckpoint, runTraining, topKHits, VisionTransformer,
+  type ClassificationMetrics, type ClassifierRecipe, type EpochRecord, type RunOptions, type ClassifyRecipe,
 } from '../lib/index.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-train-'));
+const trainClassifier = (options: RunOptions<ClassifyRecipe, ClassificationMetrics>) => runTraining(classifyTask, options);
+const makeClassifierRecipe = (given: Partial<ClassifierRecipe> = {}) => makeRecipe(classifyTask.recipe, given);
 
 // A ViT/7 on 14×14 digits (four tokens): learns in seconds, so the test checks the loop.
 const quick: Partial<ClassifierRecipe> = { imageSize: 14, patch: 7, depth: 2, dim: 32, heads: 2, epochs: 2, batchSize: 64, lr: 2e-3, warmupEpochs: 0.2 };
@@ -37,17 +39,17 @@ test('topKHits: top-1 and top-5 with ties counted against the label and NaN as a
 });
 
 test('makeRecipe: defaults, data-set defaults, and a clear error naming a bad field', (t) => {
-  const r = makeRecipe();
+  const r = makeClassifierRecipe();
   t.like(r, { data: 'mnist', imageSize: 8, epochs: 36, model: 'custom', patch: null, translate: 0, flip: false });
-  t.like(makeRecipe({ data: 'cifar10', dataDir: '/x' }), { imageSize: null, cropPadding: 4, flip: true, translate: 0 });
-  t.throws(() => makeRecipe({ data: 'cifar100' }), { instanceOf: RangeError, message: /'dataDir' must be the folder of the cifar100 binary files, got null/ });
-  t.throws(() => makeRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, Infinity\), got -1/ });
-  t.throws(() => makeRecipe({ epochs: 2, warmupEpochs: 3 }), { message: /'warmupEpochs' must be a number in \[0, 2\], got 3/ });
-  t.throws(() => makeRecipe({ model: 'pit-xl' }), { message: /'model' must be "custom" or one of pit-t, vit-t\/2/ });
-  t.throws(() => makeRecipe({ depth: 0 }), { message: /'depth' must be an integer ≥ 1 or null, got 0/ });
-  const { train } = loadClassificationData(makeRecipe({ imageSize: 7 }));
-  t.like(recipeModelConfig(makeRecipe({ imageSize: 7, patch: 7 }), train), { depth: 4, dim: 64, heads: 4, patch: 7, imageSize: [7, 7], channels: 1, classes: 10 });
-  t.like(recipeModelConfig(makeRecipe({ model: 'vit-s/2' }), train), { depth: 12, dim: 384, heads: 12, patch: 2 });
+  t.like(makeClassifierRecipe({ data: 'cifar10', dataDir: '/x' }), { imageSize: null, cropPadding: 4, flip: true, translate: 0 });
+  t.throws(() => makeClassifierRecipe({ data: 'cifar100' }), { instanceOf: RangeError, message: /'dataDir' must be the folder of the cifar100 binary files, got null/ });
+  t.throws(() => makeClassifierRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, Infinity\), got -1/ });
+  t.throws(() => makeClassifierRecipe({ epochs: 2, warmupEpochs: 3 }), { message: /'warmupEpochs' must be a number in \[0, 2\], got 3/ });
+  t.throws(() => makeClassifierRecipe({ model: 'pit-xl' }), { message: /'model' must be "custom" or one of pit-t, vit-t\/2/ });
+  t.throws(() => makeClassifierRecipe({ depth: 0 }), { message: /'depth' must be an integer ≥ 1 or null, got 0/ });
+  const { train } = loadImageData(makeClassifierRecipe({ imageSize: 7 }));
+  t.like(recipeModelConfig(makeClassifierRecipe({ imageSize: 7, patch: 7 }), train), { depth: 4, dim: 64, heads: 4, patch: 7, imageSize: [7, 7], channels: 1, classes: 10 });
+  t.like(recipeModelConfig(makeClassifierRecipe({ model: 'vit-s/2' }), train), { depth: 12, dim: 384, heads: 12, patch: 2 });
 });
 
 test('a short run learns: loss falls, accuracy far above chance, metrics and checkpoints on disk agree', async (t) => {
@@ -56,7 +58,7 @@ test('a short run learns: loss falls, accuracy far above chance, metrics and che
   const result = await trainClassifier({ recipe: { ...quick, ema: 0.99 }, out, device: 'cpu', onEvent: (e) => events.push(e.type) });
   t.false(result.interrupted);
   t.is(result.step, 2 * 125);
-  const [first, last] = result.epochs as [EpochRecord, EpochRecord];
+  const [first, last] = result.epochs as [EpochRecord<ClassificationMetrics>, EpochRecord<ClassificationMetrics>];
   t.true(last.trainLoss < first.trainLoss, `train loss ${first.trainLoss} → ${last.trainLoss}`);
   t.true(last.test.top1 > 0.8, `top-1 ${last.test.top1} on 2,000 held-out digits (chance 0.1)`);
   t.true(last.test.top5 >= last.test.top1);
@@ -77,7 +79,7 @@ test('a short run learns: loss falls, accuracy far above chance, metrics and che
   t.true(existsSync(join(dir, EMA_FILE)));
   const restored = new VisionTransformer(JSON.parse(file.metadata.config!));
   loadModelWeights(dir, restored);
-  const { test: testSet, train } = loadClassificationData(makeRecipe(quick));
+  const { test: testSet, train } = loadImageData(makeClassifierRecipe(quick));
   const again = evaluate(restored, testSet, { normalization: train });
   t.deepEqual(again, last.test, 'the saved weights reproduce the final evaluation exactly');
   loadModelWeights(dir, restored, { ema: true });

@@ -6,7 +6,12 @@ export {
   loadCheckpoint, loadModelWeights, saveCheckpoint, saveRunCheckpoint, resolveCheckpoint, readCheckpointMetadata, CHECKPOINTS_DIR, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
   type LoadedCheckpoint, type SaveCheckpointOptions,
 } from './checkpoint.js';
-export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './evaluate.js';
-export { checkRecipe, customModel, dataDefaults, defaultRecipe, makeRecipe, loadClassificationData, recipeModelConfig, type ClassificationData, type ClassifierRecipe, type DataName } from './recipe.js';
-export { METRICS_FILE, trainClassifier, type EpochRecord, type TrainEvent, type TrainOptions, type TrainResult } from './classifier.js';
-export { applyPrecision, classifierStep, type Precision, type StepOptions } from './step.js';
+export { checkPart, failField, fieldKeys, obeys, ruleText, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
+export { checkRecipe, dataDefaults, makeRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
+export { loadImageData, type DataSplits } from './data.js';
+export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
+export { trainStep, type StepOptions } from './step.js';
+export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
+export { classifyRecipe, classifyTask, customModel, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
+export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';
+export { applyPrecision, checkPrecision, type Precision, type RandomStream } from './precision.js';

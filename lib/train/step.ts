@@ -1,42 +1,25 @@
-// One classifier training step: forward, label-smoothed cross-entropy, backward, gradient
-// clipping, AdamW, and the EMA update. The trainer's loop and `pit bench train` both run it,
-// so the benchmark times exactly the step that training takes.
-import type { VisionTransformer } from '../models/vit.js';
-import { setAttentionPrecision, softmaxCrossEntropy } from '../ops/index.js';
-import { backward, tidy, type Device, type Tensor } from '../tensor.js';
+// One training step of any task: the task's forward and loss, then backward, gradient
+// clipping, AdamW, zeroGrad and the EMA update. The runner's loop and `pit bench train` both
+// run it, so the benchmark times exactly the step that training takes, for every task.
+import { backward, tidy } from '../tensor.js';
 import type { Ema } from './ema.js';
 import type { AdamW } from './optimizer.js';
+import type { StepContext, Task, TaskModel, TrainBatch } from './task.js';
 
-/** 'f32' throughout, or 'mixed': attention in bf16 on the GPU's tensor cores, the rest f32. */
-export type Precision = 'f32' | 'mixed';
-
-/** Sets the ops' precision for a run on `device`; 'mixed' needs the GPU's bf16 kernels. */
-export function applyPrecision(precision: Precision, device: Device): void {
-  if (precision !== 'f32' && precision !== 'mixed') throw new TypeError(`precision must be "f32" or "mixed", got ${JSON.stringify(precision)}`);
-  if (precision === 'mixed' && device !== 'cuda')
-    throw new TypeError(`precision "mixed" runs attention on bf16 tensor cores and needs the cuda device; this run is on ${device}`);
-  setAttentionPrecision(precision === 'mixed' ? 'bf16' : 'f32');
-}
-
-export interface StepOptions {
+export interface StepOptions<P> extends StepContext<P> {
   lr: number;
-  labelSmoothing: number;
-  /** Global gradient-norm limit; 0 turns clipping off. */
-  clipGrad: number;
-  /** Philox (seed, offset) of the step's drop-path draws. */
-  seed: number;
-  offset: number;
+  /** Updated after the optimizer step when given. */
   ema?: Ema | null;
 }
 
-/** Runs one step on images (B, C, H, W) and labels (B,) i32; returns the batch's mean loss. */
-export function classifierStep(model: VisionTransformer, optimizer: AdamW, images: Tensor, labels: Tensor, o: StepOptions): number {
+/** Runs one step on `batch`; returns the batch's loss (read before the backward). */
+export function trainStep<P, M extends TaskModel>(task: Task<P, M, unknown>, model: M, optimizer: AdamW, batch: TrainBatch, o: StepOptions<P>): number {
   return tidy(() => {
-    const logits = model.forward(images, { seed: o.seed, offset: o.offset });
-    const loss = softmaxCrossEntropy(logits, labels, { labelSmoothing: o.labelSmoothing });
+    const loss = task.loss(model, batch, { recipe: o.recipe, random: o.random, precision: o.precision });
+    if (loss.size !== 1) throw new RangeError(`${task.name}: the loss must be a scalar tensor (1 element), got shape [${loss.shape.join(', ')}]`);
     const value = loss.toArray()[0]!;
     backward(loss);
-    if (o.clipGrad > 0) optimizer.clipGradNorm(o.clipGrad);
+    if (o.recipe.clipGrad > 0) optimizer.clipGradNorm(o.recipe.clipGrad);
     optimizer.step(o.lr);
     optimizer.zeroGrad();
     o.ema?.update(model);

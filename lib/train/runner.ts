@@ -1,80 +1,101 @@
-// Trains a ViT/PiT classifier from a recipe: the loop behind `pit train`.
+// The training loop every task shares (`pit train` and the families to come): the run folder,
+// the recipe saved in each checkpoint and checked on resume, the seeded loader, the lr
+// schedule, the step (step.ts), EMA, progress events, metrics.jsonl, run.json, atomic
+// checkpoints, exact resume, abort and the divergence error. A task (task.ts) brings its data,
+// model, loss and evaluation.
 //
-// Every step is a pure function of (recipe, step): the batch comes from the seeded loader,
-// drop path draws from Philox at (seed, step), the lr from the schedule at step. A checkpoint
-// holds the weights, AdamW's moments, the EMA, the loader position and the epoch's running
-// sums, so a resumed run continues bit-exactly where the saved one stopped.
+// Every step is a pure function of (recipe, step): the batch comes from the seeded loader, the
+// step's random draws from Philox at (seed, step), the lr from the schedule at step. A
+// checkpoint holds the weights, AdamW's moments, the EMA, the loader position and the epoch's
+// running sums, so a resumed run continues bit-exactly where the saved one stopped.
 //
-// The loop yields to the event loop after each step, so an AbortSignal (Ctrl-C in the CLI)
-// is seen between steps: the step in flight finishes, a checkpoint is written, and the run
+// The loop yields to the event loop after each step, so an AbortSignal (Ctrl-C in the CLI) is
+// seen between steps: the step in flight finishes, a checkpoint is written, and the run
 // returns with `interrupted: true`.
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { augmentation } from '../data/transforms.js';
-import { VisionTransformer, type VitConfig } from '../models/vit.js';
 import { selectBackend } from '../native.js';
 import { copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
-import { evaluate, type ClassificationMetrics } from './evaluate.js';
 import { AdamW } from './optimizer.js';
-import { checkRecipe, defaultRecipe, loadClassificationData, makeRecipe, recipeModelConfig, type ClassifierRecipe } from './recipe.js';
-import { learningRate } from './schedule.js';
-import { applyPrecision, classifierStep, type Precision } from './step.js';
+import { checkPrecision, type Precision } from './precision.js';
+import { checkRecipe, makeRecipe, sharedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
+import { learningRate } from './schedule.js';
+import { trainStep } from './step.js';
+import type { Task, TaskModel } from './task.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
+export const RUN_FILE = 'run.json';
 
-export interface TrainOptions {
-  /** Recipe fields; the rest come from defaultRecipe. With `resume`, the saved recipe is used
-   * and any field given here must equal it. */
-  recipe?: Partial<ClassifierRecipe>;
+export interface RunOptions<P, Metrics = unknown> {
+  /** Recipe fields; the rest are the defaults. With `resume`, the saved recipe is used and any
+   * field given here must equal it. */
+  recipe?: Partial<Recipe<P>>;
   /** The run folder: checkpoints/, metrics.jsonl, run.json. */
   out: string;
   /** Continue from the run folder's latest checkpoint (or from this checkpoint/run folder). */
   resume?: boolean | string;
   /** 'auto' (default): CUDA when present, else CPU. */
   device?: 'auto' | Device;
-  /** 'f32' (default) or 'mixed': attention in bf16 on tensor cores (GPU only; see ops/attention.ts). */
+  /** 'f32' (default) or 'mixed': attention in bf16 on tensor cores (GPU only). */
   precision?: Precision;
   /** Checked between steps: when aborted, the run saves and returns `interrupted: true`. */
   signal?: AbortSignal;
   /** Progress events (the CLI's progress bar and epoch lines). */
-  onEvent?: (event: TrainEvent) => void;
+  onEvent?: (event: TrainEvent<P, Metrics>) => void;
   /** A metrics.jsonl step line every this many steps (default 50). */
   logEvery?: number;
   /** Stop (with a checkpoint, as on abort) once this many steps are done; for tests. */
   stopAtStep?: number;
 }
 
-export interface EpochRecord {
+export interface EpochRecord<Metrics = unknown> {
   type: 'epoch';
   epoch: number;          // 1-based: epochs completed
   step: number;           // steps completed
-  trainLoss: number;      // mean training loss of the epoch (with label smoothing)
+  trainLoss: number;      // mean of the task's training loss over the epoch's steps
   lr: number;             // lr of the epoch's last step
-  test: ClassificationMetrics;
-  ema?: ClassificationMetrics;
+  test: Metrics;          // the task's evaluation on the held-out split
+  ema?: Metrics;          // the same, with the EMA weights
   seconds: number;        // wall time of the epoch's steps (evaluation excluded)
   imagesPerSecond: number;
 }
 
-export type TrainEvent =
-  | { type: 'start'; recipe: Readonly<ClassifierRecipe>; config: VitConfig; parameters: number; device: Device; step: number; totalSteps: number; stepsPerEpoch: number; trainImages: number; testImages: number }
+export interface StartEvent<P = unknown> {
+  type: 'start';
+  task: string;
+  recipe: Readonly<Recipe<P>>;
+  /** The model's config, as saved in checkpoints. */
+  config: object;
+  parameters: number;
+  device: Device;
+  step: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  trainImages: number;
+  testImages: number;
+}
+
+export type TrainEvent<P = unknown, Metrics = unknown> =
+  | StartEvent<P>
   | { type: 'step'; step: number; epoch: number; loss: number; lr: number; imagesPerSecond: number; totalSteps: number; stepsPerEpoch: number }
-  | EpochRecord
+  | EpochRecord<Metrics>
   | { type: 'checkpoint'; step: number; dir: string }
   | { type: 'interrupted'; step: number; dir: string };
 
-export interface TrainResult {
+export interface RunResult<M, Metrics> {
   interrupted: boolean;
   step: number;
-  epochs: EpochRecord[];
+  epochs: EpochRecord<Metrics>[];
   /** The last evaluation (of this process), or null when none ran. */
-  final: EpochRecord | null;
+  final: EpochRecord<Metrics> | null;
   checkpoint: string;
-  model: VisionTransformer;
+  /** The trained model; the caller disposes it. */
+  model: M;
 }
 
 /** What a checkpoint's train-state metadata holds besides the optimizer. */
@@ -86,36 +107,36 @@ interface RunState {
 }
 
 /** The saved recipe of a run, checked against the fields the caller gave explicitly. */
-function resumedRecipe(dir: string, given: Partial<ClassifierRecipe>): Readonly<ClassifierRecipe> {
+function resumedRecipe<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>): Readonly<Recipe<P>> {
   const meta = readCheckpointMetadata(dir);
-  const saved = meta.recipe as ClassifierRecipe | undefined;
-  if (!saved || typeof saved !== 'object') throw new RangeError(`resume: ${dir} has no recipe in its metadata (not a pit train checkpoint)`);
-  const recipe = checkRecipe({ ...defaultRecipe, ...saved });
+  const saved = meta.recipe as Recipe<P> | undefined;
+  if (!saved || typeof saved !== 'object') throw new RangeError(`resume: ${dir} has no recipe in its metadata (not a pit training checkpoint)`);
+  if (meta.task !== undefined && meta.task !== task.name) throw new RangeError(`resume: ${dir} is a '${String(meta.task)}' run, not '${task.name}'`);
+  const recipe = checkRecipe(task.recipe, { ...sharedRecipe.defaults, ...task.recipe.sharedDefaults, ...task.recipe.defaults, ...saved });
   for (const [key, value] of Object.entries(given)) {
     if (value === undefined) continue;
-    const savedValue = recipe[key as keyof ClassifierRecipe];
+    const savedValue = recipe[key as keyof Recipe<P>];
     if (JSON.stringify(savedValue) !== JSON.stringify(value))
       throw new RangeError(`resume: '${key}' is ${JSON.stringify(savedValue)} in the checkpoint, got ${JSON.stringify(value)}; a resumed run keeps its recipe (start a new run to change it)`);
   }
   return recipe;
 }
 
-export async function trainClassifier(options: TrainOptions): Promise<TrainResult> {
+/** Trains `task` as its recipe says, in the run folder `options.out`. */
+export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>): Promise<RunResult<M, Metrics>> {
   const { out, resume = false, signal, onEvent, logEvery = 50, stopAtStep } = options;
-  if (typeof out !== 'string' || !out) throw new TypeError(`trainClassifier: 'out' must be a folder path, got ${JSON.stringify(out)}`);
+  if (typeof out !== 'string' || !out) throw new TypeError(`runTraining: 'out' must be a folder path, got ${JSON.stringify(out)}`);
   const given = options.recipe ?? {};
   const resumeFrom = resume === false ? null : resolveCheckpoint(resume === true ? out : resume);
-  const recipe = resumeFrom ? resumedRecipe(resumeFrom, given) : makeRecipe(given);
+  const recipe = resumeFrom ? resumedRecipe(task, resumeFrom, given) : makeRecipe(task.recipe, given);
 
-  const selection = selectBackend({ device: options.device ?? 'auto' });
-  const device: Device = selection.backend;
+  const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
   setDefaultDevice(device);
-  applyPrecision(options.precision ?? 'f32', device);
+  const precision = checkPrecision(options.precision ?? 'f32', device);
 
-  const { train, test } = loadClassificationData(recipe);
-  const config = recipeModelConfig(recipe, train);
-  const model = new VisionTransformer(config);
-  const optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2] });
+  const { train, test } = task.data(recipe);
+  const model = task.model(recipe, train, device);
+  const optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2], ...task.optimizerOptions?.(model, recipe) });
   const ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
   const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
   const loader = new BatchLoader(train, {
@@ -128,8 +149,9 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   const totalSteps = recipe.epochs * stepsPerEpoch;
   const schedule = { baseLr: recipe.lr, warmupSteps: Math.round(recipe.warmupEpochs * stepsPerEpoch), totalSteps, minLr: recipe.minLr };
   const metadata = {
-    recipe, config, normalization, data: { name: recipe.data, classes: train.classes, channels: train.channels, height: train.height, width: train.width },
-    format: 'pixel-transformer classifier checkpoint v1',
+    task: task.name, recipe, config: model.config, normalization,
+    data: { name: recipe.data, classes: train.classes, channels: train.channels, height: train.height, width: train.width },
+    format: task.checkpointFormat,
   };
 
   let step = 0;
@@ -145,16 +167,17 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   mkdirSync(out, { recursive: true });
   const metricsPath = join(out, METRICS_FILE);
   const log = (record: object) => appendFileSync(metricsPath, JSON.stringify(record) + '\n');
-  if (!existsSync(join(out, 'run.json')) || !resumeFrom)
-    writeFileAtomic(join(out, 'run.json'), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters: model.parameterCount(), device }, null, 2) + '\n'));
+  if (!existsSync(join(out, RUN_FILE)) || !resumeFrom)
+    writeFileAtomic(join(out, RUN_FILE), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters: model.parameterCount(), device }, null, 2) + '\n'));
 
   const save = () => saveRunCheckpoint(out, {
     model, optimizer, ema: ema ?? undefined, metadata, step, epoch: loader.epoch,
     trainState: { ...run, loader: loader.state() } satisfies RunState,
   });
+  const evaluate = () => task.evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device, precision });
 
-  onEvent?.({ type: 'start', recipe, config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
-  const epochs: EpochRecord[] = [];
+  onEvent?.({ type: 'start', task: task.name, recipe, config: model.config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
+  const epochs: EpochRecord<Metrics>[] = [];
   let checkpoint = resumeFrom ?? '';
   let epochSeconds = 0, epochImages = 0;
   const { channels: C, height: H, width: W } = train;
@@ -163,8 +186,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     const batch = loader.next();
     const B = batch.labels.length;
     const lr = learningRate(step, schedule);
-    const loss = tidy(() => classifierStep(model, optimizer, tensor(batch.images, [B, C, H, W]), tensor(batch.labels, [B]),
-      { lr, labelSmoothing: recipe.labelSmoothing, clipGrad: recipe.clipGrad, seed: recipe.seed, offset: step, ema }));
+    const loss = tidy(() => trainStep(task, model, optimizer, { images: tensor(batch.images, [B, C, H, W], { device }), labels: tensor(batch.labels, [B], { device }) },
+      { recipe, random: { seed: recipe.seed, offset: step }, precision, lr, ema }));
     if (!Number.isFinite(loss)) throw new RangeError(`training diverged: the loss is ${loss} at step ${step + 1} (lr ${lr.toExponential(3)}); lower --lr or set --clip-grad`);
     step++;
     run.epochLossSum += loss;
@@ -176,11 +199,10 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     if (step % logEvery === 0) log({ type: 'step', step, epoch: loader.epoch + 1, loss, lr });
 
     if (step % stepsPerEpoch === 0) {
-      const test1 = evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device });
-      let emaMetrics: ClassificationMetrics | undefined;
-      if (ema) emaMetrics = withWeights(model, ema, () => evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device }));
-      const record: EpochRecord = {
-        type: 'epoch', epoch: step / stepsPerEpoch, step, trainLoss: run.epochLossSum / run.epochSteps, lr, test: test1,
+      const testMetrics = evaluate();
+      const emaMetrics = ema ? withWeights(model, ema, evaluate) : undefined;
+      const record: EpochRecord<Metrics> = {
+        type: 'epoch', epoch: step / stepsPerEpoch, step, trainLoss: run.epochLossSum / run.epochSteps, lr, test: testMetrics,
         ...(emaMetrics ? { ema: emaMetrics } : {}), seconds: epochSeconds, imagesPerSecond: epochImages / epochSeconds,
       };
       run.epochLossSum = 0;
@@ -201,7 +223,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   }
   return finish(false);
 
-  function finish(interrupted: boolean): TrainResult {
+  function finish(interrupted: boolean): RunResult<M, Metrics> {
     optimizer.dispose();
     ema?.dispose();
     return { interrupted, step, epochs, final: epochs.at(-1) ?? null, checkpoint, model };
@@ -209,7 +231,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
 }
 
 /** Runs `fn` with the EMA weights in `model`, then puts the trained weights back. */
-function withWeights<R>(model: VisionTransformer, ema: Ema, fn: () => R): R {
+function withWeights<R>(model: TaskModel, ema: Ema, fn: () => R): R {
   const trained = new Map(model.namedParameters().map(([name, p]) => [name, copyOf(p)]));
   try {
     ema.copyTo(model);

@@ -1,8 +1,8 @@
 // Classification metrics over a whole dataset: mean cross-entropy, top-1 and top-5 accuracy.
-import type { Dataset } from '../data/dataset.js';
-import { normalize } from '../data/transforms.js';
-import { softmaxCrossEntropy } from '../ops/index.js';
-import { getDefaultDevice, noGrad, tensor, tidy, type Device, type Tensor } from '../tensor.js';
+import type { Dataset } from '../../data/dataset.js';
+import { normalize } from '../../data/transforms.js';
+import { softmaxCrossEntropy } from '../../ops/index.js';
+import { getDefaultDevice, noGrad, tensor, tidy, type Device, type Tensor } from '../../tensor.js';
 
 export interface ClassificationMetrics {
   /** Mean cross-entropy (no label smoothing). */

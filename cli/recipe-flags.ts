@@ -1,0 +1,86 @@
+// A recipe part's field table (lib/train/recipe-fields.ts) as commander options: each field's
+// flag, help, parser and default come from the table, and only the flags the user typed go
+// back into the recipe (defaults stay the library's, and a resume can tell what was asked).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { fieldKeys, ruleText, type FieldRule, type RecipeField } from '../lib/index.js';
+import { integer, number } from './args.js';
+
+const countWords = ['zero', 'one', 'two', 'three', 'four'];
+
+function parser(rule: FieldRule): ((value: string) => unknown) | null {
+  switch (rule.kind) {
+    case 'integer': return integer(rule.min);
+    case 'number': return number(rule.min, rule.max, !rule.maxClosed);
+    case 'text': {
+      const { accepts } = rule;
+      if (!accepts) return null;
+      return (value: string) => {
+        if (!accepts(value)) throw new InvalidArgumentError(`expected ${ruleText(rule)}`);
+        return value;
+      };
+    }
+    default: return null;
+  }
+}
+
+/** `--betas <b1,b2>` → [b1, b2], each checked by the field's rule. */
+function listParser(rule: FieldRule, defaults: unknown[]) {
+  const one = parser(rule)!;
+  const n = defaults.length;
+  return (value: string): unknown[] => {
+    const parts = value.split(',');
+    const expected = `expected ${countWords[n] ?? n} numbers in [${rule.kind === 'number' ? `${rule.min}, ${rule.max ?? '∞'}${rule.maxClosed ? ']' : ')'}` : ''} separated by a comma, e.g. ${defaults.join(',')}`;
+    if (parts.length !== n) throw new InvalidArgumentError(expected);
+    try {
+      return parts.map((p) => one(p.trim()));
+    } catch {
+      throw new InvalidArgumentError(expected);
+    }
+  };
+}
+
+/** The options of one field (two for a boolean: --x and --no-x). */
+function fieldOptions<R>(field: RecipeField<R>, defaults: Readonly<R>): Option[] {
+  const keys = fieldKeys(field);
+  const values = keys.map((k) => defaults[k]);
+  const help = field.defaultHelp ? `${field.help} (default: ${field.defaultHelp})` : field.help;
+  const option = new Option(field.flag, help);
+  if (field.rule.kind === 'boolean') {
+    const negated = new Option(field.flag.replace(/^--/, '--no-'), `no ${field.help}`);
+    return [option, negated];
+  }
+  if (field.rule.kind === 'choice') option.choices(field.rule.values);
+  else if (keys.length > 1) option.argParser(listParser(field.rule, values));
+  else {
+    const parse = parser(field.rule);
+    if (parse) option.argParser(parse);
+  }
+  if (!field.defaultHelp && values.every((v) => v !== null)) option.default(keys.length > 1 ? values : values[0]);
+  return [option];
+}
+
+export interface RecipeFlags<R> {
+  options: Option[];
+  /** The recipe fields of the flags typed on the command line (none of the defaults). */
+  typed(command: Command): Partial<R>;
+}
+
+/** Options for every field of `fields`, with `defaults` (the task's whole default recipe). */
+export function recipeFlags<R>(fields: readonly RecipeField<R>[], defaults: Readonly<R>): RecipeFlags<R> {
+  const byField = fields.map((field) => ({ field, options: fieldOptions(field, defaults) }));
+  return {
+    options: byField.flatMap((f) => f.options),
+    typed(command) {
+      const recipe: Record<string, unknown> = {};
+      for (const { field, options } of byField) {
+        const name = options[0]!.attributeName();
+        if (command.getOptionValueSource(name) !== 'cli') continue;
+        const value = command.getOptionValue(name);
+        const keys = fieldKeys(field);
+        if (keys.length > 1) keys.forEach((k, i) => (recipe[k] = (value as unknown[])[i]));
+        else recipe[keys[0]!] = value;
+      }
+      return recipe as Partial<R>;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+// The plumbing every training command shares: flags from the recipe tables (shared part and
+// the task's), --device, --precision, --out, --resume and --json; Ctrl-C → finish the step,
+// save, exit 130 (a second Ctrl-C quits at once); the progress bar or epoch lines; the final
+// lines. A command brings only its task and how the task's run reads (TaskView).
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { makeRecipe, runTraining, sharedRecipe, type Precision, type Recipe, type Task, type TaskModel } from '../lib/index.js';
+import { deviceOption, precisionOption } from './args.js';
+import { formatDuration, progressReporter, type TaskView } from './progress.js';
+import { recipeFlags } from './recipe-flags.js';
+
+export interface TrainingCommand<P, M extends TaskModel, Metrics> {
+  /** The subcommand, e.g. 'train'. */
+  name: string;
+  description: string;
+  task: Task<P, M, Metrics>;
+  view: TaskView<Metrics>;
+}
+
+interface RunFlags {
+  data?: string;
+  device: 'auto' | 'cpu' | 'cuda';
+  precision: Precision;
+  out?: string;
+  resume?: boolean | string;
+  json: boolean;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program: Command, spec: TrainingCommand<P, M, Metrics>): void {
+  const { name, task, view } = spec;
+  const defaults = makeRecipe(task.recipe);
+  const flags = recipeFlags<Recipe<P>>([...sharedRecipe.fields, ...task.recipe.fields], defaults);
+  const command = program.command(name).description(spec.description);
+  for (const option of flags.options) command.addOption(option);
+  command
+    .addOption(deviceOption())
+    .addOption(precisionOption())
+    .option('--out <dir>', 'run folder (default: runs/<data>-<date>-<time>)')
+    .option('--resume [dir]', 'continue the run in --out (or in dir) from its latest checkpoint, with its saved recipe')
+    .option('--json', 'print JSON lines (start, epoch, checkpoint) instead of text', false)
+    .action(async (f: RunFlags, cmd: Command) => {
+      const given = flags.typed(cmd);
+      const resume = f.resume;
+      const out = f.out ?? (typeof resume === 'string' ? resume : undefined) ?? join('runs', `${f.data ?? defaults.data}-${timestamp()}`);
+      if (resume === true && !f.out) throw new InvalidArgumentError('--resume without a folder needs --out <run folder>');
+      if (!resume) makeRecipe(task.recipe, given); // fail on a bad combination before loading anything
+
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        console.error(`\npit ${name}: interrupted; finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)`);
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const reporter = progressReporter(view, { json: f.json, tty: !f.json && Boolean(process.stderr.isTTY) });
+      const started = performance.now();
+      try {
+        const result = await runTraining(task, { recipe: given, out, resume: resume ?? false, device: f.device, precision: f.precision, signal: controller.signal, onEvent: reporter.onEvent });
+        reporter.done();
+        result.model.dispose();
+        if (result.interrupted) {
+          console.log(`resume with: pit ${name} --out ${out} --resume`);
+          process.exitCode = 130;
+          return;
+        }
+        if (f.json) return;
+        console.log(`run folder ${out} (${formatDuration((performance.now() - started) / 1000)})`);
+        console.log(view.finalLine(result.final));
+      } finally {
+        reporter.done();
+        process.off('SIGINT', onSigint);
+      }
+    });
+}

@@ -1,0 +1,76 @@
+// A recipe part is a table of fields: for each one its recipe key, its `pit` flag, its help
+// line and the rule its value obeys. The one table checks a recipe (errors name the field) and
+// gives the CLI its flags, parsers and defaults, so the two cannot drift apart.
+
+/** What a field's value must be. */
+export type FieldRule =
+  | { kind: 'integer'; min: number; nullable?: boolean }
+  /** A number in [min, max) (or [min, max] with maxClosed); max defaults to Infinity. */
+  | { kind: 'number'; min: number; max?: number; maxClosed?: boolean }
+  | { kind: 'choice'; values: readonly string[] }
+  | { kind: 'boolean' }
+  /** Free text (a folder, a model name); `accepts` narrows it, `expected` says how, in words. */
+  | { kind: 'text'; nullable?: boolean; accepts?: (value: string) => boolean; expected?: string };
+
+export interface RecipeField<R> {
+  /**
+   * The recipe key the flag sets; several keys make one flag of comma-separated values, one per
+   * key, each obeying the rule (`--betas 0.9,0.95` → beta1, beta2).
+   */
+  key: (keyof R & string) | readonly (keyof R & string)[];
+  /** Commander's syntax: '--lr <lr>'; a boolean's flag takes no value and gets a --no- twin. */
+  flag: string;
+  help: string;
+  rule: FieldRule;
+  /** Said in --help instead of the default when the default depends on other fields. */
+  defaultHelp?: string;
+}
+
+/** One part of a recipe: its fields with their defaults, and the checks that span fields. */
+export interface RecipePart<P> {
+  readonly defaults: Readonly<P>;
+  readonly fields: readonly RecipeField<P>[];
+  /** Checks across fields, run after every field's own rule (use failField to throw). */
+  check?(recipe: Readonly<P>): void;
+}
+
+/** Throws the recipe error that names `key`, what it must be and what it is. */
+export function failField(recipe: object, key: string, expected: string): never {
+  throw new RangeError(`recipe: '${key}' must be ${expected}, got ${JSON.stringify((recipe as Record<string, unknown>)[key])}`);
+}
+
+export const fieldKeys = <R>(field: RecipeField<R>): readonly (keyof R & string)[] => (typeof field.key === 'string' ? [field.key] : field.key);
+
+const quoted = (values: readonly string[]) => values.map((v) => JSON.stringify(v)).join(', ').replace(/, ([^,]*)$/, ' or $1');
+
+/** What a value obeying `rule` is, in words: 'an integer ≥ 1 or null', 'a number in [0, 1)'. */
+export function ruleText(rule: FieldRule): string {
+  switch (rule.kind) {
+    case 'integer': return `an integer ≥ ${rule.min}${rule.nullable ? ' or null' : ''}`;
+    case 'number': return `a number in [${rule.min}, ${rule.max ?? Infinity}${rule.maxClosed ? ']' : ')'}`;
+    case 'choice': return quoted(rule.values);
+    case 'boolean': return 'true or false';
+    case 'text': return `${rule.expected ?? 'a string'}${rule.nullable ? ' or null' : ''}`;
+  }
+}
+
+/** Whether `value` obeys `rule`. */
+export function obeys(rule: FieldRule, value: unknown): boolean {
+  switch (rule.kind) {
+    case 'integer': return (rule.nullable && value === null) || (typeof value === 'number' && Number.isInteger(value) && value >= rule.min);
+    case 'number': {
+      const max = rule.max ?? Infinity;
+      return typeof value === 'number' && value >= rule.min && (rule.maxClosed ? value <= max : value < max);
+    }
+    case 'choice': return typeof value === 'string' && rule.values.includes(value);
+    case 'boolean': return typeof value === 'boolean';
+    case 'text': return (rule.nullable && value === null) || (typeof value === 'string' && (rule.accepts?.(value) ?? true));
+  }
+}
+
+/** Checks every field of `part` in `recipe` by its rule, then the part's own check. */
+export function checkPart<P>(part: RecipePart<P>, recipe: Readonly<P>): void {
+  for (const field of part.fields)
+    for (const key of fieldKeys(field)) if (!obeys(field.rule, recipe[key])) failField(recipe, key, ruleText(field.rule));
+  part.check?.(recipe);
+}

@@ -1,0 +1,76 @@
+// What a model family brings to the training runner (runner.ts): its part of the recipe, its
+// data, its model, its loss on a batch and its evaluation. Everything else (run folder,
+// loader, schedule, backward, clipping, AdamW, EMA, checkpoints, resume, metrics, abort) is
+// the runner's and is the same for every task.
+//
+// How the families fit:
+//   classify  (tasks/classify.ts) cross-entropy of the logits; eval = loss, top-1, top-5
+//   MAE       loss = MSE on the masked pixels, masks drawn from `random`; eval = that loss
+//   fine-tune model() loads a pre-trained encoder with loadStateDict(…, { strict: false });
+//             optimizerOptions() gives layer-wise lr decay as a per-parameter lrScale
+//   DiT       loss = diffusion MSE, its timesteps and noise from `random` (Philox at
+//             (seed, step)); recipe.sharedDefaults sets EMA 0.9999
+import type { Dataset } from '../data/dataset.js';
+import type { Module } from '../nn/module.js';
+import type { Device, Tensor } from '../tensor.js';
+import type { DataSplits } from './data.js';
+import type { AdamWOptions } from './optimizer.js';
+import type { Recipe, TaskRecipePart } from './recipe.js';
+import type { Precision, RandomStream } from './precision.js';
+
+/** A model the runner trains: a Module whose `config` (saved in each checkpoint) rebuilds it. */
+export interface TaskModel extends Module {
+  readonly config: object;
+}
+
+/** The images a model is built for. */
+export interface DataShape {
+  channels: number;
+  height: number;
+  width: number;
+  classes: number;
+}
+
+/** One training batch, on the run's device. */
+export interface TrainBatch {
+  /** (B, C, H, W) f32, augmented and normalised. */
+  images: Tensor;
+  /** (B,) i32 class labels (a task that needs none ignores them). */
+  labels: Tensor;
+}
+
+/** What the loss of one step needs besides the model and the batch. */
+export interface StepContext<P> {
+  recipe: Readonly<Recipe<P>>;
+  /** The step's Philox stream, { seed: recipe.seed, offset: step }: every random draw of the step. */
+  random: RandomStream;
+  precision: Precision;
+}
+
+/** What an evaluation needs besides the model and the held-out data. */
+export interface EvalContext {
+  /** Per-channel statistics of the train split, to normalise the held-out images with. */
+  normalization: { mean: number[]; std: number[] };
+  batchSize: number;
+  device: Device;
+  precision: Precision;
+}
+
+export interface Task<P, M extends TaskModel = TaskModel, Metrics = unknown> {
+  /** Names the task in run.json and checkpoint metadata, e.g. 'classify'. */
+  readonly name: string;
+  /** Checkpoint metadata 'format', e.g. 'pixel-transformer classifier checkpoint v1'. */
+  readonly checkpointFormat: string;
+  /** The task's part of the recipe: fields (and so its CLI flags), defaults, checks. */
+  readonly recipe: TaskRecipePart<P>;
+  /** The train and held-out splits (usually loadImageData(recipe)). */
+  data(recipe: Readonly<Recipe<P>>): DataSplits;
+  /** Builds the model, every parameter on `device`, for images of `shape`. */
+  model(recipe: Readonly<Recipe<P>>, shape: DataShape, device: Device): M;
+  /** AdamW options that depend on the model (e.g. layer-wise lr decay as lrScale); optional. */
+  optimizerOptions?(model: M, recipe: Readonly<Recipe<P>>): Pick<AdamWOptions, 'lrScale' | 'noDecayNames'>;
+  /** Forward on a batch → the scalar loss tensor (1 element) that the step backpropagates. */
+  loss(model: M, batch: TrainBatch, context: StepContext<P>): Tensor;
+  /** Metrics on the held-out split (JSON-safe: they go to metrics.jsonl). */
+  evaluate(model: M, data: Dataset, context: EvalContext): Metrics;
+}
