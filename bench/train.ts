@@ -7,7 +7,7 @@
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  AdamW, applyPrecision, classifierStep, getAttentionPrecision, presetConfig, setAttentionPrecision, tidy, vitPresets, VisionTransformer,
+  AdamW, checkPrecision, classifierStep, modelConfig as namedModelConfig, tidy, VisionTransformer,
   type Device, type Precision, type VitConfig,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
@@ -17,14 +17,9 @@ import { round } from './kernels.js';
 import type { BenchResult, ResultKind } from './schema.js';
 import { timeIt } from './timing.js';
 
-/** A preset name (pit-t, vit-s/2, ...) or a custom "d<depth>w<dim>h<heads>p<patch>", e.g. d4w64h4p1. */
+/** A model name (pit-t, vit-s/2, pit-d4w64h4, …: lib/models/names.ts) for images side × side. */
 export function modelConfig(model: string, side: number, channels: number, classes: number): VitConfig {
-  const size = { imageSize: side, channels, classes };
-  if (vitPresets[model]) return presetConfig(model, size);
-  const m = /^d(\d+)w(\d+)h(\d+)p(\d+)$/.exec(model);
-  if (!m) throw new RangeError(`model must be a preset (${Object.keys(vitPresets).join(', ')}) or d<depth>w<dim>h<heads>p<patch> such as d4w64h4p1; got "${model}"`);
-  const [depth, dim, heads, patch] = m.slice(1).map(Number) as [number, number, number, number];
-  return presetConfig('pit-t', { ...size, depth, dim, heads, patch });
+  return namedModelConfig(model, { imageSize: side, channels, classes });
 }
 
 export interface TrainShape {
@@ -59,11 +54,10 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   const config = modelConfig(s.model, s.side, s.channels, s.classes);
   const tokens = (s.side / config.patch) ** 2;
   if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${config.patch}`);
-  const previousPrecision = getAttentionPrecision();
+  const precision = checkPrecision(s.precision ?? 'f32', device);
   let model: VisionTransformer | undefined, optimizer: AdamW | undefined;
   try {
-    applyPrecision(s.precision ?? 'f32', device);
-    model = new VisionTransformer(config);
+    model = new VisionTransformer(config, { device });
     optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
     const [m, opt] = [model, optimizer];
     return tidy(() => {
@@ -74,7 +68,7 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
       ]);
       const step = (i: number) => {
         const [images, labels] = batches[i % 2]!;
-        classifierStep(m, opt, images, labels, { lr: 1e-4, labelSmoothing: 0.1, clipGrad: 1, seed: 0, offset: i });
+        classifierStep(m, opt, images, labels, { lr: 1e-4, labelSmoothing: 0.1, clipGrad: 1, seed: 0, offset: i, precision });
       };
       // The first step allocates AdamW's moments; the peak is read over the second. A fit
       // check (timed: false) needs only one step, counted from before the first.
@@ -92,7 +86,6 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   } finally {
     optimizer?.dispose();
     model?.dispose();
-    setAttentionPrecision(previousPrecision);
   }
 }
 

@@ -5,7 +5,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { selectBackend, type DType } from '../lib/native.js';
 import type { Device } from '../lib/tensor.js';
-import type { Precision } from '../lib/train/step.js';
+import type { Precision } from '../lib/nn/forward.js';
 import { formatComparison, compareResults } from '../bench/compare.js';
 import { defaultSweep, kernelCases, runKernelBench, type KernelSweep } from '../bench/kernels.js';
 import { parseResults, shapeText, type BenchResult } from '../bench/schema.js';

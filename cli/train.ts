@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
-import { setDefaultDevice } from '../lib/tensor.js';
 import {
   customModel, defaultRecipe, evaluate, loadClassificationData, loadModelWeights, makeRecipe, readCheckpointMetadata, resolveCheckpoint,
   trainClassifier, vitPresets, type ClassifierRecipe, type VitConfig,
@@ -163,13 +162,13 @@ export function registerEval(program: Command): void {
       const config = meta.config as VitConfig | undefined;
       if (!saved || !config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no recipe or config)`);
       const recipe = makeRecipe({ ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
-      setDefaultDevice(selectBackend({ device: flags.device }).backend);
+      const device = selectBackend({ device: flags.device }).backend;
       const { test } = loadClassificationData(recipe);
-      const model = new VisionTransformer(config);
+      const model = new VisionTransformer(config, { device });
       try {
         loadModelWeights(dir, model, { ema: flags.ema });
         const normalization = meta.normalization as { mean: number[]; std: number[] };
-        const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize });
+        const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize, device });
         if (flags.json) {
           console.log(JSON.stringify({ checkpoint: dir, weights: flags.ema ? 'ema' : 'model', data: test.name, ...metrics }));
           return;

@@ -14,14 +14,16 @@ import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { augmentation } from '../data/transforms.js';
 import { VisionTransformer, type VitConfig } from '../models/vit.js';
 import { selectBackend } from '../native.js';
-import { copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
+import { checkPrecision } from '../nn/forward.js';
+import { copyOf, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { evaluate, type ClassificationMetrics } from './evaluate.js';
 import { AdamW } from './optimizer.js';
 import { checkRecipe, defaultRecipe, loadClassificationData, makeRecipe, recipeModelConfig, type ClassifierRecipe } from './recipe.js';
 import { learningRate } from './schedule.js';
-import { applyPrecision, classifierStep, type Precision } from './step.js';
+import type { Precision } from '../nn/forward.js';
+import { classifierStep } from './step.js';
 import { writeFileAtomic } from './safetensors.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -109,12 +111,11 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
 
   const selection = selectBackend({ device: options.device ?? 'auto' });
   const device: Device = selection.backend;
-  setDefaultDevice(device);
-  applyPrecision(options.precision ?? 'f32', device);
+  const precision = checkPrecision(options.precision ?? 'f32', device);
 
   const { train, test } = loadClassificationData(recipe);
   const config = recipeModelConfig(recipe, train);
-  const model = new VisionTransformer(config);
+  const model = new VisionTransformer(config, { device });
   const optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2] });
   const ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
   const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
@@ -163,8 +164,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     const batch = loader.next();
     const B = batch.labels.length;
     const lr = learningRate(step, schedule);
-    const loss = tidy(() => classifierStep(model, optimizer, tensor(batch.images, [B, C, H, W]), tensor(batch.labels, [B]),
-      { lr, labelSmoothing: recipe.labelSmoothing, clipGrad: recipe.clipGrad, seed: recipe.seed, offset: step, ema }));
+    const loss = tidy(() => classifierStep(model, optimizer, tensor(batch.images, [B, C, H, W], { device }), tensor(batch.labels, [B], { device }),
+      { lr, precision, labelSmoothing: recipe.labelSmoothing, clipGrad: recipe.clipGrad, seed: recipe.seed, offset: step, ema }));
     if (!Number.isFinite(loss)) throw new RangeError(`training diverged: the loss is ${loss} at step ${step + 1} (lr ${lr.toExponential(3)}); lower --lr or set --clip-grad`);
     step++;
     run.epochLossSum += loss;

@@ -2,7 +2,7 @@
 import type { Dataset } from '../data/dataset.js';
 import { normalize } from '../data/transforms.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
-import { getDefaultDevice, noGrad, tensor, tidy, type Device, type Tensor } from '../tensor.js';
+import { noGrad, tensor, tidy, type Device, type Tensor } from '../tensor.js';
 
 export interface ClassificationMetrics {
   /** Mean cross-entropy (no label smoothing). */
@@ -48,12 +48,13 @@ export interface EvaluateOptions {
   normalization: { mean: ArrayLike<number>; std: ArrayLike<number> };
   /** Default 500. */
   batchSize?: number;
+  /** Where the batches go: the model's device. Default 'cpu'. */
   device?: Device;
 }
 
 /** Evaluates `model` on every example of `data`, in eval mode (restored afterwards). */
 export function evaluate(model: Classifier, data: Dataset, options: EvaluateOptions): ClassificationMetrics {
-  const { normalization, batchSize = 500, device = getDefaultDevice() } = options;
+  const { normalization, batchSize = 500, device = 'cpu' } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluate: 'batchSize' must be a positive integer, got ${String(batchSize)}`);
   if (data.n < 1) throw new RangeError(`evaluate: dataset '${data.name}' is empty`);
   const { channels: C, height: H, width: W, classes: K } = data;

@@ -9,4 +9,4 @@ export {
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './evaluate.js';
 export { checkRecipe, customModel, dataDefaults, defaultRecipe, makeRecipe, loadClassificationData, recipeModelConfig, type ClassificationData, type ClassifierRecipe, type DataName } from './recipe.js';
 export { METRICS_FILE, trainClassifier, type EpochRecord, type TrainEvent, type TrainOptions, type TrainResult } from './classifier.js';
-export { applyPrecision, classifierStep, type Precision, type StepOptions } from './step.js';
+export { classifierStep, type StepOptions } from './step.js';

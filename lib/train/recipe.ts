@@ -5,7 +5,8 @@ import { channelStats, type Dataset } from '../data/dataset.js';
 import { loadCifar10, loadCifar100 } from '../data/cifar.js';
 import { loadMnist } from '../data/mnist.js';
 import { resizeImages } from '../data/resize.js';
-import { presetConfig, vitPresets, type VitConfig } from '../models/vit.js';
+import { vitPresets } from '../models/names.js';
+import { modelConfig, type VitConfig } from '../models/vit.js';
 
 export type DataName = 'mnist' | 'cifar10' | 'cifar100';
 
@@ -168,7 +169,7 @@ export function loadClassificationData(recipe: Readonly<ClassifierRecipe>): Clas
 
 /** The model the recipe describes, for data of `channels` × side × side with `classes`. */
 export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, data: Dataset): VitConfig {
-  const base = recipe.model === 'custom' ? presetConfig('pit-t', customModel) : presetConfig(recipe.model);
+  const base = recipe.model === 'custom' ? modelConfig('pit-t', customModel) : modelConfig(recipe.model);
   const pick = <K extends 'depth' | 'dim' | 'heads' | 'patch'>(k: K): number => recipe[k] ?? base[k];
   return {
     ...base,
