@@ -143,9 +143,18 @@ export class VitEncoder extends Module {
     return concatTokens(cls, x);
   }
 
-  /** Tokens after the blocks (B, N + 1, d), before any final norm. */
+  /**
+   * Tokens after the blocks (B, N + 1, d), before any final norm: the values of
+   * blocks(prependCls(embed(images))). Without masking, the table is added to [cls; patches]
+   * in one op: the gradient of pos_embed is then one sum over the batch of (N + 1)·d values, as
+   * in every run before the encoder had steps. (The CPU sum blocks its rows by the row length,
+   * so summing N·d and d apart would change the last bits and, through training, the runs.)
+   */
   features(images: Tensor, options: ForwardOptions = {}): Tensor {
-    return this.blocks.forward(this.prependCls(this.embed(images)), options);
+    const [h, w] = this.grid;
+    let x = concatTokens(this.clsToken, this.patchEmbed.forward(this.patchify(images)));
+    if (this.posEmbed) x = add(x, this.posEmbed.reshape([h * w + 1, this.#encoder.dim]));
+    return this.blocks.forward(x, options);
   }
 }
 
