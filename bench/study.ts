@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Device, Precision } from '../lib/index.js';
 import { renderPng, renderSvg, type PlotSeries } from './plot.js';
 import type { BenchResult } from './schema.js';
-import { findMaxSide, measureTrainStep, modelPatch, trainResult } from './train.js';
+import { findMaxSide, measureTrainStep, modelPatch, skippable, trainResult } from './train.js';
 
 export interface PowerLawRegion {
   fromTokens: number;
@@ -109,7 +109,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
         o.onResult?.(r);
         largestFit = side;
       } catch (err) {
-        if (!(err instanceof RangeError)) throw err;
+        if (!skippable(err)) throw err;
         o.onSkip?.(`${model} at ${side}×${side}`, err.message);
       }
     }

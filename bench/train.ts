@@ -7,7 +7,7 @@
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  AdamW, checkPrecision, classifyTask, makeRecipe, randn, recipeModelConfig, tensor, tidy, trainStep,
+  AdamW, checkPrecision, classifyTask, makeRecipe, parseModelName, randn, tensor, tidy, trainStep,
   type Device, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
@@ -37,9 +37,16 @@ export function dataShape(side: number): { channels: number; classes: number } {
 const benchRecipe = (model: string) => makeRecipe(classifyTask.recipe, { model });
 
 /** The patch size of a model name (throws a RangeError naming the grammar for an unknown one). */
-export function modelPatch(model: string): number {
-  return recipeModelConfig(benchRecipe(model), { channels: 3, height: 8, width: 8, classes: 100 }).patch;
-}
+export const modelPatch = (model: string): number => parseModelName(model).patch;
+
+const outOfMemory = (err: unknown): err is RangeError => err instanceof RangeError && /out of .*memory|too large/i.test(err.message);
+
+/**
+ * Whether a case is skipped (said so, and the run goes on) rather than failed: its step does not
+ * fit in memory, or its side does not tile into the model's patches. Any other error is a bug
+ * (a TypeError from a device mismatch, say) and propagates.
+ */
+export const skippable = (err: unknown): err is RangeError => outOfMemory(err) || (err instanceof RangeError && /is not a multiple of .*'s patch/.test(err.message));
 
 export interface StepMeasurement {
   ms: number;
@@ -99,10 +106,10 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
 
 /** measureTaskStep for the classification task's model `s.model`, with its token count. */
 export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
-  const recipe = benchRecipe(s.model);
-  const tokens = (s.side / modelPatch(s.model)) ** 2;
-  if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${modelPatch(s.model)}`);
-  return { ...measureTaskStep(classifyTask, recipe, device, s, options), tokens };
+  const patch = modelPatch(s.model);
+  const tokens = (s.side / patch) ** 2;
+  if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${patch}`);
+  return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
 }
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
@@ -142,8 +149,8 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
           o.onResult?.(r);
           break;
         } catch (err) {
-          if (!(err instanceof RangeError)) throw err;
-          if (o.batch === 'auto' && batch > 1 && /out of .*memory/i.test(err.message)) {
+          if (!skippable(err)) throw err;
+          if (o.batch === 'auto' && batch > 1 && outOfMemory(err)) {
             batch >>= 1;
             continue;
           }
@@ -184,7 +191,7 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
     try {
       peak = measureTrainStep(o.device, { model: o.model, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision }, { timed: false }).peakBytes;
     } catch (err) {
-      if (!(err instanceof RangeError && /out of .*memory|too large/i.test(err.message))) throw err;
+      if (!outOfMemory(err)) throw err;
     }
     const fits = peak !== null && peak <= (o.memoryLimit ?? Infinity);
     o.onProbe?.(side, fits, peak);

@@ -2,7 +2,6 @@
 // `pit`: the command line. Each subcommand is a thin layer over the library.
 import { Command } from 'commander';
 import { selectBackend } from '../lib/native.js';
-import { getDefaultDevice } from '../lib/tensor.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
 import { registerEval, registerTrain } from './train.js';
@@ -31,7 +30,7 @@ program
     const build = selection.addon.buildInfo();
     const memory = selection.addon.memory();
     const report = { backend: selection.backend, addon: selection.path, requested: selection.requested, reasons: selection.reasons,
-      defaultDevice: getDefaultDevice(), build, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
+      build, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
     if (opts.json) {
       console.log(JSON.stringify(report));
       return;
@@ -46,7 +45,6 @@ program
       for (const d of c.devices) console.log(`  GPU          ${d.name}, sm_${d.capability.replace('.', '')}, ${formatBytes(d.memoryBytes)}, ${d.multiprocessors} SMs`);
       if (c.reason) console.log(`  unavailable  ${c.reason}`);
     }
-    console.log(`default device ${getDefaultDevice()}`);
     console.log(`memory         cpu: ${memory.cpu.tensors} tensors, ${formatBytes(memory.cpu.bytes)}` +
       (memory.cuda ? `; cuda: ${memory.cuda.tensors} tensors, ${formatBytes(memory.cuda.bytes)}, ${formatBytes(memory.cuda.free)} free` : ''));
     console.log(`node           ${process.version} ${process.platform}-${process.arch}`);

@@ -4,9 +4,8 @@
 import { Command } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
-import { setDefaultDevice } from '../lib/tensor.js';
 import {
-  classifyTask, evaluate, loadModelWeights, makeRecipe, readCheckpointMetadata, resolveCheckpoint, sharedRecipe,
+  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointMetadata, resolveCheckpoint, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
 import { deviceOption, integer } from './args.js';
@@ -19,7 +18,7 @@ const classifyView: TaskView<ClassificationMetrics> = {
   modelLine(e) {
     const m = e.config as VitConfig, recipe = e.recipe as ClassifierRecipe;
     const side = Array.isArray(m.imageSize) ? m.imageSize.join('×') : `${m.imageSize}×${m.imageSize}`;
-    return `${recipe.model} (${m.patch === 1 ? 'PiT' : `ViT/${m.patch}`}): depth ${m.depth}, dim ${m.dim}, ${m.heads} heads, ` +
+    return `${modelName(m)} (${m.patch === 1 ? 'PiT' : `ViT/${m.patch}`}): depth ${m.depth}, dim ${m.dim}, ${m.heads} heads, ` +
       `${e.parameters.toLocaleString('en-US')} parameters on ${side}×${m.channels} ${recipe.data}; device ${e.device}`;
   },
   metricsText: (test, ema) =>
@@ -56,9 +55,8 @@ export function registerEval(program: Command): void {
       if (!saved || !config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no recipe or config)`);
       const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
       const device = selectBackend({ device: flags.device }).backend;
-      setDefaultDevice(device);
       const { test } = classifyTask.data(recipe);
-      const model = new VisionTransformer(config);
+      const model = new VisionTransformer(config, { device });
       try {
         loadModelWeights(dir, model, { ema: flags.ema });
         const normalization = meta.normalization as { mean: number[]; std: number[] };

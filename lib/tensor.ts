@@ -25,17 +25,6 @@ export interface GradNode {
   readonly saved: readonly Tensor[];
 }
 
-let defaultDevice: Device = 'cpu';
-
-/** Where new tensors go when no device is named. CPU until the CUDA op table lands. */
-export function setDefaultDevice(device: Device): void {
-  if (device !== 'cpu' && device !== 'cuda') throw new TypeError(`setDefaultDevice: 'device' must be "cpu" or "cuda", got ${String(device)}`);
-  defaultDevice = device;
-}
-export function getDefaultDevice(): Device {
-  return defaultDevice;
-}
-
 // ---- scopes (tidy) -------------------------------------------------------------------
 const scopes: Set<Tensor>[] = [];
 
@@ -197,6 +186,8 @@ function resolveShape(shape: Shape, size: number, op: string): number[] {
 // ---- creation ------------------------------------------------------------------------
 export interface CreateOptions {
   dtype?: DType;
+  /** Default 'cpu'. There is no process-wide default: code that makes tensors for a model
+   * passes the model's device. */
   device?: Device;
   requiresGrad?: boolean;
 }
@@ -218,7 +209,7 @@ function finish(t: Tensor, options: CreateOptions): Tensor {
 /** Uninitialised storage. */
 export function empty(shape: Shape, options: CreateOptions = {}): Tensor {
   const s = checkShape(shape, 'empty');
-  return finish(new Tensor(native().empty(s, options.dtype ?? 'f32', options.device ?? defaultDevice)), options);
+  return finish(new Tensor(native().empty(s, options.dtype ?? 'f32', options.device ?? 'cpu')), options);
 }
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
@@ -253,7 +244,7 @@ export function tensor(data: Float32Array | Int32Array | readonly number[], shap
   if (dtype === 'i32' && !(array instanceof Int32Array)) array = Int32Array.from(array);
   if (dtype !== 'i32' && !(array instanceof Float32Array)) array = Float32Array.from(array);
   const s = checkShape(shape ?? [array.length], 'tensor');
-  return finish(new Tensor(native().fromArray(array, s, dtype, options.device ?? defaultDevice)), options);
+  return finish(new Tensor(native().fromArray(array, s, dtype, options.device ?? 'cpu')), options);
 }
 
 export interface RandomOptions extends CreateOptions {

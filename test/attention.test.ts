@@ -5,7 +5,7 @@
 // work items (its dQ summed from partials) and many heads; inputs x3 stress the softmax.
 // Then the native entry points directly: NaN-poisoned outputs, bitwise repeatability.
 import test, { type ExecutionContext } from 'ava';
-import { applyPrecision, attention, attentionWithLse, getAttentionPrecision, native, noGrad, poisoned, randn, setAttentionPrecision, tidy, type Tensor } from '../lib/index.js';
+import { attention, attentionWithLse, checkPrecision, native, noGrad, poisoned, randn, tidy, type Tensor } from '../lib/index.js';
 import { assertClose, attentionLabel, finiteDifferences, gradientsOf, qkvShape, randomF32, t32, type AttentionDims } from './helpers.js';
 
 
@@ -186,8 +186,9 @@ test('attention gradients are bitwise repeatable from call to call', (t) => {
 test('attention precision: bf16 needs the GPU kernels (a clear error on cpu); mixed precision needs cuda', (t) => {
   const qkv = randn([1, 4, 3, 2, 16], { seed: 5 });
   t.throws(() => attention(qkv, { precision: 'bf16' }), { instanceOf: TypeError, message: /attentionForward: bf16 is not implemented on cpu/ });
-  t.throws(() => setAttentionPrecision('f16' as never), { instanceOf: TypeError, message: /"f32" or "bf16", got "f16"/ });
-  t.throws(() => applyPrecision('mixed', 'cpu'), { instanceOf: TypeError, message: /needs the cuda device; this run is on cpu/ });
-  t.is(getAttentionPrecision(), 'f32');
+  t.throws(() => attention(qkv, { precision: 'f16' as never }), { instanceOf: TypeError, message: /'precision' must be "f32" or "bf16", got "f16"/ });
+  t.throws(() => checkPrecision('bf16', 'cuda'), { instanceOf: TypeError, message: /precision must be "f32" or "mixed", got "bf16"/ });
+  t.throws(() => checkPrecision('mixed', 'cpu'), { instanceOf: TypeError, message: /needs the cuda device; this run is on cpu/ });
+  t.is(checkPrecision('mixed', 'cuda'), 'mixed');
   qkv.dispose();
 });

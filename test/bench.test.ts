@@ -13,7 +13,7 @@ import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
 import { defaultSweep, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
 import { measureTrainStep } from '../bench/train.js';
-import { empty, getAttentionPrecision, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
+import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
 
 selectBackend({ device: 'cpu' });
 const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
@@ -61,7 +61,7 @@ test('bench kernels --ops and the human table; a bf16 case without a CPU kernel 
 });
 
 test('bench train: images/s = batch / step time, peak memory at least weights, grads and AdamW moments', (t) => {
-  const r = run('bench', 'train', '--device', 'cpu', '--models', 'd1w16h2p1,d1w16h2p2', '--sides', '8,28', '--batch', '2', '--budget', '50', '--json');
+  const r = run('bench', 'train', '--device', 'cpu', '--models', 'pit-d1w16h2,vit-d1w16h2/2', '--sides', '8,28', '--batch', '2', '--budget', '50', '--json');
   t.is(r.status, 0, r.stderr);
   const results = parseResults(r.stdout, 'stdout');
   t.is(results.length, 4);
@@ -72,20 +72,20 @@ test('bench train: images/s = batch / step time, peak memory at least weights, g
     t.true(Math.abs(x.value - (2 * 1000) / x.ms) <= 0.01 + 1e-3 * x.value, JSON.stringify(x));
     t.true(x.peakBytes! > 0);
   }
-  const pit28 = results.find((x) => x.model === 'd1w16h2p1' && x.shape.side === 28)!;
+  const pit28 = results.find((x) => x.model === 'pit-d1w16h2' && x.shape.side === 28)!;
   t.deepEqual(pit28.shape, { batch: 2, side: 28, channels: 1, tokens: 784 });
-  const vit32 = results.find((x) => x.model === 'd1w16h2p2' && x.shape.side === 8)!;
+  const vit32 = results.find((x) => x.model === 'vit-d1w16h2/2' && x.shape.side === 8)!;
   t.deepEqual(vit32.shape, { batch: 2, side: 8, channels: 3, tokens: 16 });
   // 784 pixel tokens need more activation memory than 196 ... and than 64.
-  t.true(pit28.peakBytes! > results.find((x) => x.model === 'd1w16h2p1' && x.shape.side === 8)!.peakBytes!);
+  t.true(pit28.peakBytes! > results.find((x) => x.model === 'pit-d1w16h2' && x.shape.side === 8)!.peakBytes!);
 });
 
 test('measureTrainStep: the peak covers weights + gradients + both AdamW moments (16 bytes per parameter)', (t) => {
-  const m = measureTrainStep('cpu', { model: 'd2w32h4p1', side: 8, channels: 3, classes: 10, batch: 2 }, { budgetMs: 20 });
+  const m = measureTrainStep('cpu', { model: 'pit-d2w32h4', side: 8, channels: 3, classes: 10, batch: 2 }, { budgetMs: 20 });
   t.is(m.tokens, 64);
   t.true(m.peakBytes >= 16 * m.parameters, `${m.peakBytes} < 16 × ${m.parameters}`);
   t.true(m.peakBytes < 16 * m.parameters + 64 * 1024 * 1024, 'a tiny model does not need tens of MiB');
-  t.throws(() => measureTrainStep('cpu', { model: 'pit-q', side: 8, channels: 3, classes: 10, batch: 1 }), { instanceOf: RangeError, message: /model must be a preset.*got "pit-q"/ });
+  t.throws(() => measureTrainStep('cpu', { model: 'pit-q', side: 8, channels: 3, classes: 10, batch: 1 }), { instanceOf: RangeError, message: /model name must be pit-<size> or vit-<size>\/<patch>.*got "pit-q"/ });
   t.throws(() => measureTrainStep('cpu', { model: 'vit-t/2', side: 9, channels: 3, classes: 10, batch: 1 }), { message: /9/ });
 });
 
@@ -94,10 +94,10 @@ test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the large
   const peer = join(dir, 'torch.jsonl');
   // A peer file as bench/pytorch/vit_train.py --kind scaling writes it (two sides).
   const env = { device: 'test CPU', date: '2026-12-01T00:00:00Z', version: 'torch 0.0', runtime: 'python 3.11' };
-  writeFileSync(peer, [8, 12].map((side) => JSON.stringify({ kind: 'scaling', op: 'train_step', model: 'd1w16h2p1', impl: 'torch-eager', device: 'cpu',
+  writeFileSync(peer, [8, 12].map((side) => JSON.stringify({ kind: 'scaling', op: 'train_step', model: 'pit-d1w16h2', impl: 'torch-eager', device: 'cpu',
     dtype: 'f32', shape: { batch: 1, side, channels: 3, tokens: side * side }, ms: side, repeats: 5, value: 1000 / side, unit: 'images/s',
     formula: 'batch / t_step', env })).join('\n') + '\n');
-  const r = run('study', 'scaling', '--device', 'cpu', '--models', 'd1w16h2p1', '--sides', '4,6,8,10,12,14', '--budget', '30',
+  const r = run('study', 'scaling', '--device', 'cpu', '--models', 'pit-d1w16h2', '--sides', '4,6,8,10,12,14', '--budget', '30',
     '--find-max', '--memory-limit', '3MiB', '--peer', peer, '--out', dir);
   t.is(r.status, 0, r.stderr);
   const csv = readFileSync(join(dir, 'scaling.csv'), 'utf8').trim().split('\n');
@@ -111,18 +111,18 @@ test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the large
   t.true(max.peakBytes <= 3 * 2 ** 20 && max.side >= 14, JSON.stringify(max));
   t.is(max.limitedBy, 'memory');
   // Just past the largest side, the step needs more than the limit.
-  const next = measureTrainStep('cpu', { model: 'd1w16h2p1', side: max.side + 1, channels: 3, classes: 100, batch: 1 }, { timed: false });
+  const next = measureTrainStep('cpu', { model: 'pit-d1w16h2', side: max.side + 1, channels: 3, classes: 100, batch: 1 }, { timed: false });
   t.true(next.peakBytes > 3 * 2 ** 20);
   for (const name of ['time', 'memory']) {
     const svg = readFileSync(join(dir, `${name}.svg`), 'utf8');
     t.regex(svg, /^<\?xml[^>]*>\s*<svg[\s\S]*<\/svg>\s*$/);
-    t.regex(svg, /d1w16h2p1 \(torch-eager\)/, 'the peer curve is on the same axes');
+    t.regex(svg, /pit-d1w16h2 \(torch-eager\)/, 'the peer curve is on the same axes');
     const png = readFileSync(join(dir, `${name}.png`));
     t.true(png.length > 5000, `${name}.png is ${png.length} bytes`);
     const image = PNG.sync.read(png);
     t.true(image.width >= 400 && image.height >= 300);
   }
-  t.regex(r.stdout, /largest side d1w16h2p1: \d+×\d+/);
+  t.regex(r.stdout, /largest side pit-d1w16h2: \d+×\d+/);
   rmSync(dir, { recursive: true });
 });
 
@@ -215,7 +215,6 @@ test('a case that fails leaves nothing behind: skipped bf16 kernels, a mixed-pre
   runKernelBench({ device: 'cpu', sweep: { ...defaultSweep('cpu', true), dtypes: ['bf16'], ops: ['attention'] }, budgetMs: 5, onSkip: (c) => skipped.push(c.op) });
   t.deepEqual([...new Set(skipped)], ['attention_forward', 'attention_backward', 'attention_forward_backward']);
   t.is(memory().cpu.tensors, before, 'the inputs of skipped cases are freed');
-  t.throws(() => measureTrainStep('cpu', { model: 'd1w16h2p1', side: 8, channels: 3, classes: 10, batch: 1, precision: 'mixed' }), { message: /needs the cuda device/ });
+  t.throws(() => measureTrainStep('cpu', { model: 'pit-d1w16h2', side: 8, channels: 3, classes: 10, batch: 1, precision: 'mixed' }), { message: /needs the cuda device/ });
   t.is(memory().cpu.tensors, before);
-  t.is(getAttentionPrecision(), 'f32', 'the precision is restored');
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { backward, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
-import { presetConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
+import { modelConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
 import {
   AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, saveCheckpoint,
   writeSafetensors, type SafetensorsEntry,
@@ -133,7 +133,7 @@ test('safetensors writer is atomic: no temp file remains, and a failed rename re
 
 // ---- checkpoints -----------------------------------------------------------------------
 const tinyConfig = (overrides: Partial<VitConfig> = {}): VitConfig =>
-  presetConfig('pit-t', { imageSize: 4, channels: 1, depth: 1, dim: 16, heads: 2, classes: 3, ...overrides });
+  modelConfig('pit-t', { imageSize: 4, channels: 1, depth: 1, dim: 16, heads: 2, classes: 3, ...overrides });
 
 /** Two AdamW steps on random data, so weights and m, v are all non-trivial. */
 function train(model: VisionTransformer, opt: AdamW, steps: number): void {

@@ -17,7 +17,7 @@ test('pit train: bad arguments exit 1 naming the flag, what was expected and wha
     [['--lr', 'abc'], /option '--lr <lr>' argument 'abc' is invalid\. expected a number in \[0, ∞\)/],
     [['--epochs', '1.5'], /option '--epochs <n>' argument '1\.5' is invalid\. expected an integer ≥ 1/],
     [['--betas', '0.9'], /option '--betas <b1,b2>' argument '0\.9' is invalid\. expected two numbers in \[0, 1\)/],
-    [['--model', 'pit-xxl'], /option '--model <name>' argument 'pit-xxl' is invalid\. Allowed choices are custom, pit-t/],
+    [['--model', 'pit-xxl'], /option '--model <name>' argument 'pit-xxl' is invalid\. expected a model name such as pit-t, vit-s\/2 or pit-d4w64h4/],
     [['--data', 'cifar10'], /recipe: 'dataDir' must be the folder of the cifar10 binary files, got null/],
     [['--data', 'cifar10', '--data-dir', '/nonexistent-pit'], /cifar10.*\/nonexistent-pit/],
     [['--resume'], /checkpoint: '.*pit-cli-never' does not exist/],

@@ -115,14 +115,14 @@ test('drop path is the identity (x + y) in eval mode and at rate 0', (t) => {
     const expected = values(add(x, y));
     t.deepEqual(values(dropPathResidual(x, y, 0.5, false, { seed: 1, offset: 0 })), expected);
     t.deepEqual(values(dropPathResidual(x, y, 0, true)), expected);
-    t.throws(() => dropPathResidual(x, y, 0.5, true), { instanceOf: TypeError, message: /needs a noise/ });
+    t.throws(() => dropPathResidual(x, y, 0.5, true), { instanceOf: TypeError, message: /needs a random stream/ });
     t.throws(() => dropPathResidual(x, y, 1, true), { instanceOf: RangeError, message: /'rate' must be in \[0, 1\)/ });
   });
   // A block with drop path in eval mode equals the same weights without it.
   const withDrop = new Block(16, 2, { init: 4, dropPath: 0.9 }).eval(), plain = new Block(16, 2, { init: 4 }).eval();
   tidy(() => noGrad(() => {
     const x = t32(randomF32(3 * 4 * 16), [3, 4, 16]);
-    t.deepEqual(values(withDrop.forward(x, { seed: 1, offset: 2 })), values(plain.forward(x)));
+    t.deepEqual(values(withDrop.forward(x, { random: { seed: 1, offset: 2 } })), values(plain.forward(x)));
   }));
   withDrop.dispose();
   plain.dispose();

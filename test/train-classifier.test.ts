@@ -40,12 +40,12 @@ test('topKHits: top-1 and top-5 with ties counted against the label and NaN as a
 
 test('makeRecipe: defaults, data-set defaults, and a clear error naming a bad field', (t) => {
   const r = makeClassifierRecipe();
-  t.like(r, { data: 'mnist', imageSize: 8, epochs: 36, model: 'custom', patch: null, translate: 0, flip: false });
+  t.like(r, { data: 'mnist', imageSize: 8, epochs: 36, model: 'pit-d4w64h4', patch: null, translate: 0, flip: false });
   t.like(makeClassifierRecipe({ data: 'cifar10', dataDir: '/x' }), { imageSize: null, cropPadding: 4, flip: true, translate: 0 });
   t.throws(() => makeClassifierRecipe({ data: 'cifar100' }), { instanceOf: RangeError, message: /'dataDir' must be the folder of the cifar100 binary files, got null/ });
   t.throws(() => makeClassifierRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, Infinity\), got -1/ });
   t.throws(() => makeClassifierRecipe({ epochs: 2, warmupEpochs: 3 }), { message: /'warmupEpochs' must be a number in \[0, 2\], got 3/ });
-  t.throws(() => makeClassifierRecipe({ model: 'pit-xl' }), { message: /'model' must be "custom" or one of pit-t, vit-t\/2/ });
+  t.throws(() => makeClassifierRecipe({ model: 'pit-xl' }), { message: /'model' must be a model name such as pit-t, vit-s\/2 or pit-d4w64h4 .*got "pit-xl"/ });
   t.throws(() => makeClassifierRecipe({ depth: 0 }), { message: /'depth' must be an integer ≥ 1 or null, got 0/ });
   const { train } = loadImageData(makeClassifierRecipe({ imageSize: 7 }));
   t.like(recipeModelConfig(makeClassifierRecipe({ imageSize: 7, patch: 7 }), train), { depth: 4, dim: 64, heads: 4, patch: 7, imageSize: [7, 7], channels: 1, classes: 10 });

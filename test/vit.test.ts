@@ -1,21 +1,23 @@
 // ViT / PiT: SPEC §1 parameter counts, patchify order, sin-cos table (SPEC §2), forward
 // shape and determinism, gradients for every parameter, drop path in training.
 import test from 'ava';
-import { backward, noGrad, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
-import { parameterCount, presetConfig, sincosPositionTable, VisionTransformer, vit, type VitConfig } from '../lib/models/vit.js';
+import { backward, noGrad, sliceTokens, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
+import { modelName, parseModelName } from '../lib/models/names.js';
+import { modelConfig, parameterCount, VisionTransformer, vit, type VitConfig } from '../lib/models/vit.js';
+import { sincosPositionTable } from '../lib/nn/index.js';
 import { assertClose, randomF32, t32 } from './helpers.js';
 
 const values = (x: Tensor): number[] => Array.from(x.toArray());
 const tiny: Partial<VitConfig> = { imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, classes: 10 };
 
 test('parameterCount matches SPEC §1 for the four PiT presets on 32×32×3, 100 classes', (t) => {
-  t.is(parameterCount(presetConfig('pit-t')), 5_555_812);
-  t.is(parameterCount(presetConfig('pit-s')), 21_728_356);
-  t.is(parameterCount(presetConfig('pit-b')), 85_923_940);
-  t.is(parameterCount(presetConfig('pit-l')), 303_468_644);
+  t.is(parameterCount(modelConfig('pit-t')), 5_555_812);
+  t.is(parameterCount(modelConfig('pit-s')), 21_728_356);
+  t.is(parameterCount(modelConfig('pit-b')), 85_923_940);
+  t.is(parameterCount(modelConfig('pit-l')), 303_468_644);
   // A direct evaluation of SPEC's formula for ViT-T/2 (N = 256): depth·(12d² + 13d) + ...
   const d = 192, N = 256;
-  t.is(parameterCount(presetConfig('vit-t/2')), 12 * (12 * d * d + 13 * d) + (4 * 3 * d + d) + d + (N + 1) * d + 2 * d + (d * 100 + 100));
+  t.is(parameterCount(modelConfig('vit-t/2')), 12 * (12 * d * d + 13 * d) + (4 * 3 * d + d) + d + (N + 1) * d + 2 * d + (d * 100 + 100));
 });
 
 test('constructed PiT-T and ViT-T/2 have the counted parameters under timm names', (t) => {
@@ -43,9 +45,20 @@ test('config variants: counts by construction equal the formula; cls pool names 
   }
 });
 
-test('presetConfig errors on an unknown name, listing the valid ones; overrides apply', (t) => {
-  t.throws(() => presetConfig('pit-xl'), { instanceOf: RangeError, message: /must be one of pit-t, vit-t\/2, pit-s, .*pit-l, vit-l\/2; got "pit-xl"/ });
-  const c = presetConfig('vit-s/2', { classes: 10, dropPath: 0.1 });
+test('model names: presets, any patch, custom sizes; a wrong name is an error stating the grammar; overrides apply', (t) => {
+  t.deepEqual(parseModelName('pit-t'), { depth: 12, dim: 192, heads: 12, patch: 1 });
+  t.deepEqual(parseModelName('vit-l/2'), { depth: 24, dim: 1024, heads: 16, patch: 2 });
+  t.deepEqual(parseModelName('vit-b/16'), { depth: 12, dim: 768, heads: 12, patch: 16 });
+  t.deepEqual(parseModelName('pit-d4w64h4'), { depth: 4, dim: 64, heads: 4, patch: 1 });
+  t.deepEqual(parseModelName('vit-d2w32h4/4'), { depth: 2, dim: 32, heads: 4, patch: 4 });
+  t.deepEqual(parseModelName('vit-s/1'), parseModelName('pit-s'));
+  for (const name of ['pit-t', 'vit-s/2', 'pit-d4w64h4', 'vit-d2w32h4/4']) t.is(modelName(parseModelName(name)), name, 'modelName inverts parseModelName');
+  t.is(modelName(parseModelName('vit-s/1')), 'pit-s');
+  for (const bad of ['pit-xl', 'custom', 'vit-t', 'pit-t/2', 'pit-d0w64h4', 'pit-d4w64', 'vit-t/0', ' pit-t'])
+    t.throws(() => parseModelName(bad), { instanceOf: RangeError, message: /model name/ }, bad);
+  t.throws(() => modelConfig('pit-xl'), { instanceOf: RangeError, message: /must be pit-<size> or vit-<size>\/<patch>, <size> one of t, s, b, l or d<depth>w<width>h<heads> .*; got "pit-xl"/ });
+  t.throws(() => modelConfig('pit-t/2'), { message: /a PiT has 1×1 patches; write vit-…\/2/ });
+  const c = modelConfig('vit-s/2', { classes: 10, dropPath: 0.1 });
   t.like(c, { depth: 12, dim: 384, heads: 12, patch: 2, classes: 10, dropPath: 0.1, mlpRatio: 4 });
   t.throws(() => new VisionTransformer({ ...tiny, patch: 3 }), { instanceOf: RangeError, message: /8×8 must be divisible by 'patch' 3/ });
 });
@@ -144,17 +157,17 @@ test('backward reaches every parameter with finite, nonzero gradients (avg and c
   }
 });
 
-test('training with drop path: needs noise, deterministic given it, identity in eval mode', (t) => {
+test('training with drop path: needs a random stream, deterministic given it, identity in eval mode', (t) => {
   const model = new VisionTransformer({ ...tiny, depth: 3, dropPath: 0.5, seed: 4 });
-  t.deepEqual(model.blocks.map((b) => b.dropPath), [0, 0.25, 0.5]);
+  t.deepEqual(model.blocks.blocks.map((b) => b.dropPath), [0, 0.25, 0.5]);
   tidy(() => noGrad(() => {
     const x = t32(randomF32(16 * 64), [16, 1, 8, 8]);
-    t.throws(() => model.forward(x), { message: /needs a noise/ });
-    const first = values(model.forward(x, { seed: 9, offset: 0 }));
-    t.deepEqual(values(model.forward(x, { seed: 9, offset: 0 })), first);
-    t.notDeepEqual(values(model.forward(x, { seed: 9, offset: 1 })), first);
+    t.throws(() => model.forward(x), { message: /needs a random stream/ });
+    const first = values(model.forward(x, { random: { seed: 9, offset: 0 } }));
+    t.deepEqual(values(model.forward(x, { random: { seed: 9, offset: 0 } })), first);
+    t.notDeepEqual(values(model.forward(x, { random: { seed: 9, offset: 1 } })), first);
     model.eval();
-    const evalA = values(model.forward(x)), evalB = values(model.forward(x, { seed: 9, offset: 0 }));
+    const evalA = values(model.forward(x)), evalB = values(model.forward(x, { random: { seed: 9, offset: 0 } }));
     t.deepEqual(evalA, evalB);
     t.notDeepEqual(evalA, first);
   }));
@@ -171,4 +184,43 @@ test('a ViT state dict loads into another of the same config, bit-exact', (t) =>
   const other = new VisionTransformer({ ...tiny, dim: 48, heads: 3 });
   t.throws(() => other.loadStateDict(a.stateDict()), { instanceOf: RangeError, message: /"cls_token" must have shape \[1, 1, 48\], got \[1, 1, 32\]/ });
   for (const m of [a, b, other]) m.dispose();
+});
+
+test('the encoder in steps: embed (patches + position rows 1..N), prependCls (cls + row 0), blocks — what MAE masks between', (t) => {
+  const model = new VisionTransformer({ ...tiny, seed: 8 }).eval();
+  tidy(() => noGrad(() => {
+    const x = t32(randomF32(2 * 64), [2, 1, 8, 8]);
+    const tokens = model.embed(x);
+    t.deepEqual(tokens.shape, [2, 64, 32]);
+    const pos = values(model.posEmbed!), patches = values(model.patchEmbed.forward(model.patchify(x))), got = values(tokens);
+    for (const i of [0, 31, 64 * 32 + 5]) t.is(got[i], Math.fround(patches[i]! + pos[32 + (i % (64 * 32))]!), `token value ${i}`);
+    // Keep 3 tokens of each image (as MAE's masking does) and encode only those.
+    const kept = model.prependCls(sliceTokens(tokens, 10, 3));
+    t.deepEqual(kept.shape, [2, 4, 32]);
+    const cls = values(kept).slice(0, 32), clsRow = values(model.clsToken).map((v, i) => Math.fround(v + pos[i]!));
+    t.deepEqual(cls, clsRow);
+    t.deepEqual(model.blocks.forward(kept).shape, [2, 4, 32]);
+    t.deepEqual(values(model.features(x)), values(model.blocks.forward(model.prependCls(model.embed(x)))));
+  }));
+  model.dispose();
+});
+
+test('loadStateDict partial mode: loads the names both have and reports the rest; a wrong shape still changes nothing', (t) => {
+  const source = new VisionTransformer({ ...tiny, classes: 10, seed: 1 });
+  const target = new VisionTransformer({ ...tiny, classes: 5, pool: 'cls', seed: 2 });
+  const encoder = new Map([...source.stateDict()].filter(([n]) => !n.startsWith('head.') && !n.startsWith('fc_norm.')));
+  encoder.set('mask_token', source.clsToken);
+  t.throws(() => target.loadStateDict(encoder), { instanceOf: RangeError, message: /missing "norm.weight", "norm.bias", "head.weight", "head.bias"; unexpected "mask_token"/ });
+  const headBefore = values(target.head.weight);
+  const report = target.loadStateDict(encoder, { strict: false });
+  t.deepEqual(report.missing, ['norm.weight', 'norm.bias', 'head.weight', 'head.bias']);
+  t.deepEqual(report.unexpected, ['mask_token']);
+  t.is(report.loaded.length, encoder.size - 1);
+  t.deepEqual(values(target.blocks.blocks[1]!.mlp.fc2.weight), values(source.blocks.blocks[1]!.mlp.fc2.weight));
+  t.deepEqual(values(target.head.weight), headBefore, 'what was not given is untouched');
+  const wide = new VisionTransformer({ ...tiny, dim: 48, heads: 3 });
+  const clsBefore = values(wide.clsToken);
+  t.throws(() => wide.loadStateDict(encoder, { strict: false }), { instanceOf: RangeError, message: /"cls_token" must have shape \[1, 1, 48\]/ });
+  t.deepEqual(values(wide.clsToken), clsBefore);
+  for (const m of [source, target, wide]) m.dispose();
 });

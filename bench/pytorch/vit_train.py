@@ -28,7 +28,7 @@ PRESETS = {}   # SPEC §1: PiT-T/S/B/L (p = 1) and the paper's ViT baselines vit
 for size, (depth, dim, heads) in SIZES.items():
     PRESETS[f'pit-{size}'] = dict(depth=depth, dim=dim, heads=heads, patch=1)
     PRESETS[f'vit-{size}/2'] = dict(depth=depth, dim=dim, heads=heads, patch=2)
-CUSTOM = dict(depth=4, dim=64, heads=4, patch=1)   # recipe.ts customModel
+SHAPE_KEYS = ('depth', 'dim', 'heads', 'patch')   # what a model name fixes
 attend = getattr(F, 'scaled_dot_product_attention', eager_attention)
 
 
@@ -160,27 +160,43 @@ def run_shape(name, config, side, batch, device, args, environment):
     return 'ok'
 
 
+MODEL_NAME = re.compile(r'(pit|vit)-(?:([tsbl])|d([1-9]\d*)w([1-9]\d*)h([1-9]\d*))(?:/([1-9]\d*))?')
+
+
+def parse_model_name(model):
+    """The grammar of lib/models/names.ts: pit-<size> (patch 1) or vit-<size>/<patch>, <size> one of
+    t, s, b, l or d<depth>w<width>h<heads>, e.g. pit-t, vit-s/2, pit-d4w64h4."""
+    m = MODEL_NAME.fullmatch(model)
+    family = m and m.group(1)
+    if not m or (family == 'pit' and m.group(6) not in (None, '1')) or (family == 'vit' and m.group(6) is None):
+        raise ValueError(f'--models: "{model}" is not a model name: pit-<size> or vit-<size>/<patch>, <size> one of '
+                         't, s, b, l or d<depth>w<width>h<heads> (e.g. pit-t, vit-s/2, pit-d4w64h4)')
+    size = m.group(2)
+    base = {k: PRESETS[f'pit-{size}'][k] for k in ('depth', 'dim', 'heads')} if size else \
+        dict(depth=int(m.group(3)), dim=int(m.group(4)), heads=int(m.group(5)))
+    return {**base, 'patch': int(m.group(6) or 1)}
+
+
+def model_name(config):
+    """The name of a config, as lib/models/names.ts writes it."""
+    size = next((s for s in 'tsbl' if all(PRESETS[f'pit-{s}'][k] == config[k] for k in ('depth', 'dim', 'heads'))),
+                'd{depth}w{dim}h{heads}'.format(**config))
+    return f'pit-{size}' if config['patch'] == 1 else f'vit-{size}/{config["patch"]}'
+
+
 def model_config(model, args):
-    """(name, config) for a preset, "custom" or d<depth>w<dim>h<heads>p<patch>, with the
-    --depth/--dim/--heads/--patch overrides; a config that is no preset is named d..w..h..p..."""
-    m = re.fullmatch(r'd(\d+)w(\d+)h(\d+)p(\d+)', model)
-    if m:
-        base = dict(zip(CUSTOM, map(int, m.groups())))
-    elif model == 'custom' or model in PRESETS:
-        base = PRESETS.get(model, CUSTOM)
-    else:
-        raise ValueError(f'--models: unknown model "{model}"; expected one of {", ".join(PRESETS)}, '
-                         '"custom" or d<depth>w<dim>h<heads>p<patch> such as d4w64h4p1')
-    config = {**base, **{k: getattr(args, k) for k in CUSTOM if getattr(args, k)}}
-    return (model if PRESETS.get(model) == config else 'd{depth}w{dim}h{heads}p{patch}'.format(**config)), config
+    """(name, config) for a model name with the --depth/--dim/--heads/--patch overrides; the name
+    is the one of the resulting config, as ours."""
+    config = {**parse_model_name(model), **{k: getattr(args, k) for k in SHAPE_KEYS if getattr(args, k)}}
+    return model_name(config), config
 
 
 def main():
     p = base_parser('PyTorch peer benchmark: ViT / PiT training steps, images/s.', 3.0, ('--steps-budget', '--budget'))
-    p.add_argument('--models', type=str_list, help=f'presets ({", ".join(PRESETS)}), "custom" (d4w64h4p1) or '
-                   'd<depth>w<dim>h<heads>p<patch> (default pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)')
-    for key in CUSTOM:
-        p.add_argument(f'--{key}', type=int, help=f'override every model\'s {key} (it is then named d..w..h..p..)')
+    p.add_argument('--models', type=str_list, help='model names: pit-<size> or vit-<size>/<patch>, <size> one of t, s, b, l '
+                   'or d<depth>w<width>h<heads> (default pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)')
+    for key in SHAPE_KEYS:
+        p.add_argument(f'--{key}', type=int, help=f'override every model\'s {key} (it is then named by its sizes)')
     p.add_argument('--sides', type=int_list, help='image sides; 28: 1 channel, 10 classes; others 3, 100 (default 28,32 on cpu; 28,32,64 on cuda)')
     p.add_argument('--batch', help='batch: one for all sides, one per side, or "auto": the largest power of two with '
                    'batch*tokens <= 2^18, halved on out-of-memory (default 8 on cpu, auto on cuda)')

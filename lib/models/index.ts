@@ -1,3 +1,5 @@
 export {
-  VisionTransformer, vit, presetConfig, vitPresets, defaultVitConfig, parameterCount, sincosPositionTable, type VitConfig,
+  VisionTransformer, VitEncoder, vit, modelConfig, defaultVitConfig, parameterCount, tokenGrid,
+  type BuildOptions, type EncoderConfig, type VitConfig,
 } from './vit.js';
+export { modelName, modelSizes, parseModelName, vitPresets, type ModelShape } from './names.js';

@@ -1,8 +1,9 @@
 // Multi-head self-attention: qkv Linear(d, 3d) → (B, L, 3, H, D) → fused attention
-// (scale D^-0.5) → (B, L, d) → proj Linear(d, d).
+// (scale D^-0.5) → (B, L, d) → proj Linear(d, d). The kernels' precision comes with the call.
 import { attention } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
-import { initRng, type Init } from './init.js';
+import { attentionPrecision, type Precision } from './forward.js';
+import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 
@@ -11,7 +12,7 @@ export class Attention extends Module {
   readonly proj: Linear;
 
   constructor(readonly dim: number, readonly heads: number, init: Init = 0) {
-    super();
+    super(initDevice(init));
     if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0)
       throw new TypeError(`Attention: 'heads' must be a positive integer dividing dim ${dim}, got ${String(heads)}`);
     const rng = initRng(init);
@@ -19,10 +20,10 @@ export class Attention extends Module {
     this.proj = this.child('proj', new Linear(dim, dim, rng));
   }
 
-  /** x (B, L, d) → (B, L, d) */
-  forward(x: Tensor): Tensor {
+  /** x (B, L, d) → (B, L, d); 'mixed' precision runs the bf16 attention kernels. */
+  forward(x: Tensor, precision: Precision = 'f32'): Tensor {
     const [B, L] = x.shape as [number, number, number];
     const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, this.dim / this.heads]);
-    return this.proj.forward(attention(qkv).reshape([B, L, this.dim]));
+    return this.proj.forward(attention(qkv, { precision: attentionPrecision(precision) }).reshape([B, L, this.dim]));
   }
 }

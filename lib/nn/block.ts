@@ -3,33 +3,34 @@
 import { add, gatedResidual } from '../ops/index.js';
 import { noGrad, rand, tensor, tidy, type Tensor } from '../tensor.js';
 import { Attention } from './attention.js';
-import { initRng, type Init } from './init.js';
+import type { ForwardOptions, RandomStream } from './forward.js';
+import { initDevice, initRng, type Init } from './init.js';
 import { LayerNorm } from './layernorm.js';
 import { Mlp } from './mlp.js';
 import { Module } from './module.js';
 
-/** The random stream of a stochastic forward: Philox seed and offset (e.g. the step). */
-export interface Noise {
-  seed: number;
-  offset: number;
-}
-
 /**
  * x + DropPath(y) for x, y (B, L, C). In training with rate r, each sample keeps its branch
- * with probability 1 − r (u ~ U[0,1) from `noise`, kept when u < 1 − r), scaled by 1/(1 − r)
- * so the expectation is unchanged; otherwise x + y.
+ * with probability 1 − r (u ~ U[0,1) drawn from `random`, kept when u < 1 − r), scaled by
+ * 1/(1 − r) so the expectation is unchanged; otherwise x + y.
  */
-export function dropPathResidual(x: Tensor, y: Tensor, rate: number, training: boolean, noise?: Noise): Tensor {
+export function dropPathResidual(x: Tensor, y: Tensor, rate: number, training: boolean, random?: RandomStream): Tensor {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropPath: 'rate' must be in [0, 1), got ${String(rate)}`);
   if (!training || rate === 0) return add(x, y);
-  if (!noise) throw new TypeError('dropPath: a training forward with drop path needs a noise {seed, offset} (e.g. offset = step)');
+  if (!random) throw new TypeError('dropPath: a training forward with drop path needs a random stream {seed, offset} (e.g. offset = step)');
   const [B, , C] = x.shape as [number, number, number];
-  const u = tidy(() => noGrad(() => rand([B], { seed: noise.seed, offset: noise.offset }).toArray()));
+  const u = tidy(() => noGrad(() => rand([B], { seed: random.seed, offset: random.offset }).toArray()));
   const keep = 1 - rate;
   // gate (B, C): each row is 1/keep or 0 for the whole sample.
   const gate = new Float32Array(B * C);
   for (let b = 0; b < B; b++) if (u[b]! < keep) gate.fill(1 / keep, b * C, (b + 1) * C);
   return gatedResidual(x, y, tensor(gate, [B, C], { device: x.device }));
+}
+
+export interface BlockOptions {
+  mlpRatio?: number;   // 4: MLP hidden = 4d
+  dropPath?: number;   // 0: this block's drop-path rate
+  init?: Init;         // 0: seed or the model's generator (which names the device)
 }
 
 export class Block extends Module {
@@ -40,20 +41,21 @@ export class Block extends Module {
   /** This block's drop-path rate (ViT gives block i rate·i/(depth − 1)). */
   readonly dropPath: number;
 
-  constructor(dim: number, heads: number, options: { mlpRatio?: number; dropPath?: number; init?: Init } = {}) {
-    super();
+  constructor(dim: number, heads: number, options: BlockOptions = {}) {
+    super(initDevice(options.init ?? 0));
     const rng = initRng(options.init ?? 0);
     this.dropPath = options.dropPath ?? 0;
-    this.norm1 = this.child('norm1', new LayerNorm(dim));
+    this.norm1 = this.child('norm1', new LayerNorm(dim, rng));
     this.attn = this.child('attn', new Attention(dim, heads, rng));
-    this.norm2 = this.child('norm2', new LayerNorm(dim));
+    this.norm2 = this.child('norm2', new LayerNorm(dim, rng));
     this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * (options.mlpRatio ?? 4)), rng));
   }
 
-  /** x (B, L, d). In training with drop path, the branches draw at noise.offset and offset + 1. */
-  forward(x: Tensor, noise?: Noise): Tensor {
-    const second = noise && { seed: noise.seed, offset: noise.offset + 1 };
-    x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x)), this.dropPath, this.training, noise);
+  /** x (B, L, d). In training with drop path, the branches draw at random.offset and offset + 1. */
+  forward(x: Tensor, options: ForwardOptions = {}): Tensor {
+    const { random, precision } = options;
+    const second = random && { seed: random.seed, offset: random.offset + 1 };
+    x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x), precision), this.dropPath, this.training, random);
     return dropPathResidual(x, this.mlp.forward(this.norm2.forward(x)), this.dropPath, this.training, second);
   }
 }

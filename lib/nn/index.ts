@@ -1,8 +1,12 @@
-// Layers as modules with timm's parameter names.
-export { Module, type StateDict } from './module.js';
-export { InitRng, initRng, type Init } from './init.js';
+// Layers as modules with timm's parameter names, and the parts every model family shares.
+export { Module, type LoadStateOptions, type LoadStateReport, type StateDict } from './module.js';
+export { InitRng, initDevice, initRng, type Init } from './init.js';
+export { attentionPrecision, checkPrecision, type ForwardOptions, type Precision, type RandomStream } from './forward.js';
 export { Linear, type LinearOptions } from './linear.js';
 export { LayerNorm } from './layernorm.js';
 export { Attention } from './attention.js';
 export { Mlp } from './mlp.js';
-export { Block, dropPathResidual, type Noise } from './block.js';
+export { Block, dropPathResidual, type BlockOptions } from './block.js';
+export { BlockStack, type BlockStackOptions } from './block_stack.js';
+export { PatchEmbed, patchify } from './patch_embed.js';
+export { positionKinds, positionTable, sincosPositionTable, type PositionKind } from './position.js';

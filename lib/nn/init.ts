@@ -1,19 +1,24 @@
 // Deterministic initialisation: every parameter is drawn from the library's Philox stream
 // with the model's seed and a fresh offset per draw, so the same seed and construction order
-// give bit-identical weights on every backend.
-import { noGrad, randn, tidy, type Shape } from '../tensor.js';
+// give bit-identical weights on every backend. The generator also names the device the
+// model's parameters are made on, so a model is built where it will run.
+import { noGrad, randn, tidy, type Device, type Shape } from '../tensor.js';
 
 const size = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);
 
 export class InitRng {
   readonly seed: number;
+  /** Where the parameters drawn from this generator live. */
+  readonly device: Device;
   /** The next Philox offset; each draw takes one, so draws are independent streams. */
   #offset = 0;
 
-  constructor(seed: number) {
+  constructor(seed: number, device: Device = 'cpu') {
     if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0)
       throw new TypeError(`InitRng: 'seed' must be a non-negative integer, got ${String(seed)}`);
+    if (device !== 'cpu' && device !== 'cuda') throw new TypeError(`InitRng: 'device' must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
     this.seed = seed;
+    this.device = device;
   }
 
   #standardNormal(n: number): Float32Array {
@@ -53,7 +58,10 @@ export class InitRng {
   }
 }
 
-/** A seed, or a generator shared by the modules of one model. */
+/** A seed (parameters on the CPU), or a generator shared by the modules of one model. */
 export type Init = InitRng | number;
 
 export const initRng = (init: Init): InitRng => (init instanceof InitRng ? init : new InitRng(init));
+
+/** The device a module built from `init` lives on. */
+export const initDevice = (init: Init): Device => (init instanceof InitRng ? init.device : 'cpu');

@@ -1,14 +1,16 @@
 // LayerNorm over the last dim, eps 1e-6, affine weight 1 and bias 0.
 import { layerNorm } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
+import { initDevice, type Init } from './init.js';
 import { Module } from './module.js';
 
 export class LayerNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
 
-  constructor(readonly dim: number, readonly eps = 1e-6) {
-    super();
+  /** `init` draws nothing (the weights are 1 and 0); it names the device. */
+  constructor(readonly dim: number, init: Init = 0, readonly eps = 1e-6) {
+    super(initDevice(init));
     if (!Number.isInteger(dim) || dim <= 0) throw new TypeError(`LayerNorm: 'dim' must be a positive integer, got ${String(dim)}`);
     this.weight = this.parameter('weight', new Float32Array(dim).fill(1), [dim]);
     this.bias = this.parameter('bias', new Float32Array(dim), [dim]);

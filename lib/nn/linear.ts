@@ -1,7 +1,7 @@
 // Linear: y = x Wᵀ + b with W (out, in) as in timm; trunc-normal(0.02) weight, zero bias.
 import { linear } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
-import { initRng, type Init } from './init.js';
+import { initDevice, initRng, type Init } from './init.js';
 import { Module } from './module.js';
 
 export interface LinearOptions {
@@ -13,8 +13,9 @@ export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
+  /** `init`: a seed (CPU) or the model's generator, which names the device. */
   constructor(readonly inFeatures: number, readonly outFeatures: number, init: Init = 0, options: LinearOptions = {}) {
-    super();
+    super(initDevice(init));
     for (const [name, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const)
       if (!Number.isInteger(v) || v <= 0) throw new TypeError(`Linear: '${name}' must be a positive integer, got ${String(v)}`);
     const rng = initRng(init);

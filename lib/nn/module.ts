@@ -1,36 +1,66 @@
 // Module: named parameters and child modules, with timm's dotted names
-// (`blocks.0.attn.qkv.weight`), a train/eval flag, state dicts and dispose().
+// (`blocks.0.attn.qkv.weight`), the device they live on, a train/eval flag, state dicts
+// (whole or partial) and dispose().
 import { native } from '../native.js';
-import { keep, tensor, type Shape, type Tensor } from '../tensor.js';
+import { keep, tensor, type Device, type Shape, type Tensor } from '../tensor.js';
 
 export type StateDict = Map<string, Tensor>;
+
+export interface LoadStateOptions {
+  /** true (default): every name must match both ways. false: load the names both have. */
+  strict?: boolean;
+}
+
+/** What loadStateDict did: the names loaded, the model's names not given, the given names unused. */
+export interface LoadStateReport {
+  loaded: string[];
+  missing: string[];
+  unexpected: string[];
+}
 
 export class Module {
   /** Train mode (the default) turns on stochastic layers such as drop path. */
   training = true;
+  /** Every parameter, buffer and child of this module lives here. */
+  readonly device: Device;
   readonly #parameters = new Map<string, Tensor>();
   /** Fixed tensors the module owns (a sin-cos table): not trained, not in the state dict. */
   readonly #buffers = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
 
-  /** Registers a trainable leaf holding `values`; it outlives any enclosing tidy(). */
+  constructor(device: Device = 'cpu') {
+    if (device !== 'cpu' && device !== 'cuda') throw new TypeError(`Module: 'device' must be "cpu" or "cuda", got ${JSON.stringify(device)}`);
+    this.device = device;
+  }
+
+  /** Registers a trainable leaf holding `values` on this module's device; it outlives any enclosing tidy(). */
   protected parameter(name: string, values: Float32Array, shape: Shape): Tensor {
     this.#checkName(name);
-    const t = keep(tensor(values, shape, { requiresGrad: true }));
+    const t = keep(tensor(values, shape, { requiresGrad: true, device: this.device }));
     this.#parameters.set(name, t);
     return t;
   }
 
-  protected buffer(name: string, t: Tensor): Tensor {
+  /** Registers a fixed tensor holding `values` on this module's device. */
+  protected buffer(name: string, values: Float32Array, shape: Shape): Tensor {
     this.#checkName(name);
-    this.#buffers.set(name, keep(t));
+    const t = keep(tensor(values, shape, { device: this.device }));
+    this.#buffers.set(name, t);
     return t;
   }
 
   protected child<M extends Module>(name: string, module: M): M {
     this.#checkName(name);
+    if (module.device !== this.device)
+      throw new TypeError(`Module: child "${name}" (${module.constructor.name}) is on ${module.device} but its parent ${this.constructor.name} is on ${this.device}; build a model's parts on one device`);
     this.#children.set(name, module);
     return module;
+  }
+
+  /** Throws a TypeError naming both devices when input `name` is not on this module's device. */
+  protected expectDevice(name: string, x: Tensor): void {
+    if (x.device !== this.device)
+      throw new TypeError(`${this.constructor.name}: '${name}' is on ${x.device} but the model is on ${this.device}; move it with copyOf(x, { device: '${this.device}' })`);
   }
 
   #checkName(name: string): void {
@@ -72,27 +102,32 @@ export class Module {
   }
 
   /**
-   * Copies every value of `state` into the matching parameter. Checks everything first, so
-   * a failed load changes nothing: missing or unexpected names and wrong shapes throw.
+   * Copies the values of `state` into the matching parameters. Strict (the default): the names
+   * must match both ways. With { strict: false } (a pre-trained encoder into a fine-tuning
+   * model): the names both have are loaded and the rest reported. Shapes and dtypes are
+   * checked first either way, so a failed load changes nothing.
    */
-  loadStateDict(state: StateDict | Record<string, Tensor>): void {
+  loadStateDict(state: StateDict | Record<string, Tensor>, options: LoadStateOptions = {}): LoadStateReport {
     const entries = state instanceof Map ? state : new Map(Object.entries(state));
+    const strict = options.strict ?? true;
     const own = this.stateDict();
     const missing = [...own.keys()].filter((n) => !entries.has(n));
     const unexpected = [...entries.keys()].filter((n) => !own.has(n));
-    if (missing.length || unexpected.length) {
+    if (strict && (missing.length || unexpected.length)) {
       const parts = [];
       if (missing.length) parts.push(`missing ${missing.map((n) => `"${n}"`).join(', ')}`);
       if (unexpected.length) parts.push(`unexpected ${unexpected.map((n) => `"${n}"`).join(', ')}`);
       throw new RangeError(`loadStateDict: names do not match the model: ${parts.join('; ')}`);
     }
-    for (const [name, dst] of own) {
-      const src = entries.get(name)!;
+    const loaded = [...own.keys()].filter((n) => entries.has(n));
+    for (const name of loaded) {
+      const src = entries.get(name)!, dst = own.get(name)!;
       if (src.shape.join() !== dst.shape.join())
         throw new RangeError(`loadStateDict: "${name}" must have shape [${dst.shape.join(', ')}], got [${src.shape.join(', ')}]`);
       if (src.dtype === 'i32') throw new TypeError(`loadStateDict: "${name}" must be a float tensor, got i32`);
     }
-    for (const [name, dst] of own) native().copy(dst.handle, entries.get(name)!.handle);
+    for (const name of loaded) native().copy(own.get(name)!.handle, entries.get(name)!.handle);
+    return { loaded, missing, unexpected };
   }
 
   /** Frees every parameter, gradient and buffer of this module and its children. */

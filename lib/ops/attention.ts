@@ -2,25 +2,14 @@
 //
 // Precision: f32 kernels on both devices; on the GPU also bf16 tensor-core kernels (bf16 q, k,
 // v and output, fp32 accumulation and log-sum-exp). attention() takes f32 qkv either way;
-// with precision 'bf16' (setAttentionPrecision, or the option) it rounds qkv to bf16, runs the
-// bf16 kernels and returns f32, the mixed-precision policy of DESIGN.md for attention.
+// with the option precision 'bf16' it rounds qkv to bf16, runs the bf16 kernels and returns
+// f32, the mixed-precision policy of DESIGN.md for attention. The caller passes the precision
+// (a model's forward takes it from the run): there is no process-wide default.
 import { native } from '../native.js';
 import { copyOf, empty, record, tidy, Tensor } from '../tensor.js';
 import { expectTensor } from './util.js';
 
 export type AttentionPrecision = 'f32' | 'bf16';
-
-let defaultPrecision: AttentionPrecision = 'f32';
-
-/** The precision attention() uses when not told: 'f32' (the default) or 'bf16' (GPU only). */
-export function setAttentionPrecision(precision: AttentionPrecision): void {
-  if (precision !== 'f32' && precision !== 'bf16') throw new TypeError(`setAttentionPrecision: 'precision' must be "f32" or "bf16", got ${JSON.stringify(precision)}`);
-  defaultPrecision = precision;
-}
-
-export function getAttentionPrecision(): AttentionPrecision {
-  return defaultPrecision;
-}
 
 /**
  * The forward alone, without recording gradients: out (B, L, H, D) in qkv's dtype (f32, or
@@ -46,7 +35,7 @@ export function attentionWithLse(qkv: Tensor): { out: Tensor; lse: Tensor } {
  */
 export function attention(qkv: Tensor, options: { precision?: AttentionPrecision } = {}): Tensor {
   expectTensor('attention', 'qkv', qkv);
-  const precision = options.precision ?? defaultPrecision;
+  const precision = options.precision ?? 'f32';
   if (precision !== 'f32' && precision !== 'bf16') throw new TypeError(`attention: 'precision' must be "f32" or "bf16", got ${JSON.stringify(precision)}`);
   if (precision === 'bf16' && qkv.dtype === 'f32') return mixedAttention(qkv);
   const { out, lse } = attentionWithLse(qkv);

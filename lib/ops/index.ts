@@ -1,6 +1,6 @@
 // Differentiable ops: each pairs a native forward with its native backward.
 export { matmul, linear, type MatmulOptions } from './matmul.js';
-export { attention, attentionWithLse, getAttentionPrecision, setAttentionPrecision, type AttentionPrecision } from './attention.js';
+export { attention, attentionWithLse, type AttentionPrecision } from './attention.js';
 export { layerNorm } from './layernorm.js';
 export { gelu, silu } from './activations.js';
 export { modulate, gatedResidual } from './modulate.js';

@@ -12,6 +12,5 @@ export { loadImageData, type DataSplits } from './data.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
-export { classifyRecipe, classifyTask, customModel, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
+export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';
-export { applyPrecision, checkPrecision, type Precision, type RandomStream } from './precision.js';

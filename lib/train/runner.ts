@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { augmentation } from '../data/transforms.js';
 import { selectBackend } from '../native.js';
-import { copyOf, setDefaultDevice, tensor, tidy, type Device } from '../tensor.js';
+import { checkPrecision, type Precision } from '../nn/forward.js';
+import { copyOf, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { AdamW } from './optimizer.js';
-import { checkPrecision, type Precision } from './precision.js';
 import { checkRecipe, makeRecipe, sharedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
@@ -131,7 +131,6 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   const recipe = resumeFrom ? resumedRecipe(task, resumeFrom, given) : makeRecipe(task.recipe, given);
 
   const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
-  setDefaultDevice(device);
   const precision = checkPrecision(options.precision ?? 'f32', device);
 
   const { train, test } = task.data(recipe);

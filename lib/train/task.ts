@@ -16,7 +16,7 @@ import type { Device, Tensor } from '../tensor.js';
 import type { DataSplits } from './data.js';
 import type { AdamWOptions } from './optimizer.js';
 import type { Recipe, TaskRecipePart } from './recipe.js';
-import type { Precision, RandomStream } from './precision.js';
+import type { Precision, RandomStream } from '../nn/forward.js';
 
 /** A model the runner trains: a Module whose `config` (saved in each checkpoint) rebuilds it. */
 export interface TaskModel extends Module {

@@ -2,7 +2,8 @@
 import type { Dataset } from '../../data/dataset.js';
 import { normalize } from '../../data/transforms.js';
 import { softmaxCrossEntropy } from '../../ops/index.js';
-import { getDefaultDevice, noGrad, tensor, tidy, type Device, type Tensor } from '../../tensor.js';
+import type { ForwardOptions, Precision } from '../../nn/forward.js';
+import { noGrad, tensor, tidy, type Device, type Tensor } from '../../tensor.js';
 
 export interface ClassificationMetrics {
   /** Mean cross-entropy (no label smoothing). */
@@ -18,7 +19,7 @@ export interface Classifier {
   eval(): unknown;
   train(mode?: boolean): unknown;
   readonly training: boolean;
-  forward(images: Tensor): Tensor;
+  forward(images: Tensor, options?: ForwardOptions): Tensor;
 }
 
 /**
@@ -48,12 +49,15 @@ export interface EvaluateOptions {
   normalization: { mean: ArrayLike<number>; std: ArrayLike<number> };
   /** Default 500. */
   batchSize?: number;
+  /** Where the batches go: the model's device. Default 'cpu'. */
   device?: Device;
+  /** The run's precision (default 'f32'). */
+  precision?: Precision;
 }
 
 /** Evaluates `model` on every example of `data`, in eval mode (restored afterwards). */
 export function evaluate(model: Classifier, data: Dataset, options: EvaluateOptions): ClassificationMetrics {
-  const { normalization, batchSize = 500, device = getDefaultDevice() } = options;
+  const { normalization, batchSize = 500, device = 'cpu', precision = 'f32' } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluate: 'batchSize' must be a positive integer, got ${String(batchSize)}`);
   if (data.n < 1) throw new RangeError(`evaluate: dataset '${data.name}' is empty`);
   const { channels: C, height: H, width: W, classes: K } = data;
@@ -68,7 +72,7 @@ export function evaluate(model: Classifier, data: Dataset, options: EvaluateOpti
         const images = normalize(data.images.slice(start * size, (start + B) * size), data, normalization.mean, normalization.std);
         const labels = data.labels.subarray(start, start + B);
         tidy(() => {
-          const logits = model.forward(tensor(images, [B, C, H, W], { device }));
+          const logits = model.forward(tensor(images, [B, C, H, W], { device }), { precision });
           if (logits.shape.length !== 2 || logits.shape[0] !== B || logits.shape[1] !== K)
             throw new RangeError(`evaluate: the model must give logits (${B}, ${K}) for '${data.name}', got [${logits.shape.join(', ')}]`);
           lossSum += softmaxCrossEntropy(logits, tensor(labels, [B], { device })).toArray()[0]! * B;

@@ -1,6 +1,7 @@
 // Classification, the runner's first task: a ViT/PiT on labelled images, label-smoothed
 // cross-entropy, and held-out loss, top-1 and top-5 after every epoch.
-import { VisionTransformer, presetConfig, vitPresets, type VitConfig } from '../../models/vit.js';
+import { parseModelName } from '../../models/names.js';
+import { modelConfig, VisionTransformer, type VitConfig } from '../../models/vit.js';
 import { softmaxCrossEntropy } from '../../ops/index.js';
 import { loadImageData } from '../data.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
@@ -8,10 +9,7 @@ import type { DataShape, Task } from '../task.js';
 import { evaluate, type ClassificationMetrics } from './classify-metrics.js';
 
 export interface ClassifyRecipe {
-  /**
-   * A preset (pit-t, vit-s/2, …) or "custom" (customModel: depth 4, dim 64, 4 heads, patch 1);
-   * depth/dim/heads/patch, when not null, override it.
-   */
+  /** A model name (models/names.ts: pit-t, vit-s/2, pit-d4w64h4); depth/dim/heads/patch, when not null, override it. */
   model: string;
   depth: number | null;
   dim: number | null;
@@ -26,17 +24,14 @@ export interface ClassifyRecipe {
 /** The whole recipe of a classification run. */
 export type ClassifierRecipe = Recipe<ClassifyRecipe>;
 
-/** The "custom" model before overrides: the small PiT of the default recipe. */
-export const customModel = Object.freeze({ depth: 4, dim: 64, heads: 4, patch: 1 });
-
 export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   defaults: Object.freeze({
-    model: 'custom', depth: null, dim: null, heads: null, patch: null, posEmbed: 'learned', pool: 'avg', dropPath: 0, labelSmoothing: 0.1,
+    model: 'pit-d4w64h4', depth: null, dim: null, heads: null, patch: null, posEmbed: 'learned', pool: 'avg', dropPath: 0, labelSmoothing: 0.1,
   }),
   fields: [
     {
-      key: 'model', flag: '--model <name>', help: `preset, or "custom": depth ${customModel.depth}, dim ${customModel.dim}, ${customModel.heads} heads, patch ${customModel.patch} unless overridden`,
-      rule: { kind: 'text', accepts: (name) => name === 'custom' || Boolean(vitPresets[name]), expected: `"custom" or one of ${Object.keys(vitPresets).join(', ')}` },
+      key: 'model', flag: '--model <name>', help: 'model: pit-<size> (1×1 patches) or vit-<size>/<p>, <size> t, s, b, l or d<depth>w<width>h<heads>',
+      rule: { kind: 'text', accepts: isModelName, expected: 'a model name such as pit-t, vit-s/2 or pit-d4w64h4 (pit-<size> or vit-<size>/<patch>, <size> one of t, s, b, l or d<depth>w<width>h<heads>)' },
     },
     { key: 'depth', flag: '--depth <n>', help: 'blocks (overrides the model)', rule: { kind: 'integer', min: 1, nullable: true } },
     { key: 'dim', flag: '--dim <n>', help: 'width d (overrides the model)', rule: { kind: 'integer', min: 1, nullable: true } },
@@ -49,24 +44,28 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   ],
 };
 
-/** The model the recipe describes, for images of `shape`. */
+function isModelName(name: string): boolean {
+  try {
+    parseModelName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The model the recipe describes (its name, then the overrides that are not null), for images of `shape`. */
 export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: DataShape): VitConfig {
-  const base = recipe.model === 'custom' ? presetConfig('pit-t', customModel) : presetConfig(recipe.model);
-  const pick = <K extends 'depth' | 'dim' | 'heads' | 'patch'>(k: K): number => recipe[k] ?? base[k];
-  return {
-    ...base,
+  const overrides = Object.fromEntries((['depth', 'dim', 'heads', 'patch'] as const).filter((k) => recipe[k] !== null).map((k) => [k, recipe[k]]));
+  return modelConfig(recipe.model, {
+    ...overrides,
     imageSize: [shape.height, shape.width],
     channels: shape.channels,
     classes: shape.classes,
-    depth: pick('depth'),
-    dim: pick('dim'),
-    heads: pick('heads'),
-    patch: pick('patch'),
     posEmbed: recipe.posEmbed,
     pool: recipe.pool,
     dropPath: recipe.dropPath,
     seed: recipe.seed,
-  };
+  });
 }
 
 export const classifyTask: Task<ClassifyRecipe, VisionTransformer, ClassificationMetrics> = {
@@ -74,8 +73,8 @@ export const classifyTask: Task<ClassifyRecipe, VisionTransformer, Classificatio
   checkpointFormat: 'pixel-transformer classifier checkpoint v1',
   recipe: classifyRecipe,
   data: loadImageData,
-  model: (recipe, shape, _device) => new VisionTransformer(recipeModelConfig(recipe, shape)),
-  loss: (model, batch, { recipe, random }) =>
-    softmaxCrossEntropy(model.forward(batch.images, random), batch.labels, { labelSmoothing: recipe.labelSmoothing }),
-  evaluate: (model, data, { normalization, batchSize, device }) => evaluate(model, data, { normalization, batchSize, device }),
+  model: (recipe, shape, device) => new VisionTransformer(recipeModelConfig(recipe, shape), { device }),
+  loss: (model, batch, { recipe, random, precision }) =>
+    softmaxCrossEntropy(model.forward(batch.images, { precision, random }), batch.labels, { labelSmoothing: recipe.labelSmoothing }),
+  evaluate,
 };

@@ -1,0 +1,56 @@
+// Patch embedding: images (B, C, H, W) → tokens (B, N, d), one token per p×p patch (p = 1:
+// one per pixel). timm's `patch_embed.proj` is a stride-p convolution; here it is a matmul on
+// patchified tokens with the convolution's weight layout (d, C, p, p), so checkpoints read
+// like timm's.
+import { linear, permute } from '../ops/index.js';
+import type { Tensor } from '../tensor.js';
+import { initDevice, initRng, type Init } from './init.js';
+import { Module } from './module.js';
+
+/**
+ * Images (B, C, H, W) → tokens (B, h·w, C·p²) with h = H/p, w = W/p, each patch flattened
+ * in (channel, row, col) order, patches row-major: the input of a stride-p convolution, so a
+ * (d, C, p, p) weight applies as it is. (For p = 1 a token is a pixel's channels.)
+ */
+export function patchify(images: Tensor, patch: number): Tensor {
+  if (images.shape.length !== 4) throw new RangeError(`patchify: 'images' must be (B, C, H, W), got shape [${images.shape.join(', ')}]`);
+  const [B, C, H, W] = images.shape as [number, number, number, number];
+  const p = patch;
+  if (!Number.isInteger(p) || p <= 0 || H % p || W % p) throw new RangeError(`patchify: 'patch' must be a positive integer dividing ${H}×${W}, got ${String(p)}`);
+  const h = H / p, w = W / p;
+  if (p === 1) return permute(images, [0, 2, 3, 1]).reshape([B, h * w, C]);
+  // (B, C, h, p, w, p) → (B, h, w, C, p_row, p_col)
+  return permute(images.reshape([B, C, h, p, w, p]), [0, 2, 4, 1, 3, 5]).reshape([B, h * w, C * p * p]);
+}
+
+/** `patch_embed` with its `proj` (weight (d, C, p, p), bias (d)). */
+export class PatchEmbed extends Module {
+  readonly proj: PatchProjection;
+  constructor(readonly channels: number, readonly patch: number, readonly dim: number, init: Init = 0) {
+    super(initDevice(init));
+    this.proj = this.child('proj', new PatchProjection(channels, patch, dim, init));
+  }
+
+  /** tokens (B, N, C·p²) from patchify → (B, N, d) */
+  forward(tokens: Tensor): Tensor {
+    return this.proj.forward(tokens);
+  }
+}
+
+/** Initialised like every Linear: trunc-normal 0.02 over the flattened (d, C·p²) weight, zero bias. */
+class PatchProjection extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly #flat: [number, number];
+  constructor(channels: number, patch: number, dim: number, init: Init) {
+    super(initDevice(init));
+    const shape = [dim, channels, patch, patch];
+    this.#flat = [dim, channels * patch * patch];
+    this.weight = this.parameter('weight', initRng(init).truncNormal(shape, 0.02), shape);
+    this.bias = this.parameter('bias', new Float32Array(dim), [dim]);
+  }
+
+  forward(tokens: Tensor): Tensor {
+    return linear(tokens, this.weight.reshape(this.#flat), this.bias);
+  }
+}
