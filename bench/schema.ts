@@ -27,7 +27,7 @@ export interface BenchResult {
   kind: ResultKind;
   /** kernel: the op name ("attention_forward", "layernorm_backward", "copy"); train/scaling: "train_step". */
   op: string;
-  /** train/scaling: the model ("pit-t", "vit-t/2", "d4w64h4p1": depth, width, heads, patch); kernels: absent. */
+  /** train/scaling: the model name ("pit-t", "vit-t/2", "pit-d4w64h4": lib/models/names.ts); kernels: absent. */
   model?: string;
   impl: string;
   device: 'cpu' | 'cuda';
