@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
 import {
-  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointMetadata, resolveCheckpoint, sharedRecipe,
+  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointMetadata, resolveCheckpoint, savedRecipe, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
 import { deviceOption, integer } from './args.js';
@@ -50,9 +50,10 @@ export function registerEval(program: Command): void {
     .action((flags: { checkpoint: string; dataDir?: string; ema: boolean; batchSize: number; device: 'auto' | 'cpu' | 'cuda'; json: boolean }) => {
       const dir = resolveCheckpoint(flags.checkpoint);
       const meta = readCheckpointMetadata(dir);
-      const saved = meta.recipe as ClassifierRecipe | undefined;
+      if (meta.task !== undefined && meta.task !== classifyTask.name) throw new RangeError(`eval: ${dir} is a '${String(meta.task)}' run; pit eval reads classification checkpoints`);
+      const saved = savedRecipe(classifyTask.recipe, meta, dir);
       const config = meta.config as VitConfig | undefined;
-      if (!saved || !config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no recipe or config)`);
+      if (!config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no model config)`);
       const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
       const device = selectBackend({ device: flags.device }).backend;
       const { test } = classifyTask.data(recipe);

@@ -1,6 +1,7 @@
 // The classification trainer on the real MNIST digits: it learns, its metrics and
 // checkpoints are what they claim, and a stopped run resumed continues bit-exactly.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -9,6 +10,7 @@ import {
   readSafetensors, recipeModelConfig, resolveCheckpoint, runTraining, topKHits, VisionTransformer,
   type ClassificationMetrics, type ClassifierRecipe, type EpochRecord, type RunOptions, type ClassifyRecipe,
 } from '../lib/index.js';
+import { packageRoot } from '../lib/native.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-train-'));
 const trainClassifier = (options: RunOptions<ClassifyRecipe, ClassificationMetrics>) => runTraining(classifyTask, options);
@@ -143,4 +145,26 @@ test('an aborted signal stops after the current step with a checkpoint', async (
   t.true(existsSync(join(out, CHECKPOINTS_DIR, 'step-00000005', MODEL_FILE)));
   r.model.dispose();
   rmSync(out, { recursive: true });
+});
+
+// test/fixtures/run-c863a29: a run saved by the trainer before the runner (commit c863a29):
+// the npm start model as "custom" shrunk to depth 1, width 16, 2 heads, 1 epoch, stopped
+// after step 3 of 125 (trainClassifier({ recipe: { depth: 1, dim: 16, heads: 2, epochs: 1 }, stopAtStep: 3 })).
+test('a run saved before the runner (model "custom") resumes exactly and evaluates', async (t) => {
+  const fixture = join(packageRoot, 'test', 'fixtures', 'run-c863a29');
+  const old = scratch(), straight = scratch();
+  cpSync(fixture, old, { recursive: true });
+  const shrunk: Partial<ClassifierRecipe> = { depth: 1, dim: 16, heads: 2, epochs: 1 };
+  const resumed = await trainClassifier({ out: old, resume: true, stopAtStep: 6 });
+  t.is(resumed.step, 6);
+  resumed.model.dispose();
+  const fresh = await trainClassifier({ out: straight, recipe: shrunk, stopAtStep: 6 });
+  fresh.model.dispose();
+  const [a, b] = [old, straight].map((dir) => readSafetensors(join(resolveCheckpoint(dir), MODEL_FILE)));
+  t.is(JSON.parse(a!.metadata.recipe!).model, 'pit-d4w64h4', 'saved again under its name in the grammar');
+  for (const [name, entry] of b!.tensors) t.deepEqual(a!.tensors.get(name)!.data, entry.data, `${name}: 3 old + 3 new steps = 6 straight steps`);
+  const r = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'pit.js'), 'eval', '--checkpoint', fixture, '--json'], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.like(JSON.parse(r.stdout), { data: 'mnist-test', n: 2000 });
+  for (const dir of [old, straight]) rmSync(dir, { recursive: true, force: true });
 });

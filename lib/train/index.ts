@@ -7,7 +7,7 @@ export {
   type LoadedCheckpoint, type SaveCheckpointOptions,
 } from './checkpoint.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
-export { checkRecipe, dataDefaults, makeRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
+export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { loadImageData, type DataSplits } from './data.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { trainStep, type StepOptions } from './step.js';

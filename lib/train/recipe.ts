@@ -93,6 +93,16 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
 export interface TaskRecipePart<P> extends RecipePart<P> {
   /** Shared defaults this task changes (e.g. diffusion's EMA 0.9999). */
   readonly sharedDefaults?: Partial<SharedRecipe>;
+  /** A recipe saved by an earlier version of the task, in today's terms (resume and eval read it). */
+  upgrade?(saved: Readonly<Record<string, unknown>>): Record<string, unknown>;
+}
+
+/** The recipe in a checkpoint's metadata, upgraded by the task; a RangeError when there is none. */
+export function savedRecipe<P>(part: TaskRecipePart<P>, metadata: Record<string, unknown>, dir: string): Partial<Recipe<P>> {
+  const saved = metadata.recipe;
+  if (!saved || typeof saved !== 'object' || Array.isArray(saved))
+    throw new RangeError(`checkpoint: ${dir} has no recipe in its metadata (not a pit training checkpoint)`);
+  return (part.upgrade?.(saved as Record<string, unknown>) ?? saved) as Partial<Recipe<P>>;
 }
 
 /** The shared defaults, the task's, the data set's, then `given` (undefined fields skipped); checked. */

@@ -22,7 +22,7 @@ import { copyOf, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { AdamW } from './optimizer.js';
-import { checkRecipe, makeRecipe, sharedRecipe, type Recipe } from './recipe.js';
+import { checkRecipe, makeRecipe, savedRecipe, sharedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
 import { trainStep } from './step.js';
@@ -109,8 +109,7 @@ interface RunState {
 /** The saved recipe of a run, checked against the fields the caller gave explicitly. */
 function resumedRecipe<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>): Readonly<Recipe<P>> {
   const meta = readCheckpointMetadata(dir);
-  const saved = meta.recipe as Recipe<P> | undefined;
-  if (!saved || typeof saved !== 'object') throw new RangeError(`resume: ${dir} has no recipe in its metadata (not a pit training checkpoint)`);
+  const saved = savedRecipe(task.recipe, meta, dir);
   if (meta.task !== undefined && meta.task !== task.name) throw new RangeError(`resume: ${dir} is a '${String(meta.task)}' run, not '${task.name}'`);
   const recipe = checkRecipe(task.recipe, { ...sharedRecipe.defaults, ...task.recipe.sharedDefaults, ...task.recipe.defaults, ...saved });
   for (const [key, value] of Object.entries(given)) {

@@ -42,6 +42,8 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
     { key: 'dropPath', flag: '--drop-path <rate>', help: 'stochastic depth rate of the last block', rule: { kind: 'number', min: 0, max: 1 } },
     { key: 'labelSmoothing', flag: '--label-smoothing <s>', help: 'label smoothing', rule: { kind: 'number', min: 0, max: 1 } },
   ],
+  // Runs saved before model names had one grammar called the npm start model "custom".
+  upgrade: (saved) => (saved.model === 'custom' ? { ...saved, model: 'pit-d4w64h4' } : { ...saved }),
 };
 
 function isModelName(name: string): boolean {
