@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 

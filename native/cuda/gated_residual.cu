@@ -7,7 +7,6 @@
 // split depends only on B, L, C).
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"

@@ -6,7 +6,6 @@
 // and sums deterministically (fixed order, no atomics; the split depends only on B, L, C).
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"
