@@ -142,6 +142,12 @@ using sum_of_squares = double(const float* x, int64_t n);
 using cast_f32_to_bf16 = void(uint16_t* out, const float* x, int64_t n);
 using cast_bf16_to_f32 = void(float* out, const uint16_t* x, int64_t n);
 
+// ---- rng.cc (the generator: core/rng.h) -------------------------------------------
+// out (n) from the Philox stream (seed, offset) of core/rng.h: element i is a pure function
+// of (seed, offset, i) on every backend.
+using fill_uniform = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
+using fill_normal = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
+
 // ---- GPU-only ops (cuda/attention_bf16.cu; the CPU table leaves them null) ----------
 // attention_forward / attention_backward on bf16 qkv, out, dout and dqkv (uint16_t bf16
 // bits) with fp32 lse; otherwise the same shapes and definition.
@@ -149,12 +155,6 @@ using attention_forward_bf16 = void(uint16_t* out, float* lse, const uint16_t* q
                                     int64_t D);
 using attention_backward_bf16 = void(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const uint16_t* out,
                                      const float* lse, int64_t B, int64_t L, int64_t H, int64_t D);
-
-// ---- core/rng.cc (CPU), cuda/rng.cu -------------------------------------------------
-// out (n) from the Philox stream (seed, offset) of core/rng.h: element i is a pure function
-// of (seed, offset, i) on every backend.
-using fill_uniform = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
-using fill_normal = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
 
 }  // namespace pit::ops
 
