@@ -67,9 +67,23 @@ export interface BuildInfo {
   cuda?: CudaBuildInfo;
 }
 
+/** One entry of the native op table (native/core/op_table.h), as opTable() lists it. */
+export interface OpTableEntry {
+  /** The op's name in every backend, e.g. "matmul_forward". */
+  name: string;
+  /** The addon function that dispatches to it, e.g. "matmulForward". */
+  export: string;
+  /** No CPU counterpart (bf16 attention). */
+  gpuOnly: boolean;
+  /** Devices whose backend in this addon has a kernel for it. */
+  devices: Device[];
+}
+
 /** The addon's exports. Arguments: outputs, then inputs, then sizes and options. */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
+  /** The op table's entries; test/native-surface.test.ts checks them against this interface. */
+  opTable(): OpTableEntry[];
   memory(): MemoryInfo;
   /** peakBytes (most tensor bytes live at once) restarts from the bytes live now. */
   resetPeakMemory(): void;

@@ -1,17 +1,16 @@
 // geluForward / geluBackward (erf or tanh form) and siluForward / siluBackward, elementwise.
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {
 namespace {
 
-cpu::GeluForm gelu_form(Args& args, size_t i) {
+GeluForm gelu_form(Args& args, size_t i) {
   std::string s = args.string(i, "approximate");
   PIT_CHECK_TYPE(s == "none" || s == "tanh", args.op(), ": 'approximate' must be \"none\" (erf) or \"tanh\", got \"",
                  s, "\"");
-  return s == "tanh" ? cpu::GeluForm::Tanh : cpu::GeluForm::Erf;
+  return s == "tanh" ? GeluForm::Tanh : GeluForm::Erf;
 }
 
 // geluForward(out, x, approximate)
@@ -20,7 +19,7 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   Args args(info, op);
   Tensor& out = args.tensor(0, "out");
   Tensor& x = args.tensor(1, "x");
-  cpu::GeluForm form = gelu_form(args, 2);
+  GeluForm form = gelu_form(args, 2);
   const Device device = common_device(op, {{"out", &out}, {"x", &x}});
   expect_f32(op, {{"out", &out}, {"x", &x}});
   expect_shape(op, "out", out, x.shape());
@@ -35,7 +34,7 @@ Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   Tensor& dx = args.tensor(0, "dx");
   Tensor& dout = args.tensor(1, "dout");
   Tensor& x = args.tensor(2, "x");
-  cpu::GeluForm form = gelu_form(args, 3);
+  GeluForm form = gelu_form(args, 3);
   const Device device = common_device(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_f32(op, {{"dx", &dx}, {"dout", &dout}, {"x", &x}});
   expect_shape(op, "dx", dx, x.shape());

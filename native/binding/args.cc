@@ -25,6 +25,22 @@ std::string describe(Napi::Value v) {
   return "an object";
 }
 
+DType Args::dtype(size_t i, const char* name) {
+  std::string s = string(i, name);
+  DType t;
+  PIT_CHECK_TYPE(parse_dtype(s, &t), op_, ": '", name, "' must be \"f32\", \"bf16\" or \"i32\", got \"", s, "\"");
+  return t;
+}
+
+Device Args::device(size_t i, const char* name) {
+  std::string s = string(i, name);
+  Device d;
+  PIT_CHECK_TYPE(parse_device(s, &d), op_, ": '", name, "' must be \"cpu\" or \"cuda\", got \"", s, "\"");
+  PIT_CHECK_TYPE(d == Device::CPU || cuda_backend() != nullptr, op_, ": device \"cuda\" is not available ",
+                 "(this is the CPU-only addon or no GPU was found)");
+  return d;
+}
+
 Tensor& Args::tensor(size_t i, const char* name) {
   Napi::Value v = at(i);
   TensorObject* t = TensorObject::Unwrap(v);

@@ -28,6 +28,9 @@ class Args {
   bool boolean(size_t i, const char* name);
   std::string string(size_t i, const char* name);
   Shape shape(size_t i, const char* name);
+  DType dtype(size_t i, const char* name);  // "f32" | "bf16" | "i32"
+  // "cpu" | "cuda"; cuda only when the CUDA backend is registered (a GPU was found).
+  Device device(size_t i, const char* name);
 
  private:
   Napi::Value at(size_t i) const { return i < info_.Length() ? info_[i] : info_.Env().Undefined(); }

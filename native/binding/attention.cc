@@ -3,7 +3,6 @@
 // bf16, lse f32; the GPU's tensor-core kernels, head dims 16, 32, 64, 128).
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

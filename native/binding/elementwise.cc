@@ -2,7 +2,6 @@
 // These may work in place: out may be a.
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {
@@ -18,7 +17,7 @@ int64_t broadcast_length(const char* op, const Tensor& a, const Tensor& b) {
   return b.numel();
 }
 
-using BinaryKernel = decltype(&cpu::add_forward);
+using BinaryKernel = ops::add_forward*;
 
 Napi::Value Binary(const Napi::CallbackInfo& info, const char* op, BinaryKernel OpTable::*entry) {
   Args args(info, op);

@@ -2,7 +2,6 @@
 // each optional: a null weight acts as ones, a null bias as zeros.
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

@@ -1,7 +1,6 @@
 // softmaxCrossEntropy (loss and dlogits in one pass) and the (masked) mean squared error.
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

@@ -3,7 +3,6 @@
 // shared by every batch entry (2-D) or batched like a.
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

@@ -2,7 +2,6 @@
 // x, y (B, L, C); shift, scale, gate (B, C).
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

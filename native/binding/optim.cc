@@ -3,7 +3,6 @@
 
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 #include "tensor_object.h"
 

@@ -1,7 +1,6 @@
 // sumForward / sumBackward over one axis (mean when asked).
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "args.h"
-#include "cpu/ops.h"
+#include "core/op_table.h"
 #include "registry.h"
 
 namespace pit::binding {
@@ -117,7 +117,7 @@ Napi::Value TensorObject::ToArray(const Napi::CallbackInfo& info) {
   } else {
     std::vector<uint16_t> host(n);
     copy_to_host(host.data(), t);
-    cpu::cast_bf16_to_f32(out.Data(), host.data(), static_cast<int64_t>(n));
+    op_kernel("toArray", Device::CPU, &OpTable::cast_bf16_to_f32)(out.Data(), host.data(), static_cast<int64_t>(n));
   }
   return out;
 }

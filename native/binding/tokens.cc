@@ -4,7 +4,6 @@
 
 #include "args.h"
 #include "core/op_table.h"
-#include "cpu/ops.h"
 #include "registry.h"
 
 namespace pit::binding {

@@ -1,55 +1,64 @@
-// The op table: one entry per op of native/cpu/ops.h, with the same name and signature, plus
-// a few GPU-only entries (bf16 attention) that the CPU table leaves null. The CPU backend
-// fills every ops.h entry; the CUDA backend registers a table with the ops it has kernels
-// for. The binding looks an op up on the device of its tensors, and an op a backend lacks is
-// a clear TypeError ("layernorm_forward: not implemented on cuda"), never a silent fallback
-// to another device.
+// The op table: one kernel pointer per op of the contract (core/ops.h), with the same name
+// and type, and the registry of each device's table. A backend registers its table once at
+// load: the CPU table is complete (cpu/op_table.cc fills it from PIT_OPS), the CUDA table
+// holds the ops it has kernels for (each cuda/<op>.cu adds its own with PIT_CUDA_OP). The
+// binding looks an op up on the device of its tensors, and an op a backend lacks is a clear
+// TypeError ("layernorm_forward: not implemented on cuda"), never a silent fallback to
+// another device.
 #pragma once
-#include "cpu/ops.h"
+#include <string>
+#include <vector>
+
 #include "device.h"
 #include "error.h"
-#include "rng.h"
+#include "ops.h"
 
 namespace pit {
 
-// Every op of the table, in ops.h order.
-#define PIT_OPS(X)                                                                           \
-  X(matmul_forward) X(matmul_backward) X(attention_forward) X(attention_backward)            \
-  X(layernorm_forward) X(layernorm_backward) X(gelu_forward) X(gelu_backward)                \
-  X(silu_forward) X(silu_backward) X(modulate_forward) X(modulate_backward)                  \
-  X(gated_residual_forward) X(gated_residual_backward) X(add_forward) X(mul_forward)         \
-  X(scale_forward) X(axpy) X(fill) X(softmax_cross_entropy) X(mse_forward) X(mse_backward)   \
-  X(sum_forward) X(sum_backward) X(gather_tokens) X(scatter_add_tokens) X(concat_tokens)     \
-  X(slice_tokens) X(slice_tokens_backward) X(permute) X(adamw) X(sum_of_squares)            \
-  X(cast_f32_to_bf16) X(cast_bf16_to_f32)
+// Every op of the contract as X(name, "binding export"): the export is the addon function
+// (lib/native.ts's NativeAddon member) that dispatches to the op, so the agreement test
+// (test/native-surface.test.ts) can check op table, exports and TS surface against each
+// other. PIT_OPS: every backend implements these, the CPU one completely. In ops.h order.
+#define PIT_OPS(X)                                                                            \
+  X(matmul_forward, "matmulForward") X(matmul_backward, "matmulBackward")                     \
+  X(attention_forward, "attentionForward") X(attention_backward, "attentionBackward")         \
+  X(layernorm_forward, "layernormForward") X(layernorm_backward, "layernormBackward")         \
+  X(gelu_forward, "geluForward") X(gelu_backward, "geluBackward")                             \
+  X(silu_forward, "siluForward") X(silu_backward, "siluBackward")                             \
+  X(modulate_forward, "modulateForward") X(modulate_backward, "modulateBackward")             \
+  X(gated_residual_forward, "gatedResidualForward")                                           \
+  X(gated_residual_backward, "gatedResidualBackward")                                         \
+  X(add_forward, "add") X(mul_forward, "mul") X(scale_forward, "scale") X(axpy, "axpy")       \
+  X(fill, "fill") X(softmax_cross_entropy, "softmaxCrossEntropy")                             \
+  X(mse_forward, "mseForward") X(mse_backward, "mseBackward")                                 \
+  X(sum_forward, "sumForward") X(sum_backward, "sumBackward")                                 \
+  X(gather_tokens, "gatherTokens") X(scatter_add_tokens, "scatterAddTokens")                  \
+  X(concat_tokens, "concatTokens") X(slice_tokens, "sliceTokens")                             \
+  X(slice_tokens_backward, "sliceTokensBackward") X(permute, "permute") X(adamw, "adamw")    \
+  X(sum_of_squares, "gradNorm") X(cast_f32_to_bf16, "copy") X(cast_bf16_to_f32, "copy")       \
+  X(fill_uniform, "randomFill") X(fill_normal, "randomFill")
+// GPU-only ops: no CPU counterpart (the CPU table leaves them null).
+#define PIT_GPU_OPS(X)                                                                        \
+  X(attention_forward_bf16, "attentionForward") X(attention_backward_bf16, "attentionBackward")
 
 struct OpTable {
-#define PIT_OP_ENTRY(name) decltype(&cpu::name) name = nullptr;
+#define PIT_OP_ENTRY(name, js_export) ops::name* name = nullptr;
   PIT_OPS(PIT_OP_ENTRY)
+  PIT_GPU_OPS(PIT_OP_ENTRY)
 #undef PIT_OP_ENTRY
-  // The Philox fills of core/rng.h (randomFill).
-  decltype(&pit::fill_uniform) fill_uniform = nullptr;
-  decltype(&pit::fill_normal) fill_normal = nullptr;
-  // GPU-only ops, with no CPU counterpart (the CPU table leaves them null): attention on bf16
-  // qkv / out / dout / dqkv (uint16_t bf16 bits), fp32 lse; otherwise as attention_forward /
-  // attention_backward of cpu/ops.h.
-  void (*attention_forward_bf16)(uint16_t* out, float* lse, const uint16_t* qkv, int64_t B, int64_t L, int64_t H,
-                                 int64_t D) = nullptr;
-  void (*attention_backward_bf16)(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const uint16_t* out,
-                                  const float* lse, int64_t B, int64_t L, int64_t H, int64_t D) = nullptr;
 };
 
-// The CPU table (complete), and the CUDA table a CUDA build registers (null otherwise).
-const OpTable& cpu_op_table();
-const OpTable* cuda_op_table();
-void register_cuda_op_table(const OpTable* table);
+// Each backend registers its table once, at load (a static initialiser). The table must
+// outlive the process. Until a device has registered one, its ops are "not implemented".
+void register_op_table(Device device, const OpTable* table);
+const OpTable* op_table(Device device);  // null when none registered
 
 // The kernel `entry` of the table for `device`; throws TypeError naming `op` (and the
 // `variant`, e.g. "bf16", when given) when the device has no backend or the backend has no
 // such kernel: "attentionForward: bf16 is not implemented on cpu".
 template <typename Fn>
 Fn op_kernel(const char* op, Device device, Fn OpTable::*entry, const char* variant = nullptr) {
-  const OpTable* table = device == Device::CPU ? &cpu_op_table() : cuda_op_table();
+  const OpTable* table = op_table(device);
   Fn fn = table ? table->*entry : nullptr;
   if (!fn) {
     if (variant) throw TypeError(cat(op, ": ", variant, " is not implemented on ", device_name(device)));
@@ -57,6 +66,16 @@ Fn op_kernel(const char* op, Device device, Fn OpTable::*entry, const char* vari
   }
   return fn;
 }
+
+// One op of the table as the addon lists it (opTable()): its name, the binding export that
+// reaches it, whether it is GPU-only, and the devices whose registered table has it.
+struct OpListing {
+  std::string name;
+  std::string js_export;
+  bool gpu_only = false;
+  std::vector<Device> devices;
+};
+std::vector<OpListing> list_ops();
 
 }  // namespace pit
 

@@ -41,10 +41,8 @@ PIT_HOST_DEVICE inline Philox4 philox4x32_10(uint64_t block, uint64_t offset, ui
   return {{c0, c1, c2, c3}};
 }
 
-// Fill n floats from the stream (seed, offset). Multi-threaded; identical for any thread count.
-// Also in the op table (native/core/op_table.h): the CUDA versions give the same uniform
-// bits and normals equal up to the last bits of the GPU's logf/sincosf.
-void fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset);
-void fill_normal(float* out, int64_t n, uint64_t seed, uint64_t offset);
+// The fills built on it are ops of the table (fill_uniform, fill_normal in core/ops.h):
+// cpu/rng.cc and cuda/rng.cu give the same uniform bits, and normals equal up to the last
+// bits of the GPU's logf/sincosf.
 
 }  // namespace pit

@@ -1,10 +1,6 @@
 // One AdamW step over a flat parameter tensor, in place, fused into a single pass over
-// param, grad, m and v (memory-bound: 16 bytes read and 12 written per element).
-//
-// The brief's form  p -= lr (m̂ / (√v̂ + eps) + wd p)  is computed, as PyTorch's AdamW does,
-// as  p = p (1 - lr wd) - (lr / bc1) m / (√v / √bc2 + eps)  with bc_i = 1 - beta_i^step:
-// the same value (wd multiplies the old p in both), and the bias corrections are two
-// scalars computed once in float64 instead of two divides per element.
+// param, grad, m and v (memory-bound: 16 bytes read and 12 written per element), with the
+// step's scalars of core/adamw_scalars.h (the bias corrections folded in, as PyTorch does).
 #include <algorithm>
 #include <cmath>
 
@@ -12,22 +8,15 @@
 #include <immintrin.h>
 #endif
 
+#include "core/adamw_scalars.h"
 #include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 
 namespace pit::cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 14;  // elements per chunk: 4 streams x 64 KiB
-
-struct AdamwScalars {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2;
-  float decay;            // 1 - lr·wd
-  float step_size;        // lr / bc1
-  float inv_sqrt_bc2;     // 1 / √bc2
-  float eps;
-};
 
 // The plain loop: the reference and the fallback. GCC will not vectorise it (std::sqrt
 // may set errno, and the build keeps -fmath-errno), hence the two paths below. They do the
@@ -92,17 +81,7 @@ PIT_TARGET_AVX2 void adamw_span_avx2(float* param, const float* grad, float* m, 
 // param, grad, m, v (n); step counts from 1.
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
            float eps, float weight_decay, int64_t step) {
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
-  AdamwScalars s;
-  s.beta1 = beta1;
-  s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
-  s.beta2 = beta2;
-  s.one_minus_beta2 = static_cast<float>(1.0 - beta2);
-  s.decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  s.step_size = static_cast<float>(lr / bc1);
-  s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  s.eps = eps;
+  const AdamwScalars s = adamw_scalars(lr, beta1, beta2, eps, weight_decay, step);
   parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
     float *p = param + begin, *mb = m + begin, *vb = v + begin;
     const float* g = grad + begin;

@@ -1,7 +1,7 @@
 // f32 <-> bf16 conversion (round to nearest even), the storage format of GPU activations.
 #include "core/dtype.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 
 namespace pit::cpu {
 

@@ -28,7 +28,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 
 #if PIT_X86
 #include <immintrin.h>

@@ -6,7 +6,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 #include "cpu/per_sample.h"
 
 namespace pit::cpu {

@@ -1,30 +1,22 @@
-// Fills the CPU op table (native/core/op_table.h) from the functions of ops.h, and holds the
-// CUDA table a CUDA build registers.
+// The CPU backend's op table: every op of PIT_OPS (core/op_table.h), complete by
+// construction (an op missing here fails to link), registered with the core at load.
 #include "core/op_table.h"
+#include "core/rng.h"
+#include "cpu/backend.h"
 
-namespace pit {
+namespace pit::cpu {
 namespace {
 
-OpTable make_cpu_table() {
+OpTable make_table() {
   OpTable t;
-#define PIT_OP_FILL(name) t.name = &cpu::name;
+#define PIT_OP_FILL(name, js_export) t.name = &cpu::name;
   PIT_OPS(PIT_OP_FILL)
 #undef PIT_OP_FILL
-  t.fill_uniform = &pit::fill_uniform;
-  t.fill_normal = &pit::fill_normal;
   return t;
 }
 
-const OpTable* registered_cuda_table = nullptr;
+const OpTable table = make_table();
+[[maybe_unused]] const bool registered = (register_op_table(Device::CPU, &table), true);
 
 }  // namespace
-
-const OpTable& cpu_op_table() {
-  static const OpTable table = make_cpu_table();
-  return table;
-}
-
-const OpTable* cuda_op_table() { return registered_cuda_table; }
-void register_cuda_op_table(const OpTable* table) { registered_cuda_table = table; }
-
-}  // namespace pit
+}  // namespace pit::cpu

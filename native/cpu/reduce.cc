@@ -11,7 +11,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 
 namespace pit::cpu {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "cpu/ops.h"
+#include "cpu/backend.h"
 #include "cpu/vmath.h"
 
 namespace pit::cpu {

@@ -2,8 +2,8 @@
 // over param, grad, m and v. Same op as cpu/adamw.cc:
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
 //   p = p (1 - lr wd) - (lr / bc1) m / (√v / √bc2 + eps),  bc_i = 1 - beta_i^step,
-// with the scalars (decay, step size, 1/√bc2, 1-b1, 1-b2) computed on the host exactly as
-// the CPU computes them (float64, then rounded to float).
+// with the scalars (decay, step size, 1/√bc2, 1-b1, 1-b2) of core/adamw_scalars.h, the
+// very floats the CPU uses.
 //
 // Rounding: the per-element arithmetic is written with explicit round-to-nearest intrinsics
 // (so nvcc contracts nothing on its own) in the order the CPU's vector loops execute it:
@@ -20,7 +20,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cpu/ops.h"
+#include "core/adamw_scalars.h"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 
@@ -28,14 +28,6 @@ namespace pit::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-struct AdamwScalars {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2;
-  float decay;         // 1 - lr·wd
-  float step_size;     // lr / bc1
-  float inv_sqrt_bc2;  // 1 / √bc2
-  float eps;
-};
 
 __device__ __forceinline__ void update(float& p, float g, float& m, float& v, const AdamwScalars& s) {
   const float mi = __fmaf_rn(s.one_minus_beta1, g, __fmul_rn(s.beta1, m));
@@ -88,18 +80,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
            float eps, float weight_decay, int64_t step) {
   if (n <= 0) return;
-  // Exactly cpu::adamw's scalars.
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
-  AdamwScalars s;
-  s.beta1 = beta1;
-  s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
-  s.beta2 = beta2;
-  s.one_minus_beta2 = static_cast<float>(1.0 - beta2);
-  s.decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  s.step_size = static_cast<float>(lr / bc1);
-  s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  s.eps = eps;
+  const AdamwScalars s = adamw_scalars(lr, beta1, beta2, eps, weight_decay, step);
   const bool vec4 = aligned16(param) && aligned16(grad) && aligned16(m) && aligned16(v);
   const unsigned blocks = grid_for(vec4 ? (n + 3) / 4 : n, kThreads);
   if (vec4) adamw_kernel<true><<<blocks, kThreads, 0, stream()>>>(param, grad, m, v, n, s);

@@ -1,9 +1,11 @@
-// attention: multi-head self-attention on packed qkv (B, L, 3, H, D) -> out (B, L, H, D),
-// scale D^-0.5, no mask, forward and backward, on the GPU (see native/cpu/ops.h).
+// attention_forward / attention_backward for f32 tensors on the GPU: multi-head self-attention
+// on packed qkv (B, L, 3, H, D) -> out (B, L, H, D), scale D^-0.5, no mask (the contract in
+// native/core/ops.h). bf16 qkv goes to the tensor-core kernels instead (attention_bf16.cu,
+// attention_bf16.cuh); this file is the f32 path: attention at precision 'f32' (the default)
+// on the GPU, for head dims up to 128 (the bf16 kernels take exactly 16, 32, 64 or 128).
 //
-// This is the correctness-first fp32 flash-style path, used until the bf16 tensor-core
-// kernels exist: fp32 loads, fp32 arithmetic, fp32 accumulators, expf/logf (no fast math),
-// and the L x L score matrix is never materialised, only one key (or query) tile of K and V
+// fp32 loads, fp32 arithmetic, fp32 accumulators, expf/logf (no fast math), and the L x L
+// score matrix is never materialised, only one key (or query) tile of K and V
 // (or Q and dO) staged in shared memory at a time. It follows native/cpu/attention.cc's
 // scalar reference: the same online softmax, lse = m + log(l), Di = rowsum(dO ∘ O),
 // p = exp(s·scale − lse), ds = p·(dp − Di). Summation orders differ from the CPU's (dot

@@ -10,7 +10,6 @@
 // n % 4 tail is done by the first threads afterwards.
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 

@@ -1,6 +1,6 @@
 // What every CUDA op file needs: the backend's one stream, launch checking, grid sizing.
 // Ops are asynchronous on that stream (host reads synchronise through copy_to_host), take
-// device pointers with the same signatures as native/cpu/ops.h, and live in pit::cuda.
+// device pointers with the same signatures as native/core/ops.h, and live in pit::cuda.
 #pragma once
 #include <cuda_runtime.h>
 

@@ -187,14 +187,18 @@ void initialize_once(State& s) {
   }
   s.ready = true;
   register_cuda_backend(&kBackend);
-  register_cuda_op_table(&op_table_entries());
 }
 
 }  // namespace
 
 OpTable& op_table_entries() {
-  static OpTable table;  // filled by PIT_CUDA_OP in each op file at load time
-  return table;
+  // Filled by PIT_CUDA_OP in each op file at load time; never destroyed (see state()).
+  static OpTable* table = [] {
+    auto* t = new OpTable();
+    register_op_table(Device::CUDA, t);
+    return t;
+  }();
+  return *table;
 }
 
 cudaStream_t stream() { return state().stream; }

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"

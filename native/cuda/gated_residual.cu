@@ -1,13 +1,12 @@
 // Gated residual (DiT's adaLN-Zero) on the GPU, as native/cpu/gated_residual.cc:
 // out = x + gate[b]·y for x, y (B, L, C), one gate row (C) per sample. The forward and a
-// dy-only backward are elementwise (per_sample::for_units: grid.y over samples, a grid-stride
+// dy-only backward are elementwise (per_sample::launch_map: grid.y over samples, a grid-stride
 // loop over each sample's L·C, float4s when C % 4 == 0 and the pointers are aligned); dx = dout,
 // so the backward never writes it. dgate = Σ_L dout·y goes through per_sample::column_sums,
 // which writes dy in the same pass and sums deterministically (fixed order, no atomics; the
 // split depends only on B, L, C).
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"
@@ -16,39 +15,13 @@
 namespace pit::cuda {
 namespace {
 
+// per_sample::launch_map's functions: elementwise x, y or dout first, then the gate row.
 struct Residual {  // x + gate·y
   __device__ float operator()(float x, float y, float gate) const { return x + gate * y; }
 };
 struct Gate {  // dout·gate
   __device__ float operator()(float g, float gate) const { return g * gate; }
 };
-
-// out (B, L, C) = x + gate[b]·y when kResidual, else y·gate[b] (dy from dout), in units V.
-template <typename V, bool kResidual>
-__global__ void __launch_bounds__(per_sample::kThreads)
-    gated_kernel(V* out, const V* x, const V* y, const V* gate, int64_t B, int64_t lc, int64_t cu) {
-  per_sample::for_units(B, lc, cu, [&](int64_t i, int64_t p) {
-    if constexpr (kResidual)
-      out[i] = lanes(Residual(), x[i], y[i], gate[p]);
-    else
-      out[i] = lanes(Gate(), y[i], gate[p]);
-  });
-}
-
-template <bool kResidual>
-void launch_gated(const char* op, float* out, const float* x, const float* y, const float* gate, int64_t B,
-                  int64_t L, int64_t C) {
-  const bool vec = C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(y) && aligned16(gate);
-  const int64_t w = vec ? 4 : 1, lc = L * C / w, cu = C / w;
-  const dim3 grid = per_sample::units_grid(B, lc);
-  if (vec)
-    gated_kernel<float4, kResidual><<<grid, per_sample::kThreads, 0, stream()>>>(
-        reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(y),
-        reinterpret_cast<const float4*>(gate), B, lc, cu);
-  else
-    gated_kernel<float, kResidual><<<grid, per_sample::kThreads, 0, stream()>>>(out, x, y, gate, B, lc, cu);
-  check_launch(op);
-}
 
 // column_sums' per-element step: dy = dout·gate; dgate += dout·y.
 struct GatedBackward {
@@ -70,7 +43,7 @@ struct GatedBackward {
 void gated_residual_forward(float* out, const float* x, const float* y, const float* gate, int64_t B,
                             int64_t L, int64_t C) {
   if (B <= 0 || L <= 0 || C <= 0) return;
-  launch_gated<true>("gated_residual_forward", out, x, y, gate, B, L, C);
+  per_sample::launch_map<2>("gated_residual_forward", Residual(), out, B, L, C, x, y, gate);
 }
 
 // dy (B, L, C), dgate (B, C), each null when not wanted; dout, y (B, L, C), gate (B, C).
@@ -78,7 +51,7 @@ void gated_residual_backward(float* dy, float* dgate, const float* dout, const f
                              int64_t B, int64_t L, int64_t C) {
   if (B <= 0 || C <= 0) return;
   if (!dgate) {
-    if (dy && L > 0) launch_gated<false>("gated_residual_backward", dy, nullptr, dout, gate, B, L, C);
+    if (dy && L > 0) per_sample::launch_map<1>("gated_residual_backward", Gate(), dy, B, L, C, dout, gate);
     return;
   }
   per_sample::column_sums<1>("gated_residual_backward", per_sample::Sums<1>{{dgate}}, B, L, C,

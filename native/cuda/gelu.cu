@@ -10,7 +10,6 @@
 // memory-bound on the GPU.
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"
@@ -65,16 +64,16 @@ struct TanhBackward {
 }  // namespace
 
 // out, x (n)
-void gelu_forward(float* out, const float* x, int64_t n, cpu::GeluForm form) {
-  if (form == cpu::GeluForm::Erf)
+void gelu_forward(float* out, const float* x, int64_t n, GeluForm form) {
+  if (form == GeluForm::Erf)
     launch_map("gelu_forward", ErfForward{}, n, out, x);
   else
     launch_map("gelu_forward", TanhForward{}, n, out, x);
 }
 
 // dx, dout, x (n)
-void gelu_backward(float* dx, const float* dout, const float* x, int64_t n, cpu::GeluForm form) {
-  if (form == cpu::GeluForm::Erf)
+void gelu_backward(float* dx, const float* dout, const float* x, int64_t n, GeluForm form) {
+  if (form == GeluForm::Erf)
     launch_map("gelu_backward", ErfBackward{}, n, dx, dout, x);
   else
     launch_map("gelu_backward", TanhBackward{}, n, dx, dout, x);

@@ -6,9 +6,9 @@
 // mask 0 are never read, so a NaN there stays out of both directions, as on the CPU.
 //
 // Launch shape: the sums are taken in float64 without atomics, for bits that repeat from run
-// to run and GPU to GPU: a grid whose size depends only on the element count (at most
-// kMaxBlocks blocks of 256 threads, grid-stride) writes one double partial per block, and
-// one 256-thread block adds the partials in a fixed tree order and finishes the scalar.
+// to run and GPU to GPU (cuda/fixed_order_sum.cuh): a grid whose size depends only on the
+// element count writes one double partial per block, and one block adds the partials in a
+// fixed tree order and finishes the scalar.
 // dloss is a device pointer: the backward reads it in that finishing block, which writes
 // the gradient's scale to scratch for the elementwise kernel; nothing synchronises.
 // Elementwise index math uses 32-bit integers when the sizes allow (the common case): the
@@ -16,34 +16,13 @@
 #include <cstdint>
 
 #include "cuda/context.h"
+#include "cuda/fixed_order_sum.cuh"
 #include "cuda/op_table.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 1024;
-constexpr int64_t kItemsPerThread = 8;  // at least this many items per thread before another block
-
-// Blocks for a deterministic grid-stride reduction over n items: a function of n only.
-unsigned reduction_blocks(int64_t n) {
-  const int64_t want = (n + kThreads * kItemsPerThread - 1) / (kThreads * kItemsPerThread);
-  return static_cast<unsigned>(std::clamp<int64_t>(want, 1, kMaxBlocks));
-}
-
-// Σ v over the block (kThreads threads) in a fixed tree order, returned to every thread.
-__device__ double block_sum(double v) {
-  __shared__ double s[kThreads];
-  __syncthreads();  // a previous call's readers of s[0] are done
-  s[threadIdx.x] = v;
-  __syncthreads();
-#pragma unroll
-  for (int half = kThreads / 2; half > 0; half >>= 1) {
-    if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
-    __syncthreads();
-  }
-  return s[0];
-}
+constexpr int kThreads = kSumThreads;  // every kernel here; block_sum needs exactly this
 
 // part (gridDim.x): Σ mask_t (pred - target)^2 over n = tokens·P elements (mask null: 1).
 template <typename I>
@@ -68,13 +47,6 @@ __global__ void mask_partials(double* __restrict__ part, const float* __restrict
     s += mask[t];
   s = block_sum(s);
   if (threadIdx.x == 0) part[blockIdx.x] = s;
-}
-
-// Σ part (count) in a fixed order, for a one-block launch.
-__device__ double sum_partials(const double* part, unsigned count) {
-  double s = 0.0;
-  for (unsigned k = threadIdx.x; k < count; k += kThreads) s += part[k];
-  return block_sum(s);
 }
 
 // loss (1) = Σ squared error / (weight · P), weight = Σ mask (or tokens); 0 when weight is 0.
@@ -124,7 +96,7 @@ void mse_forward(float* loss, const float* pred, const float* target, const floa
     PIT_CUDA_CHECK(cudaMemsetAsync(loss, 0, sizeof(float), stream()));
     return;
   }
-  const unsigned se_blocks = reduction_blocks(n), mask_blocks = mask ? reduction_blocks(tokens) : 0;
+  const unsigned se_blocks = sum_blocks(n), mask_blocks = mask ? sum_blocks(tokens) : 0;
   Scratch scratch(sizeof(double) * (se_blocks + mask_blocks));
   double* se_part = scratch.get<double>();
   double* mask_part = mask ? se_part + se_blocks : nullptr;
@@ -148,7 +120,7 @@ void mse_backward(float* dpred, const float* dloss, const float* pred, const flo
                   int64_t B, int64_t L, int64_t P) {
   const int64_t tokens = B * L, n = tokens * P;
   if (n <= 0) return;
-  const unsigned mask_blocks = mask ? reduction_blocks(tokens) : 0;
+  const unsigned mask_blocks = mask ? sum_blocks(tokens) : 0;
   // (mask_blocks doubles of partials, then the float scale), doubles first for alignment.
   Scratch scratch(sizeof(double) * (mask_blocks + 1));
   double* mask_part = mask ? scratch.get<double>() : nullptr;

@@ -1,12 +1,16 @@
 // The CUDA op table is filled by the op files themselves: each defines its kernels' host
-// functions in pit::cuda with the exact signature of the CPU op of the same name (or, for the
-// GPU-only entries such as attention_forward_bf16, of OpTable's member; checked by the
-// compiler through OpTable's entry types) and registers them with PIT_CUDA_OP(name) at load
-// time. initialize() publishes the table to the binding once a GPU is ready.
+// functions in pit::cuda with the contract's type (core/ops.h; declared below, so a drifting
+// signature fails to compile or link) and registers them with PIT_CUDA_OP(name) at load time.
+// The table is registered with the core on first use, at load, whether or not a GPU turns
+// out to be usable: without one no tensor can be on the cuda device (read_device and
+// Tensor::empty refuse it), and opTable() still lists what this build has kernels for.
 #pragma once
 #include "core/op_table.h"
 
 namespace pit::cuda {
+
+PIT_OPS(PIT_DECLARE_OP)
+PIT_GPU_OPS(PIT_DECLARE_OP)
 
 OpTable& op_table_entries();
 

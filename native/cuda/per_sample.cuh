@@ -1,6 +1,8 @@
 // Drivers for the per-sample ops on (B, L, C) with one (C) row of parameters per sample
 // (modulate, gated residual), the GPU side of native/cpu/per_sample.h:
 //
+// launch_map: out = f(elementwise inputs, per-sample rows), elementwise over (B, L, C), on
+// for_units.
 // for_units: elementwise over (B, L, C). grid.y walks the samples and grid.x a grid-stride
 // loop over one sample's L·C elements, so the sample is known without dividing, and the
 // column c (for the parameter row) is kept beside the index: it advances by stride % C.
@@ -17,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "cuda/check.h"
 #include "cuda/context.h"
@@ -52,6 +55,36 @@ inline dim3 units_grid(int64_t B, int64_t lc) {
   const int64_t x_max = (lc + kThreads - 1) / kThreads;
   const int64_t x = std::max<int64_t>(1, std::min<int64_t>((total + y - 1) / y, x_max));
   return dim3(static_cast<unsigned>(x), static_cast<unsigned>(y));
+}
+
+template <size_t, typename V>
+using Input = const V*;
+
+// out[i] = f(in_0[i or p], in_1[i or p], ...) in units V (float or float4, lane by lane):
+// the first kElems inputs are read at the element i (B, L·C/w), the rest at its sample's
+// parameter unit p (B, C/w).
+template <typename V, size_t kElems, typename F, size_t... I>
+__global__ void __launch_bounds__(kThreads)
+    map_kernel(F f, std::index_sequence<I...>, V* out, int64_t B, int64_t lc, int64_t cu, Input<I, V>... in) {
+  for_units(B, lc, cu, [&](int64_t i, int64_t p) { out[i] = lanes(f, in[I < kElems ? i : p]...); });
+}
+
+// out (B, L, C) = f(elementwise inputs (B, L, C)..., per-sample rows (B, C)...): `in` holds
+// the kElems elementwise inputs first, then the rows. float4s when C % 4 == 0 and every
+// pointer is 16-byte aligned. B, L, C > 0; `op` names the op in errors.
+template <size_t kElems, typename F, typename... In>
+void launch_map(const char* op, F f, float* out, int64_t B, int64_t L, int64_t C, const In*... in) {
+  static_assert(kElems <= sizeof...(In), "more elementwise inputs than inputs");
+  const bool vec = C % 4 == 0 && aligned16(out) && (aligned16(in) && ...);
+  const int64_t w = vec ? 4 : 1, lc = L * C / w, cu = C / w;
+  const dim3 grid = units_grid(B, lc);
+  const auto inputs = std::index_sequence_for<In...>();
+  if (vec)
+    map_kernel<float4, kElems><<<grid, kThreads, 0, stream()>>>(f, inputs, reinterpret_cast<float4*>(out), B, lc,
+                                                                cu, reinterpret_cast<const float4*>(in)...);
+  else
+    map_kernel<float, kElems><<<grid, kThreads, 0, stream()>>>(f, inputs, out, B, lc, cu, in...);
+  check_launch(op);
 }
 
 constexpr int kCols = 32, kLanes = 8;       // column_sums blocks: 32 columns x 8 row lanes

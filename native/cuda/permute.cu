@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 

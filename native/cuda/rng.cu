@@ -1,7 +1,7 @@
-// Philox 4x32-10 fills on the GPU: the same counter-based stream as core/rng.cc. Element i is
-// lane i%4 of block i/4 at (seed, offset), so one thread per block of four reproduces the CPU
-// exactly for uniform draws; normal draws (Box-Muller) agree up to the last bits of the GPU's
-// logf and sincosf, which are not correctly rounded.
+// Philox 4x32-10 fills on the GPU: the same counter-based stream (core/rng.h) as cpu/rng.cc.
+// Element i is lane i%4 of block i/4 at (seed, offset), so one thread per block of four
+// reproduces the CPU exactly for uniform draws; normal draws (Box-Muller) agree up to the
+// last bits of the GPU's logf and sincosf, which are not correctly rounded.
 #include <cstdint>
 
 #include "core/rng.h"

@@ -5,7 +5,6 @@
 // Launch: map.cuh's grid-stride float4 map (memory-bound).
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"

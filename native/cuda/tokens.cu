@@ -23,7 +23,6 @@
 #include <climits>
 #include <cstdint>
 
-#include "cpu/ops.h"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 

@@ -1,10 +1,12 @@
-#include "rng.h"
-
+// fill_uniform / fill_normal on the CPU: the Philox stream of core/rng.h, four elements
+// per generator call, multi-threaded; identical for any thread count.
 #include <cmath>
 
-#include "parallel.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "cpu/backend.h"
 
-namespace pit {
+namespace pit::cpu {
 namespace {
 
 constexpr float kTwoPow24Inv = 1.0f / 16777216.0f;
@@ -42,4 +44,4 @@ void fill_normal(float* out, int64_t n, uint64_t seed, uint64_t offset) {
   });
 }
 
-}  // namespace pit
+}  // namespace pit::cpu
