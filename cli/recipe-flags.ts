@@ -2,34 +2,29 @@
 // flag, help, parser and default come from the table, and only the flags the user typed go
 // back into the recipe (defaults stay the library's, and a resume can tell what was asked).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { fieldKeys, ruleText, type FieldRule, type RecipeField } from '../lib/index.js';
-import { integer, number } from './args.js';
+import { fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField } from '../lib/index.js';
 
 const countWords = ['zero', 'one', 'two', 'three', 'four'];
 
+/** A flag's text as the rule's value, or commander's InvalidArgumentError saying what the rule wants. */
 function parser(rule: FieldRule): ((value: string) => unknown) | null {
-  switch (rule.kind) {
-    case 'integer': return integer(rule.min);
-    case 'number': return number(rule.min, rule.max, !rule.maxClosed);
-    case 'text': {
-      const { accepts } = rule;
-      if (!accepts) return null;
-      return (value: string) => {
-        if (!accepts(value)) throw new InvalidArgumentError(`expected ${ruleText(rule)}`);
-        return value;
-      };
-    }
-    default: return null;
-  }
+  if (rule.kind === 'boolean' || rule.kind === 'choice') return null;  // commander parses these
+  return (text: string) => {
+    const value = rule.kind === 'text' ? text : text.trim() === '' ? Number.NaN : Number(text);
+    const problem = textProblem(rule, value);
+    if (problem) throw new InvalidArgumentError(problem);
+    if (!obeys(rule, value)) throw new InvalidArgumentError(`expected ${ruleText(rule)}`);
+    return value;
+  };
 }
 
 /** `--betas <b1,b2>` → [b1, b2], each checked by the field's rule. */
 function listParser(rule: FieldRule, defaults: unknown[]) {
   const one = parser(rule)!;
   const n = defaults.length;
+  const expected = `expected ${countWords[n] ?? n} values separated by a comma, each ${ruleText(rule)}, e.g. ${defaults.join(',')}`;
   return (value: string): unknown[] => {
     const parts = value.split(',');
-    const expected = `expected ${countWords[n] ?? n} numbers in [${rule.kind === 'number' ? `${rule.min}, ${rule.max ?? '∞'}${rule.maxClosed ? ']' : ')'}` : ''} separated by a comma, e.g. ${defaults.join(',')}`;
     if (parts.length !== n) throw new InvalidArgumentError(expected);
     try {
       return parts.map((p) => one(p.trim()));

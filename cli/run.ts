@@ -61,7 +61,9 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
       const reporter = progressReporter(view, { json: f.json, tty: !f.json && Boolean(process.stderr.isTTY) });
       const started = performance.now();
       try {
-        const result = await runTraining(task, { recipe: given, out, resume: resume ?? false, device: f.device, precision: f.precision, signal: controller.signal, onEvent: reporter.onEvent });
+        // A resumed run keeps its saved precision unless --precision is given (then it must agree).
+        const precision = cmd.getOptionValueSource('precision') === 'default' ? undefined : f.precision;
+        const result = await runTraining(task, { recipe: given, out, resume: resume ?? false, device: f.device, precision, signal: controller.signal, onEvent: reporter.onEvent });
         reporter.done();
         result.model.dispose();
         if (result.interrupted) {

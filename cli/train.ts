@@ -61,7 +61,7 @@ export function registerEval(program: Command): void {
       try {
         loadModelWeights(dir, model, { ema: flags.ema });
         const normalization = meta.normalization as { mean: number[]; std: number[] };
-        const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize, device });
+        const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize });
         if (flags.json) {
           console.log(JSON.stringify({ checkpoint: dir, weights: flags.ema ? 'ema' : 'model', data: test.name, ...metrics }));
           return;

@@ -16,8 +16,11 @@ test('pit train: bad arguments exit 1 naming the flag, what was expected and wha
   const cases: [string[], RegExp][] = [
     [['--lr', 'abc'], /option '--lr <lr>' argument 'abc' is invalid\. expected a number in \[0, ∞\)/],
     [['--epochs', '1.5'], /option '--epochs <n>' argument '1\.5' is invalid\. expected an integer ≥ 1/],
-    [['--betas', '0.9'], /option '--betas <b1,b2>' argument '0\.9' is invalid\. expected two numbers in \[0, 1\)/],
-    [['--model', 'pit-xxl'], /option '--model <name>' argument 'pit-xxl' is invalid\. expected a model name such as pit-t, vit-s\/2 or pit-d4w64h4/],
+    [['--betas', '0.9'], /option '--betas <b1,b2>' argument '0\.9' is invalid\. expected two values separated by a comma, each a number in \[0, 1\), e.g. 0.9,0.95/],
+    [['--model', 'pit-xxl'], /option '--model <name>' argument 'pit-xxl' is invalid\. model name must be pit-<size> or vit-<size>\/<patch>, .*got "pit-xxl"/],
+    [['--model', 'pit-t/2'], /argument 'pit-t\/2' is invalid\. model name "pit-t\/2": a PiT has 1×1 patches; write vit-…\/2/],
+    [['--model', 'custom'], /argument 'custom' is invalid\. model name "custom" is now written pit-d4w64h4/],
+    [['--seed', '4294967296'], /option '--seed <n>' argument '4294967296' is invalid\. expected an integer in \[0, 4294967295\]/],
     [['--data', 'cifar10'], /recipe: 'dataDir' must be the folder of the cifar10 binary files, got null/],
     [['--data', 'cifar10', '--data-dir', '/nonexistent-pit'], /cifar10.*\/nonexistent-pit/],
     [['--resume'], /checkpoint: '.*pit-cli-never' does not exist/],

@@ -87,7 +87,9 @@ for (const { label, addon, backends } of loaded) {
   });
 }
 
-test('both addons list the same op table', (t) => {
+// Only where both addons were built (the CUDA one needs nvcc at install time).
+(loaded.length > 1 ? test : test.skip)('both addons list the same op table', (t) => {
   const tables = loaded.map(({ addon }) => (typeof addon.opTable === 'function' ? addon.opTable() : []).map(({ name, export: e, gpuOnly }) => ({ name, export: e, gpuOnly })));
-  for (const other of tables.slice(1)) t.deepEqual(other, tables[0]);
+  t.is(tables.length, 2);
+  t.deepEqual(tables[1], tables[0]);
 });

@@ -49,6 +49,12 @@ test('LayerNorm starts at (1, 0) with eps 1e-6', (t) => {
   t.deepEqual(values(ln.bias), [0, 0, 0, 0, 0]);
   t.is(ln.eps, 1e-6);
   ln.dispose();
+  const other = new LayerNorm(5, 0, { eps: 1e-5 });
+  t.is(other.eps, 1e-5);
+  other.dispose();
+  // An eps where the init goes is an error, not a LayerNorm with the default eps.
+  t.throws(() => new LayerNorm(5, 1e-5), { instanceOf: TypeError, message: /'seed' must be a non-negative integer, got 0.00001/ });
+  t.throws(() => new LayerNorm(5, 0, { eps: 0 }), { instanceOf: RangeError, message: /LayerNorm: 'eps' must be > 0, got 0/ });
 });
 
 test('Block: timm parameter names in order, and parameters() matches', (t) => {

@@ -10,7 +10,7 @@ import test from 'ava';
 import { measureTaskStep } from '../bench/train.js';
 import {
   channelStats, classifyTask, gelu, InitRng, Linear, linear, makeRecipe, METRICS_FILE, Module, mse, MODEL_FILE, noGrad, rand, resolveCheckpoint,
-  RUN_FILE, runTraining, tensor, tidy, TRAIN_STATE_FILE, EMA_FILE, type Dataset, type Device, type Task, type TaskRecipePart, type Tensor,
+  RUN_FILE, runTraining, substream, tensor, tidy, TRAIN_STATE_FILE, EMA_FILE, type Dataset, type Device, type Task, type TaskRecipePart, type Tensor,
 } from '../lib/index.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-runner-'));
@@ -82,14 +82,14 @@ const regressionTask: Task<RegressionRecipe, Regressor, { mse: number }> = {
   loss(model, batch, { recipe, random }) {
     const B = batch.images.shape[0]!;
     // (1, B) mask of the samples that count this step, from the step's Philox stream.
-    const u = noGrad(() => rand([B], { seed: random.seed, offset: random.offset }).toArray());
+    const u = noGrad(() => rand([B], substream(random, 'mask')).toArray());
     const mask = tensor(Float32Array.from(u, (x) => (x < recipe.keep ? 1 : 0)), [1, B], { device: model.device });
     return mse(model.forward(batch.images).reshape([1, B, 1]), target(batch.images).reshape([1, B, 1]), mask);
   },
-  evaluate(model, data, { normalization, device }) {
+  evaluate(model, data, { normalization }) {
     const images = Float32Array.from(data.images, (x) => (x - normalization.mean[0]!) / normalization.std[0]!);
     return tidy(() => noGrad(() => {
-      const x = tensor(images, [data.n, C, S, S], { device });
+      const x = tensor(images, [data.n, C, S, S], { device: model.device });
       return { mse: mse(model.forward(x), target(x)).toArray()[0]! };
     }));
   },
@@ -140,7 +140,7 @@ test('the task runs k steps, stops, resumes and runs N − k: bit-identical to N
 
 test('recipe errors name the field: the shared part, the task part and its own checks', (t) => {
   t.like(makeRecipe(regressionTask.recipe), { hidden: 16, epochs: 10, ema: 0.9, lr: 0.02, data: 'mnist' });
-  t.throws(() => makeRecipe(regressionTask.recipe, { lr: -1 }), { instanceOf: RangeError, message: /recipe: 'lr' must be a number in \[0, Infinity\), got -1/ });
+  t.throws(() => makeRecipe(regressionTask.recipe, { lr: -1 }), { instanceOf: RangeError, message: /recipe: 'lr' must be a number in \[0, ∞\), got -1/ });
   t.throws(() => makeRecipe(regressionTask.recipe, { batchSize: 0 }), { message: /'batchSize' must be an integer ≥ 1, got 0/ });
   t.throws(() => makeRecipe(regressionTask.recipe, { beta2: 1 }), { message: /'beta2' must be a number in \[0, 1\), got 1/ });
   t.throws(() => makeRecipe(regressionTask.recipe, { hidden: 0 }), { message: /recipe: 'hidden' must be an integer ≥ 1, got 0/ });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import {
   CHECKPOINTS_DIR, classifyTask, EMA_FILE, evaluate, loadImageData, loadModelWeights, makeRecipe, METRICS_FILE, MODEL_FILE,
-  readSafetensors, recipeModelConfig, resolveCheckpoint, runTraining, topKHits, VisionTransformer,
+  memory, readSafetensors, recipeModelConfig, TRAIN_STATE_FILE, resolveCheckpoint, runTraining, topKHits, VisionTransformer,
   type ClassificationMetrics, type ClassifierRecipe, type EpochRecord, type RunOptions, type ClassifyRecipe,
 } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
@@ -45,9 +45,10 @@ test('makeRecipe: defaults, data-set defaults, and a clear error naming a bad fi
   t.like(r, { data: 'mnist', imageSize: 8, epochs: 36, model: 'pit-d4w64h4', patch: null, translate: 0, flip: false });
   t.like(makeClassifierRecipe({ data: 'cifar10', dataDir: '/x' }), { imageSize: null, cropPadding: 4, flip: true, translate: 0 });
   t.throws(() => makeClassifierRecipe({ data: 'cifar100' }), { instanceOf: RangeError, message: /'dataDir' must be the folder of the cifar100 binary files, got null/ });
-  t.throws(() => makeClassifierRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, Infinity\), got -1/ });
+  t.throws(() => makeClassifierRecipe({ lr: -1 }), { message: /'lr' must be a number in \[0, ∞\), got -1/ });
   t.throws(() => makeClassifierRecipe({ epochs: 2, warmupEpochs: 3 }), { message: /'warmupEpochs' must be a number in \[0, 2\], got 3/ });
-  t.throws(() => makeClassifierRecipe({ model: 'pit-xl' }), { message: /'model' must be a model name such as pit-t, vit-s\/2 or pit-d4w64h4 .*got "pit-xl"/ });
+  t.throws(() => makeClassifierRecipe({ model: 'pit-xl' }), { message: /recipe: 'model': model name must be pit-<size> or vit-<size>\/<patch>, .*got "pit-xl"/ });
+  t.throws(() => makeClassifierRecipe({ model: 42 as never }), { message: /recipe: 'model' must be a model name such as pit-t, vit-s\/2 or pit-d4w64h4 .*got 42/ });
   t.throws(() => makeClassifierRecipe({ depth: 0 }), { message: /'depth' must be an integer ≥ 1 or null, got 0/ });
   const { train } = loadImageData(makeClassifierRecipe({ imageSize: 7 }));
   t.like(recipeModelConfig(makeClassifierRecipe({ imageSize: 7, patch: 7 }), train), { depth: 4, dim: 64, heads: 4, patch: 7, imageSize: [7, 7], channels: 1, classes: 10 });
@@ -120,9 +121,18 @@ test('resume refuses a changed recipe and a broken checkpoint, naming what is wr
   const r = await trainClassifier({ recipe: { ...stateful, epochs: 1 }, out, device: 'cpu', stopAtStep: 3 });
   r.model.dispose();
   await t.throwsAsync(trainClassifier({ recipe: { lr: 0.5 }, out, resume: true, device: 'cpu' }), { message: /resume: 'lr' is 0.003 in the checkpoint, got 0.5; a resumed run keeps its recipe/ });
+  // The precision is the run's: saved with it, kept on resume, a different one refused.
+  t.is(JSON.parse(readSafetensors(join(resolveCheckpoint(out), MODEL_FILE)).metadata.precision!), 'f32');
+  await t.throwsAsync(trainClassifier({ out, resume: true, device: 'cpu', precision: 'mixed' }), { message: /resume: 'precision' is "f32" in the checkpoint, got "mixed"/ });
   await t.throwsAsync(trainClassifier({ out: join(out, 'nowhere'), resume: true, device: 'cpu' }), { message: /checkpoint: '.*nowhere' does not exist/ });
   const dir = resolveCheckpoint(out);
   const model = readFileSync(join(dir, MODEL_FILE));
+  const train = readFileSync(join(dir, TRAIN_STATE_FILE));
+  writeFileSync(join(dir, TRAIN_STATE_FILE), train.subarray(0, train.length - 10));
+  const live = memory().cpu.tensors;
+  await t.throwsAsync(trainClassifier({ out, resume: true, device: 'cpu' }), { message: /train-state.safetensors: .*truncated/ });
+  t.is(memory().cpu.tensors, live, 'a failed resume frees the model, optimizer and EMA it built');
+  writeFileSync(join(dir, TRAIN_STATE_FILE), train);
   writeFileSync(join(dir, MODEL_FILE), model.subarray(0, model.length - 10));
   await t.throwsAsync(trainClassifier({ out, resume: true, device: 'cpu' }), { message: /model.safetensors: .*truncated/ });
   writeFileSync(join(out, CHECKPOINTS_DIR, 'latest'), 'step-99999999\n');

@@ -33,6 +33,7 @@ const pattern = /^(pit|vit)-(?:([tsbl])|d([1-9]\d*)w([1-9]\d*)h([1-9]\d*))(?:\/(
 /** The shape a model name stands for; a RangeError naming the grammar otherwise. */
 export function parseModelName(name: string): ModelShape {
   const m = typeof name === 'string' ? pattern.exec(name) : null;
+  if (name === 'custom') throw new RangeError('model name "custom" is now written pit-d4w64h4 (depth 4, width 64, 4 heads, patch 1)');
   if (!m) throw new RangeError(`model name must be ${grammar}; got ${JSON.stringify(name)}`);
   const [, family, size, depth, dim, heads, patch] = m;
   if (family === 'pit' && patch !== undefined && patch !== '1')

@@ -2,7 +2,7 @@
 // (scale D^-0.5) → (B, L, d) → proj Linear(d, d). The kernels' precision comes with the call.
 import { attention } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
-import { attentionPrecision, type Precision } from './forward.js';
+import { attentionPrecision, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
@@ -21,9 +21,9 @@ export class Attention extends Module {
   }
 
   /** x (B, L, d) → (B, L, d); 'mixed' precision runs the bf16 attention kernels. */
-  forward(x: Tensor, precision: Precision = 'f32'): Tensor {
+  forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const [B, L] = x.shape as [number, number, number];
     const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, this.dim / this.heads]);
-    return this.proj.forward(attention(qkv, { precision: attentionPrecision(precision) }).reshape([B, L, this.dim]));
+    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision) }).reshape([B, L, this.dim]));
   }
 }

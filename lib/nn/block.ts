@@ -53,9 +53,9 @@ export class Block extends Module {
 
   /** x (B, L, d). In training with drop path, the branches draw at random.offset and offset + 1. */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    const { random, precision } = options;
+    const { random } = options;
     const second = random && { seed: random.seed, offset: random.offset + 1 };
-    x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x), precision), this.dropPath, this.training, random);
+    x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x), options), this.dropPath, this.training, random);
     return dropPathResidual(x, this.mlp.forward(this.norm2.forward(x)), this.dropPath, this.training, second);
   }
 }

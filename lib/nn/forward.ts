@@ -17,6 +17,30 @@ export interface RandomStream {
   offset: number;
 }
 
+/**
+ * The purposes that draw random numbers in a training step, each with its own stream. The
+ * numbers are part of every saved run's identity: never renumber them, only add.
+ */
+const purposes = { dropPath: 0, mask: 1, timestep: 2, noise: 3, labelDrop: 4 } as const;
+export type RandomPurpose = keyof typeof purposes;
+
+/** Seeds are below 2^32: the key's high 32 bits tell the purposes apart. */
+export const maxSeed = 2 ** 32 - 1;
+
+/**
+ * The stream of one purpose within a step's stream: the same offset under the Philox key
+ * seed + purpose·2^32, so two purposes never share numbers, whatever offsets each takes.
+ * Drop path (purpose 0) is the step's stream itself, drawn by BlockStack at offsets
+ * 2·depth·step + 2i; MAE's masking, diffusion's timesteps and noise, and label dropping each
+ * take substream(random, purpose) and may use offsets from random.offset on as they like.
+ */
+export function substream(random: RandomStream, purpose: RandomPurpose): RandomStream {
+  if (!Number.isInteger(random.seed) || random.seed < 0 || random.seed > maxSeed)
+    throw new RangeError(`substream: 'seed' must be an integer in [0, 2^32), got ${String(random.seed)}`);
+  if (!(purpose in purposes)) throw new TypeError(`substream: 'purpose' must be one of ${Object.keys(purposes).join(', ')}, got ${JSON.stringify(purpose)}`);
+  return { seed: random.seed + purposes[purpose] * 2 ** 32, offset: random.offset };
+}
+
 export interface ForwardOptions {
   /** Default 'f32'. */
   precision?: Precision;

@@ -6,7 +6,7 @@ export {
   loadCheckpoint, loadModelWeights, saveCheckpoint, saveRunCheckpoint, resolveCheckpoint, readCheckpointMetadata, CHECKPOINTS_DIR, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
   type LoadedCheckpoint, type SaveCheckpointOptions,
 } from './checkpoint.js';
-export { checkPart, failField, fieldKeys, obeys, ruleText, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
+export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
 export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { loadImageData, type DataSplits } from './data.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';

@@ -4,13 +4,16 @@
 
 /** What a field's value must be. */
 export type FieldRule =
-  | { kind: 'integer'; min: number; nullable?: boolean }
+  | { kind: 'integer'; min: number; max?: number; nullable?: boolean }
   /** A number in [min, max) (or [min, max] with maxClosed); max defaults to Infinity. */
   | { kind: 'number'; min: number; max?: number; maxClosed?: boolean }
   | { kind: 'choice'; values: readonly string[] }
   | { kind: 'boolean' }
-  /** Free text (a folder, a model name); `accepts` narrows it, `expected` says how, in words. */
-  | { kind: 'text'; nullable?: boolean; accepts?: (value: string) => boolean; expected?: string };
+  /**
+   * Free text (a folder, a model name); `check` narrows it, throwing an error that says what is
+   * wrong with the value; `expected` says in words what it must be.
+   */
+  | { kind: 'text'; nullable?: boolean; check?: (value: string) => void; expected?: string };
 
 export interface RecipeField<R> {
   /**
@@ -46,31 +49,46 @@ const quoted = (values: readonly string[]) => values.map((v) => JSON.stringify(v
 /** What a value obeying `rule` is, in words: 'an integer ≥ 1 or null', 'a number in [0, 1)'. */
 export function ruleText(rule: FieldRule): string {
   switch (rule.kind) {
-    case 'integer': return `an integer ≥ ${rule.min}${rule.nullable ? ' or null' : ''}`;
-    case 'number': return `a number in [${rule.min}, ${rule.max ?? Infinity}${rule.maxClosed ? ']' : ')'}`;
+    case 'integer': return `an integer ${rule.max === undefined ? `≥ ${rule.min}` : `in [${rule.min}, ${rule.max}]`}${rule.nullable ? ' or null' : ''}`;
+    case 'number': return `a number in [${rule.min}, ${rule.max === undefined ? '∞' : rule.max}${rule.maxClosed ? ']' : ')'}`;
     case 'choice': return quoted(rule.values);
     case 'boolean': return 'true or false';
     case 'text': return `${rule.expected ?? 'a string'}${rule.nullable ? ' or null' : ''}`;
   }
 }
 
+/** What a text rule's check says is wrong with `value` (its error's message), or null. */
+export function textProblem(rule: FieldRule, value: unknown): string | null {
+  if (rule.kind !== 'text' || !rule.check || typeof value !== 'string') return null;
+  try {
+    rule.check(value);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Whether `value` obeys `rule`. */
 export function obeys(rule: FieldRule, value: unknown): boolean {
   switch (rule.kind) {
-    case 'integer': return (rule.nullable && value === null) || (typeof value === 'number' && Number.isInteger(value) && value >= rule.min);
+    case 'integer': return (rule.nullable && value === null) || (typeof value === 'number' && Number.isInteger(value) && value >= rule.min && value <= (rule.max ?? Infinity));
     case 'number': {
       const max = rule.max ?? Infinity;
       return typeof value === 'number' && value >= rule.min && (rule.maxClosed ? value <= max : value < max);
     }
     case 'choice': return typeof value === 'string' && rule.values.includes(value);
     case 'boolean': return typeof value === 'boolean';
-    case 'text': return (rule.nullable && value === null) || (typeof value === 'string' && (rule.accepts?.(value) ?? true));
+    case 'text': return (rule.nullable && value === null) || (typeof value === 'string' && textProblem(rule, value) === null);
   }
 }
 
 /** Checks every field of `part` in `recipe` by its rule, then the part's own check. */
 export function checkPart<P>(part: RecipePart<P>, recipe: Readonly<P>): void {
   for (const field of part.fields)
-    for (const key of fieldKeys(field)) if (!obeys(field.rule, recipe[key])) failField(recipe, key, ruleText(field.rule));
+    for (const key of fieldKeys(field)) {
+      const problem = textProblem(field.rule, recipe[key]);
+      if (problem) throw new RangeError(`recipe: '${key}': ${problem}`);
+      if (!obeys(field.rule, recipe[key])) failField(recipe, key, ruleText(field.rule));
+    }
   part.check?.(recipe);
 }

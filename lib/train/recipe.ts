@@ -2,6 +2,7 @@
 // checkpoint, so a resumed run and `pit eval` rebuild exactly the same model and data. It has
 // two parts: the shared one below (data, schedule, AdamW, clipping, EMA, seed), which the
 // runner reads, and one per task (its model and loss), which only the task reads.
+import { maxSeed } from '../nn/forward.js';
 import { checkPart, failField, type RecipePart } from './recipe-fields.js';
 
 export type DataName = 'mnist' | 'cifar10' | 'cifar100';
@@ -80,7 +81,7 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
     { key: 'translate', flag: '--translate <px>', help: 'random translation by up to ±px', rule: { kind: 'integer', min: 0 }, defaultHelp: `${defaults.translate} for mnist, ${cifar.translate} for cifar` },
     { key: 'cropPadding', flag: '--crop-padding <px>', help: 'random crop with this zero padding', rule: { kind: 'integer', min: 0 }, defaultHelp: `${defaults.cropPadding} for mnist, ${cifar.cropPadding} for cifar` },
     { key: 'flip', flag: '--flip', help: 'random horizontal flips', rule: { kind: 'boolean' }, defaultHelp: `${onOff(defaults.flip)} for mnist, ${onOff(cifar.flip)} for cifar` },
-    { key: 'seed', flag: '--seed <n>', help: 'seed of initialisation, data order, augmentation and the step\'s random draws', rule: { kind: 'integer', min: 0 } },
+    { key: 'seed', flag: '--seed <n>', help: 'seed of initialisation, data order, augmentation and the step\'s random draws', rule: { kind: 'integer', min: 0, max: maxSeed } },
     { key: 'evalBatchSize', flag: '--eval-batch-size <n>', help: 'images per evaluation batch', rule: { kind: 'integer', min: 1 } },
   ],
   check(r) {
@@ -105,10 +106,14 @@ export function savedRecipe<P>(part: TaskRecipePart<P>, metadata: Record<string,
   return (part.upgrade?.(saved as Record<string, unknown>) ?? saved) as Partial<Recipe<P>>;
 }
 
-/** The shared defaults, the task's, the data set's, then `given` (undefined fields skipped); checked. */
+/**
+ * The shared defaults, the data set's (CIFAR's size, crop and flip), the task's (which know
+ * their model best, so they win over the data set's), then `given` (undefined fields skipped);
+ * checked. A saved recipe is complete, so makeRecipe(part, saved) rebuilds it as it was.
+ */
 export function makeRecipe<P>(part: TaskRecipePart<P>, given: Partial<Recipe<P>> = {}): Readonly<Recipe<P>> {
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
-  return checkRecipe(part, { ...sharedRecipe.defaults, ...part.sharedDefaults, ...part.defaults, ...dataDefaults(given.data), ...defined } as Recipe<P>);
+  return checkRecipe(part, { ...sharedRecipe.defaults, ...dataDefaults(given.data), ...part.sharedDefaults, ...part.defaults, ...defined } as Recipe<P>);
 }
 
 /** Checks both parts (naming the first field that is wrong) and returns a frozen copy. */

@@ -14,6 +14,7 @@
 // returns with `interrupted: true`.
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Dataset } from '../data/dataset.js';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { augmentation } from '../data/transforms.js';
 import { selectBackend } from '../native.js';
@@ -22,7 +23,7 @@ import { copyOf, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { AdamW } from './optimizer.js';
-import { checkRecipe, makeRecipe, savedRecipe, sharedRecipe, type Recipe } from './recipe.js';
+import { makeRecipe, savedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
 import { trainStep } from './step.js';
@@ -106,36 +107,73 @@ interface RunState {
   epochSteps: number;
 }
 
-/** The saved recipe of a run, checked against the fields the caller gave explicitly. */
-function resumedRecipe<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>): Readonly<Recipe<P>> {
+/**
+ * The saved recipe and precision of a run, checked against what the caller gave explicitly.
+ * (Runs saved before the precision was recorded ran in f32.)
+ */
+function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>, givenPrecision: Precision | undefined): { recipe: Readonly<Recipe<P>>; precision: Precision } {
   const meta = readCheckpointMetadata(dir);
-  const saved = savedRecipe(task.recipe, meta, dir);
   if (meta.task !== undefined && meta.task !== task.name) throw new RangeError(`resume: ${dir} is a '${String(meta.task)}' run, not '${task.name}'`);
-  const recipe = checkRecipe(task.recipe, { ...sharedRecipe.defaults, ...task.recipe.sharedDefaults, ...task.recipe.defaults, ...saved });
-  for (const [key, value] of Object.entries(given)) {
-    if (value === undefined) continue;
-    const savedValue = recipe[key as keyof Recipe<P>];
-    if (JSON.stringify(savedValue) !== JSON.stringify(value))
-      throw new RangeError(`resume: '${key}' is ${JSON.stringify(savedValue)} in the checkpoint, got ${JSON.stringify(value)}; a resumed run keeps its recipe (start a new run to change it)`);
-  }
-  return recipe;
+  const recipe = makeRecipe(task.recipe, savedRecipe(task.recipe, meta, dir));
+  const kept = (key: string, saved: unknown, value: unknown) => {
+    if (value !== undefined && JSON.stringify(saved) !== JSON.stringify(value))
+      throw new RangeError(`resume: '${key}' is ${JSON.stringify(saved)} in the checkpoint, got ${JSON.stringify(value)}; a resumed run keeps its recipe and precision (start a new run to change them)`);
+  };
+  for (const [key, value] of Object.entries(given)) kept(key, recipe[key as keyof Recipe<P>], value);
+  const precision = (meta.precision ?? 'f32') as Precision;
+  kept('precision', precision, givenPrecision);
+  return { recipe, precision };
 }
 
-/** Trains `task` as its recipe says, in the run folder `options.out`. */
+/**
+ * Trains `task` as its recipe says, in the run folder `options.out`. The caller owns the
+ * returned model; when the run throws (a corrupt checkpoint, divergence, out of memory) the
+ * model, optimizer and EMA it built are freed before the error propagates.
+ */
 export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>): Promise<RunResult<M, Metrics>> {
-  const { out, resume = false, signal, onEvent, logEvery = 50, stopAtStep } = options;
+  const { out, resume = false } = options;
   if (typeof out !== 'string' || !out) throw new TypeError(`runTraining: 'out' must be a folder path, got ${JSON.stringify(out)}`);
   const given = options.recipe ?? {};
   const resumeFrom = resume === false ? null : resolveCheckpoint(resume === true ? out : resume);
-  const recipe = resumeFrom ? resumedRecipe(task, resumeFrom, given) : makeRecipe(task.recipe, given);
+  const { recipe, precision: runPrecision } = resumeFrom
+    ? resumedRun(task, resumeFrom, given, options.precision)
+    : { recipe: makeRecipe(task.recipe, given), precision: options.precision ?? 'f32' };
 
   const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
-  const precision = checkPrecision(options.precision ?? 'f32', device);
+  const precision = checkPrecision(runPrecision, device);
 
   const { train, test } = task.data(recipe);
   const model = task.model(recipe, train, device);
-  const optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2], ...task.optimizerOptions?.(model, recipe) });
-  const ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
+  let optimizer: AdamW | undefined, ema: Ema | null = null;
+  try {
+    optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2], ...task.optimizerOptions?.(model, recipe) });
+    ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
+    return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    optimizer?.dispose();
+    ema?.dispose();
+  }
+}
+
+interface RunParts<P, M> {
+  recipe: Readonly<Recipe<P>>;
+  precision: Precision;
+  device: Device;
+  train: Dataset;
+  test: Dataset;
+  model: M;
+  optimizer: AdamW;
+  ema: Ema | null;
+  resumeFrom: string | null;
+}
+
+/** The loop of runTraining, on the model, optimizer and EMA it built. */
+async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>, parts: RunParts<P, M>): Promise<RunResult<M, Metrics>> {
+  const { out, signal, onEvent, logEvery = 50, stopAtStep } = options;
+  const { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom } = parts;
   const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
   const loader = new BatchLoader(train, {
     batchSize: recipe.batchSize,
@@ -147,7 +185,7 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   const totalSteps = recipe.epochs * stepsPerEpoch;
   const schedule = { baseLr: recipe.lr, warmupSteps: Math.round(recipe.warmupEpochs * stepsPerEpoch), totalSteps, minLr: recipe.minLr };
   const metadata = {
-    task: task.name, recipe, config: model.config, normalization,
+    task: task.name, recipe, precision, config: model.config, normalization,
     data: { name: recipe.data, classes: train.classes, channels: train.channels, height: train.height, width: train.width },
     format: task.checkpointFormat,
   };
@@ -172,7 +210,7 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
     model, optimizer, ema: ema ?? undefined, metadata, step, epoch: loader.epoch,
     trainState: { ...run, loader: loader.state() } satisfies RunState,
   });
-  const evaluate = () => task.evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, device, precision });
+  const evaluate = () => task.evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, precision });
 
   onEvent?.({ type: 'start', task: task.name, recipe, config: model.config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
   const epochs: EpochRecord<Metrics>[] = [];
@@ -222,8 +260,6 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   return finish(false);
 
   function finish(interrupted: boolean): RunResult<M, Metrics> {
-    optimizer.dispose();
-    ema?.dispose();
     return { interrupted, step, epochs, final: epochs.at(-1) ?? null, checkpoint, model };
   }
 }

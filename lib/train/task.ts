@@ -42,7 +42,11 @@ export interface TrainBatch {
 /** What the loss of one step needs besides the model and the batch. */
 export interface StepContext<P> {
   recipe: Readonly<Recipe<P>>;
-  /** The step's Philox stream, { seed: recipe.seed, offset: step }: every random draw of the step. */
+  /**
+   * The step's Philox stream, { seed: recipe.seed, offset: step }. Drop path draws from it as
+   * it is; every other draw takes its own substream(random, purpose) (nn/forward.ts), so no
+   * two purposes or steps share numbers.
+   */
   random: RandomStream;
   precision: Precision;
 }
@@ -52,7 +56,6 @@ export interface EvalContext {
   /** Per-channel statistics of the train split, to normalise the held-out images with. */
   normalization: { mean: number[]; std: number[] };
   batchSize: number;
-  device: Device;
   precision: Precision;
 }
 

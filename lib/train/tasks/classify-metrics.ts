@@ -14,8 +14,9 @@ export interface ClassificationMetrics {
   n: number;
 }
 
-/** A model as evaluation needs it: eval mode and images (B, C, H, W) → logits (B, K). */
+/** A model as evaluation needs it: its device, eval mode and images (B, C, H, W) → logits (B, K). */
 export interface Classifier {
+  readonly device: Device;
   eval(): unknown;
   train(mode?: boolean): unknown;
   readonly training: boolean;
@@ -49,15 +50,14 @@ export interface EvaluateOptions {
   normalization: { mean: ArrayLike<number>; std: ArrayLike<number> };
   /** Default 500. */
   batchSize?: number;
-  /** Where the batches go: the model's device. Default 'cpu'. */
-  device?: Device;
   /** The run's precision (default 'f32'). */
   precision?: Precision;
 }
 
 /** Evaluates `model` on every example of `data`, in eval mode (restored afterwards). */
 export function evaluate(model: Classifier, data: Dataset, options: EvaluateOptions): ClassificationMetrics {
-  const { normalization, batchSize = 500, device = 'cpu', precision = 'f32' } = options;
+  const { normalization, batchSize = 500, precision = 'f32' } = options;
+  const { device } = model;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluate: 'batchSize' must be a positive integer, got ${String(batchSize)}`);
   if (data.n < 1) throw new RangeError(`evaluate: dataset '${data.name}' is empty`);
   const { channels: C, height: H, width: W, classes: K } = data;

@@ -31,7 +31,7 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   fields: [
     {
       key: 'model', flag: '--model <name>', help: 'model: pit-<size> (1×1 patches) or vit-<size>/<p>, <size> t, s, b, l or d<depth>w<width>h<heads>',
-      rule: { kind: 'text', accepts: isModelName, expected: 'a model name such as pit-t, vit-s/2 or pit-d4w64h4 (pit-<size> or vit-<size>/<patch>, <size> one of t, s, b, l or d<depth>w<width>h<heads>)' },
+      rule: { kind: 'text', check: parseModelName, expected: 'a model name such as pit-t, vit-s/2 or pit-d4w64h4 (pit-<size> or vit-<size>/<patch>, <size> one of t, s, b, l or d<depth>w<width>h<heads>)' },
     },
     { key: 'depth', flag: '--depth <n>', help: 'blocks (overrides the model)', rule: { kind: 'integer', min: 1, nullable: true } },
     { key: 'dim', flag: '--dim <n>', help: 'width d (overrides the model)', rule: { kind: 'integer', min: 1, nullable: true } },
@@ -45,15 +45,6 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   // Runs saved before model names had one grammar called the npm start model "custom".
   upgrade: (saved) => (saved.model === 'custom' ? { ...saved, model: 'pit-d4w64h4' } : { ...saved }),
 };
-
-function isModelName(name: string): boolean {
-  try {
-    parseModelName(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The model the recipe describes (its name, then the overrides that are not null), for images of `shape`. */
 export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: DataShape): VitConfig {
