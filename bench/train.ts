@@ -7,8 +7,8 @@
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  AdamW, checkPrecision, classifyTask, makeRecipe, parseModelName, randn, tensor, tidy, trainStep,
-  type Device, type Precision, type Recipe, type Task, type TaskModel,
+  checkPrecision, classifyTask, makeRecipe, parseModelName, randn, taskOptimizer, tensor, tidy, trainStep,
+  type AdamW, type Device, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { resetPeakMemory } from '../lib/tensor.js';
@@ -76,7 +76,7 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
   let model: M | undefined, optimizer: AdamW | undefined;
   try {
     model = task.model(recipe, { channels: s.channels, height: s.side, width: s.side, classes: s.classes }, device);
-    optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95], ...task.optimizerOptions?.(model, recipe) });
+    optimizer = taskOptimizer(task, model, recipe);
     const [m, opt] = [model, optimizer];
     return tidy(() => {
       // Two batches, alternated: a fixed batch would let the CPU's caches hold the input.
@@ -84,7 +84,7 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
         images: randn([s.batch, s.channels, s.side, s.side], { seed: 100 + k, device }),
         labels: tensor(Int32Array.from({ length: s.batch }, (_, i) => (i * 31 + k) % s.classes), [s.batch], { device }),
       }));
-      const step = (i: number) => trainStep(task, m, opt, batches[i % 2]!, { recipe, random: { seed: 0, offset: i }, precision, lr: 1e-4 });
+      const step = (i: number) => trainStep(task, m, opt, batches[i % 2]!, { recipe, random: { seed: recipe.seed, offset: i }, precision, lr: recipe.lr });
       // The first step allocates AdamW's moments; the peak is read over the second. A fit
       // check (timed: false) needs only one step, counted from before the first.
       if (options.timed !== false) step(0);

@@ -10,7 +10,7 @@ export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type Fie
 export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { loadImageData, type DataSplits } from './data.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
-export { trainStep, type StepOptions } from './step.js';
+export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';

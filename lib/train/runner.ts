@@ -26,7 +26,7 @@ import { AdamW } from './optimizer.js';
 import { makeRecipe, savedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
-import { trainStep } from './step.js';
+import { taskOptimizer, trainStep } from './step.js';
 import type { Task, TaskModel } from './task.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -146,7 +146,7 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   const model = task.model(recipe, train, device);
   let optimizer: AdamW | undefined, ema: Ema | null = null;
   try {
-    optimizer = new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2], ...task.optimizerOptions?.(model, recipe) });
+    optimizer = taskOptimizer(task, model, recipe);
     ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
     return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom });
   } catch (err) {

@@ -3,13 +3,19 @@
 // run it, so the benchmark times exactly the step that training takes, for every task.
 import { backward, tidy } from '../tensor.js';
 import type { Ema } from './ema.js';
-import type { AdamW } from './optimizer.js';
+import { AdamW } from './optimizer.js';
+import type { Recipe } from './recipe.js';
 import type { StepContext, Task, TaskModel, TrainBatch } from './task.js';
 
 export interface StepOptions<P> extends StepContext<P> {
   lr: number;
   /** Updated after the optimizer step when given. */
   ema?: Ema | null;
+}
+
+/** The AdamW a run of `task` trains `model` with: the recipe's decay and betas, the task's groups. */
+export function taskOptimizer<P, M extends TaskModel>(task: Task<P, M, unknown>, model: M, recipe: Readonly<Recipe<P>>): AdamW {
+  return new AdamW(model, { weightDecay: recipe.weightDecay, betas: [recipe.beta1, recipe.beta2], ...task.optimizerOptions?.(model, recipe) });
 }
 
 /** Runs one step on `batch`; returns the batch's loss (read before the backward). */

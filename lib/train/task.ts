@@ -3,13 +3,13 @@
 // loader, schedule, backward, clipping, AdamW, EMA, checkpoints, resume, metrics, abort) is
 // the runner's and is the same for every task.
 //
-// How the families fit:
-//   classify  (tasks/classify.ts) cross-entropy of the logits; eval = loss, top-1, top-5
-//   MAE       loss = MSE on the masked pixels, masks drawn from `random`; eval = that loss
+// The task today: classify (tasks/classify.ts): cross-entropy of the logits; eval = loss,
+// top-1, top-5. The interface is shaped for the planned ones (not written yet):
+//   MAE       loss = MSE on the masked pixels, masks from substream(random, 'mask')
 //   fine-tune model() loads a pre-trained encoder with loadStateDict(…, { strict: false });
 //             optimizerOptions() gives layer-wise lr decay as a per-parameter lrScale
-//   DiT       loss = diffusion MSE, its timesteps and noise from `random` (Philox at
-//             (seed, step)); recipe.sharedDefaults sets EMA 0.9999
+//   DiT       loss = diffusion MSE, timesteps and noise from their substreams;
+//             recipe.sharedDefaults sets EMA 0.9999
 import type { Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import type { Device, Tensor } from '../tensor.js';

@@ -1,8 +1,8 @@
 // Drivers for the per-sample ops on (B, L, C) with one (C) row of parameters per sample
 // (modulate, gated residual), the GPU side of native/cpu/per_sample.h:
 //
-// launch_map: out = f(elementwise inputs, per-sample rows), elementwise over (B, L, C), on
-// for_units.
+// launch_map: the forward of those ops, out (B, L, C) = f(elementwise inputs, per-sample
+// rows), launched over for_units below; each op brings only its f.
 // for_units: elementwise over (B, L, C). grid.y walks the samples and grid.x a grid-stride
 // loop over one sample's L·C elements, so the sample is known without dividing, and the
 // column c (for the parameter row) is kept beside the index: it advances by stride % C.
