@@ -50,7 +50,10 @@ function fieldOptions<R>(field: RecipeField<R>, defaults: Readonly<R>): Option[]
     const parse = parser(field.rule);
     if (parse) option.argParser(parse);
   }
-  if (!field.defaultHelp && values.every((v) => v !== null)) option.default(keys.length > 1 ? values : values[0]);
+  if (!field.defaultHelp && values.every((v) => v !== null)) {
+    if (keys.length > 1) option.default(values, values.join(','));  // as typed: --betas 0.9,0.95
+    else option.default(values[0]);
+  }
   return [option];
 }
 
