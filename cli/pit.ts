@@ -2,6 +2,7 @@
 // `pit`: the command line. Each subcommand is a thin layer over the library.
 import { Command } from 'commander';
 import { selectBackend } from '../lib/native.js';
+import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
 import { registerEval, registerTrain } from './train.js';
@@ -12,13 +13,6 @@ program
   .description('pixel-transformer: Transformers on individual pixels, trained from Node.js')
   .showHelpAfterError()
   .configureHelp({ showGlobalOptions: true });
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
 
 program
   .command('info')
