@@ -1,62 +1,8 @@
 #!/usr/bin/env node
-// `pit`: the command line. Each subcommand is a thin layer over the library.
-import { Command } from 'commander';
-import { selectBackend } from '../lib/native.js';
-import { deviceOption } from './args.js';
-import { registerBench, registerStudy } from './bench.js';
-import { registerEval, registerTrain } from './train.js';
+// `pit`: the command line. Each subcommand is a thin layer over the library (cli/program.ts).
+import { pitProgram } from './program.js';
 
-const program = new Command();
-program
-  .name('pit')
-  .description('pixel-transformer: Transformers on individual pixels, trained from Node.js')
-  .showHelpAfterError()
-  .configureHelp({ showGlobalOptions: true });
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-program
-  .command('info')
-  .description('print the native addon, devices, build flags and why they were chosen')
-  .addOption(deviceOption())
-  .option('--json', 'print one JSON object', false)
-  .action((opts: { device: 'auto' | 'cpu' | 'cuda'; json: boolean }) => {
-    const selection = selectBackend({ device: opts.device });
-    const build = selection.addon.buildInfo();
-    const memory = selection.addon.memory();
-    const report = { backend: selection.backend, addon: selection.path, requested: selection.requested, reasons: selection.reasons,
-      build, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
-    if (opts.json) {
-      console.log(JSON.stringify(report));
-      return;
-    }
-    console.log(`backend        ${selection.backend} (requested: ${selection.requested})`);
-    console.log(`addon          ${selection.path}`);
-    for (const r of selection.reasons) console.log(`  because      ${r}`);
-    console.log(`CPU            ${build.threads} threads, ${build.cpuIsa} kernels, compiler ${build.compiler}${build.debug ? ', DEBUG build' : ''}`);
-    if (build.cuda) {
-      const c = build.cuda;
-      console.log(`CUDA build     runtime ${c.runtimeVersion ?? '?'}, driver ${c.driverVersion ?? 'none'}, archs ${c.architectures ?? '?'}`);
-      for (const d of c.devices) console.log(`  GPU          ${d.name}, sm_${d.capability.replace('.', '')}, ${formatBytes(d.memoryBytes)}, ${d.multiprocessors} SMs`);
-      if (c.reason) console.log(`  unavailable  ${c.reason}`);
-    }
-    console.log(`memory         cpu: ${memory.cpu.tensors} tensors, ${formatBytes(memory.cpu.bytes)}` +
-      (memory.cuda ? `; cuda: ${memory.cuda.tensors} tensors, ${formatBytes(memory.cuda.bytes)}, ${formatBytes(memory.cuda.free)} free` : ''));
-    console.log(`node           ${process.version} ${process.platform}-${process.arch}`);
-  });
-
-registerTrain(program);
-registerEval(program);
-
-registerBench(program);
-registerStudy(program);
-
-program.parseAsync(process.argv).catch((err: Error) => {
+pitProgram().parseAsync(process.argv).catch((err: Error) => {
   console.error(`pit: ${err.message}`);
   process.exit(1);
 });

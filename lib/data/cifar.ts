@@ -10,7 +10,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { channelStats, type Dataset } from './dataset.js';
 
-const SIDE = 32, CHANNELS = 3, PIXELS = CHANNELS * SIDE * SIDE; // 3,072
+export const CIFAR_SIDE = 32, CIFAR_CHANNELS = 3, CIFAR_TRAIN = 50_000, CIFAR_TEST = 10_000;
+const SIDE = CIFAR_SIDE, CHANNELS = CIFAR_CHANNELS, PIXELS = CHANNELS * SIDE * SIDE; // 3,072
 
 interface Format {
   name: 'cifar10' | 'cifar100';
@@ -79,10 +80,19 @@ function readSplit(folder: string, files: string[], f: Format, split: string): D
   return { images, labels, n, channels: CHANNELS, height: SIDE, width: SIDE, classes: f.classes, name: `${f.name}-${split}`, mean, std };
 }
 
+/** Below a millionth (a grey level is 1/255 ≈ 0.004), a channel's spread is rounding, not data. */
+const minStd = 1e-6;
+
 function load(dir: string, f: Format): { train: Dataset; test: Dataset } {
   if (typeof dir !== 'string' || dir === '') throw new TypeError(`${f.name}: 'dir' must be a directory path, got ${String(dir)}`);
   const folder = locate(dir, f);
   const train = readSplit(folder, f.train, f, 'train');
+  // The statistics normalise every image: a channel that never varies (a file of one repeated
+  // byte) would divide by zero, so it is refused here, where the files can be named.
+  const flat = Array.from(train.std).findIndex((s) => !(s > minStd));
+  if (flat >= 0)
+    throw new RangeError(`${f.name}: the training files (${f.train.map((file) => join(folder, file)).join(', ')}) have zero variance in channel ${flat} ` +
+      `(every pixel ${Math.round(train.mean[flat]! * 255)}), expected natural images; are they ${f.name} binary files?`);
   const test = readSplit(folder, f.test, f, 'test');
   // Both splits normalise with the training statistics.
   return { train, test: { ...test, mean: train.mean, std: train.std } };

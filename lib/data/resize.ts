@@ -8,12 +8,19 @@
 // strokes). When enlarging this is exactly torch's bilinear with align_corners = false:
 // output pixel d samples (d + 0.5)·(in/out) − 0.5, and the borders clamp.
 
+/** The most values one image stack (a Float32Array) can hold. */
+export const maxImageValues = 2 ** 32;
+
 /** Resizes (n·channels) planes of (height, width) to (outHeight, outWidth). */
 export function resizeImages(images: Float32Array, planes: number, height: number, width: number, outHeight: number, outWidth: number): Float32Array {
   for (const [name, v] of [['height', height], ['width', width], ['outHeight', outHeight], ['outWidth', outWidth]] as const)
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`resizeImages: '${name}' must be a positive integer, got ${String(v)}`);
   if (images.length !== planes * height * width)
     throw new RangeError(`resizeImages: 'images' has ${images.length} values, expected ${planes}·${height}·${width} = ${planes * height * width}`);
+  // A Float32Array holds at most 2^32 values; past that V8 says only "Invalid typed array length".
+  const values = planes * outHeight * outWidth;
+  if (values > maxImageValues)
+    throw new RangeError(`resizeImages: ${planes} planes of ${outHeight}×${outWidth} are ${values.toExponential(2)} values (${(values * 4 / 2 ** 30).toFixed(1)} GiB), more than one Float32Array holds (${maxImageValues}); use a smaller size`);
   if (outHeight === height && outWidth === width) return images.slice();
   if (height % outHeight === 0 && width % outWidth === 0) return boxDownscale(images, planes, height, width, height / outHeight, width / outWidth);
   return bilinear(images, planes, height, width, outHeight, outWidth);

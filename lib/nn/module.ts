@@ -73,7 +73,9 @@ export class Module {
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [name, t] of this.#parameters) out.push([prefix + name, t]);
-    for (const [name, m] of this.#children) out.push(...m.namedParameters(`${prefix}${name}.`));
+    // One push per entry: spreading a deep model's list (millions of names) as call arguments
+    // overflows the stack ("Maximum call stack size exceeded" at depth 100,000).
+    for (const [name, m] of this.#children) for (const entry of m.namedParameters(`${prefix}${name}.`)) out.push(entry);
     return out;
   }
 

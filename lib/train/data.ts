@@ -1,10 +1,11 @@
 // The image data a recipe names, as a train and a held-out split: every task of the runner
 // trains on images (classification on their labels, MAE and diffusion on the pixels).
 import { channelStats, type Dataset } from '../data/dataset.js';
-import { loadCifar10, loadCifar100 } from '../data/cifar.js';
-import { loadMnist } from '../data/mnist.js';
+import { CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_TEST, CIFAR_TRAIN, loadCifar10, loadCifar100 } from '../data/cifar.js';
+import { loadMnist, MNIST_SIDE, MNIST_TOTAL, MNIST_TRAIN } from '../data/mnist.js';
 import { resizeImages } from '../data/resize.js';
 import type { SharedRecipe } from './recipe.js';
+import type { DataShape } from './task.js';
 
 export interface DataSplits {
   train: Dataset;
@@ -25,4 +26,30 @@ export function loadImageData(recipe: Readonly<SharedRecipe>): DataSplits {
   const small = resize(train);
   const stats = channelStats(small.images, small.n, small.channels, side * side);
   return { train: { ...small, ...stats }, test: { ...resize(test), ...stats } };
+}
+
+/** The shape of the recipe's data and its split sizes, from the recipe alone (nothing is read). */
+export interface ImageDataSize extends DataShape {
+  trainImages: number;
+  testImages: number;
+}
+
+/**
+ * What loadImageData(recipe) will hold, known before loading (CIFAR at its standard 50,000 /
+ * 10,000), so that a run's memory can be checked before anything is read or resized.
+ */
+export function imageDataSize(recipe: Readonly<SharedRecipe>): ImageDataSize {
+  const mnist = recipe.data === 'mnist';
+  const side = recipe.imageSize ?? (mnist ? MNIST_SIDE : CIFAR_SIDE);
+  return mnist
+    ? { channels: 1, height: side, width: side, classes: 10, trainImages: MNIST_TRAIN, testImages: MNIST_TOTAL - MNIST_TRAIN }
+    : { channels: CIFAR_CHANNELS, height: side, width: side, classes: recipe.data === 'cifar10' ? 10 : 100, trainImages: CIFAR_TRAIN, testImages: CIFAR_TEST };
+}
+
+/**
+ * Host bytes of the loaded images: the resized stack and the split copies of it (MNIST resizes
+ * all 10,000 digits, then copies out the two splits), f32.
+ */
+export function imageDataBytes(size: ImageDataSize): number {
+  return 2 * (size.trainImages + size.testImages) * size.channels * size.height * size.width * 4;
 }

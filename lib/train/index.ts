@@ -8,7 +8,8 @@ export {
 } from './checkpoint.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
 export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
-export { loadImageData, type DataSplits } from './data.js';
+export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type ImageDataSize } from './data.js';
+export { checkRunMemory, formatBytes, memoryLimit, type MemoryPart, type RunMemory } from './memory.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';

@@ -23,7 +23,9 @@ import { copyOf, tensor, tidy, type Device } from '../tensor.js';
 import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { AdamW } from './optimizer.js';
-import { makeRecipe, savedRecipe, type Recipe } from './recipe.js';
+import { checkRunMemory } from './memory.js';
+import { fieldKeys, type RecipeField } from './recipe-fields.js';
+import { makeRecipe, savedRecipe, sharedRecipe, type Recipe } from './recipe.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
 import { taskOptimizer, trainStep } from './step.js';
@@ -125,6 +127,14 @@ function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Pa
   return { recipe, precision };
 }
 
+/** A recipe key as its `pit` flag ('batchSize' → '--batch-size'), for messages. */
+function recipeFlag<P>(task: Task<P, TaskModel, unknown>): (key: string) => string {
+  const flags = new Map<string, string>();
+  for (const field of [...sharedRecipe.fields, ...task.recipe.fields] as readonly RecipeField<Record<string, unknown>>[])
+    for (const key of fieldKeys(field)) flags.set(key, field.flag.split(' ')[0]!);
+  return (key) => flags.get(key) ?? key;
+}
+
 /**
  * Trains `task` as its recipe says, in the run folder `options.out`. The caller owns the
  * returned model; when the run throws (a corrupt checkpoint, divergence, out of memory) the
@@ -142,6 +152,9 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
   const precision = checkPrecision(runPrecision, device);
 
+  // Sizes are checked before anything is read or built (a run too big for the machine is
+  // refused in milliseconds, naming its flags, rather than dying minutes later).
+  if (task.estimate) checkRunMemory(task.estimate(recipe, { precision }), device, recipeFlag(task));
   const { train, test } = task.data(recipe);
   const model = task.model(recipe, train, device);
   let optimizer: AdamW | undefined, ema: Ema | null = null;

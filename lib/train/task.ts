@@ -14,6 +14,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import type { Device, Tensor } from '../tensor.js';
 import type { DataSplits } from './data.js';
+import type { RunMemory } from './memory.js';
 import type { AdamWOptions } from './optimizer.js';
 import type { Recipe, TaskRecipePart } from './recipe.js';
 import type { Precision, RandomStream } from '../nn/forward.js';
@@ -68,6 +69,11 @@ export interface Task<P, M extends TaskModel = TaskModel, Metrics = unknown> {
   readonly recipe: TaskRecipePart<P>;
   /** The train and held-out splits (usually loadImageData(recipe)). */
   data(recipe: Readonly<Recipe<P>>): DataSplits;
+  /**
+   * The run's peak memory from the recipe alone (nothing loaded or built); the runner refuses a
+   * run that cannot fit before it reads the data. Optional: a task without it is not checked.
+   */
+  estimate?(recipe: Readonly<Recipe<P>>, context: { precision: Precision }): RunMemory;
   /** Builds the model, every parameter on `device`, for images of `shape`. */
   model(recipe: Readonly<Recipe<P>>, shape: DataShape, device: Device): M;
   /** AdamW options that depend on the model (e.g. layer-wise lr decay as lrScale); optional. */

@@ -3,7 +3,10 @@
 import { parseModelName } from '../../models/names.js';
 import { modelConfig, VisionTransformer, type VitConfig } from '../../models/vit.js';
 import { softmaxCrossEntropy } from '../../ops/index.js';
-import { loadImageData } from '../data.js';
+import { estimateTrainingMemory } from '../../models/vit-memory.js';
+import type { Precision } from '../../nn/forward.js';
+import { imageDataBytes, imageDataSize, loadImageData } from '../data.js';
+import type { RunMemory } from '../memory.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
 import type { DataShape, Task } from '../task.js';
 import { evaluate, type ClassificationMetrics } from './classify-metrics.js';
@@ -61,11 +64,37 @@ export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: Dat
   });
 }
 
+/**
+ * The run's peak: weights, gradients, AdamW (and EMA) on the device, plus the larger of a
+ * training step's activations and an evaluation batch's (whose forward keeps the same tensors
+ * until its batch ends); the images on the host.
+ */
+export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }: { precision: Precision }): RunMemory {
+  const data = imageDataSize(recipe);
+  const config = recipeModelConfig(recipe, data);
+  const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
+  const evaluation = estimateTrainingMemory(config, { batch: recipe.evalBatchSize, precision });
+  const evalWins = evaluation.activations > train.activations + train.backward;
+  const count = (n: number) => (n < 1e12 ? n.toLocaleString('en-US') : n.toExponential(2));
+  // The keys that make each part grow (a learned position table grows with the image).
+  const modelKeys = ['model', 'depth', 'dim', ...(recipe.posEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
+  return {
+    device: [
+      { what: `${count(train.parameterCount)} parameters with their gradients, AdamW moments${recipe.ema > 0 ? ' and EMA' : ''}`,
+        bytes: train.parameters + train.gradients + train.optimizer + train.ema, keys: modelKeys },
+      { what: `activations of ${evalWins ? `an evaluation batch of ${recipe.evalBatchSize}` : `a training batch of ${recipe.batchSize}`} images × ${count(train.tokens)} tokens × ${count(config.depth)} blocks of width ${config.dim}`,
+        bytes: evalWins ? evaluation.activations : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'patch', 'depth', 'dim', 'model'] },
+    ],
+    host: [{ what: `${count(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] }],
+  };
+}
+
 export const classifyTask: Task<ClassifyRecipe, VisionTransformer, ClassificationMetrics> = {
   name: 'classify',
   checkpointFormat: 'pixel-transformer classifier checkpoint v1',
   recipe: classifyRecipe,
   data: loadImageData,
+  estimate: classifyMemory,
   model: (recipe, shape, device) => new VisionTransformer(recipeModelConfig(recipe, shape), { device }),
   loss: (model, batch, { recipe, random, precision }) =>
     softmaxCrossEntropy(model.forward(batch.images, { precision, random }), batch.labels, { labelSmoothing: recipe.labelSmoothing }),

@@ -1,0 +1,55 @@
+// The `pit` program: every subcommand registered on one commander Command, built by a
+// function so tests can parse arguments in-process (the fuzz of the flags) without a process each.
+import { Command } from 'commander';
+import { selectBackend } from '../lib/native.js';
+import { formatBytes } from '../lib/train/memory.js';
+import { deviceOption } from './args.js';
+import { registerBench, registerStudy } from './bench.js';
+import { registerEval, registerTrain } from './train.js';
+
+/** A fresh `pit` program with every subcommand. */
+export function pitProgram(): Command {
+  const program = new Command();
+  program
+    .name('pit')
+    .description('pixel-transformer: Transformers on individual pixels, trained from Node.js')
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true });
+
+  program
+    .command('info')
+    .description('print the native addon, devices, build flags and why they were chosen')
+    .addOption(deviceOption())
+    .option('--json', 'print one JSON object', false)
+    .action((opts: { device: 'auto' | 'cpu' | 'cuda'; json: boolean }) => {
+      const selection = selectBackend({ device: opts.device });
+      const build = selection.addon.buildInfo();
+      const memory = selection.addon.memory();
+      const report = { backend: selection.backend, addon: selection.path, requested: selection.requested, reasons: selection.reasons,
+        build, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
+      if (opts.json) {
+        console.log(JSON.stringify(report));
+        return;
+      }
+      console.log(`backend        ${selection.backend} (requested: ${selection.requested})`);
+      console.log(`addon          ${selection.path}`);
+      for (const r of selection.reasons) console.log(`  because      ${r}`);
+      console.log(`CPU            ${build.threads} threads, ${build.cpuIsa} kernels, compiler ${build.compiler}${build.debug ? ', DEBUG build' : ''}`);
+      if (build.cuda) {
+        const c = build.cuda;
+        console.log(`CUDA build     runtime ${c.runtimeVersion ?? '?'}, driver ${c.driverVersion ?? 'none'}, archs ${c.architectures ?? '?'}`);
+        for (const d of c.devices) console.log(`  GPU          ${d.name}, sm_${d.capability.replace('.', '')}, ${formatBytes(d.memoryBytes)}, ${d.multiprocessors} SMs`);
+        if (c.reason) console.log(`  unavailable  ${c.reason}`);
+      }
+      console.log(`memory         cpu: ${memory.cpu.tensors} tensors, ${formatBytes(memory.cpu.bytes)}` +
+        (memory.cuda ? `; cuda: ${memory.cuda.tensors} tensors, ${formatBytes(memory.cuda.bytes)}, ${formatBytes(memory.cuda.free)} free` : ''));
+      console.log(`node           ${process.version} ${process.platform}-${process.arch}`);
+    });
+
+  registerTrain(program);
+  registerEval(program);
+
+  registerBench(program);
+  registerStudy(program);
+  return program;
+}

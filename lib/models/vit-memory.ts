@@ -1,0 +1,71 @@
+// The peak memory of one training step of a ViT/PiT, estimated from its config alone, before
+// anything is built: what the runner checks against the device so that `--depth 1000000000`
+// or `--image-size 100000` is refused in milliseconds instead of dying after minutes.
+//
+// What a step holds at its peak (the end of the backward, before tidy() frees the graph):
+//   state        parameters P, their gradients P, AdamW's m and v 2P, the EMA P (when on): f32
+//   activations  every tensor the forward made, kept alive by the step's tidy() until the
+//                backward ends, per token and per block, times B·(N + 1) tokens and depth;
+//   backward     the gradients in flight: about one block's worth, plus the trunk's
+// Activations per token per block, in f32 values, for width d, MLP ratio r and H heads:
+//   norm1 d + its mean and rstd 2, qkv 3d, attention out d + its log-sum-exp H, proj d,
+//   residual d, norm2 d + 2, fc1 r·d, gelu r·d, fc2 d, residual d  =  (10 + 2r)·d + 4 + H
+// Mixed precision also keeps bf16 copies of qkv and of the attention output: 4d·2 bytes.
+// A later activation-recomputation option changes only `activationsPerToken`'s caller.
+import { parameterCount, tokenGrid, type VitConfig } from './vit.js';
+
+const F32 = 4, BF16 = 2;
+
+export interface TrainingMemoryOptions {
+  batch: number;
+  /** 'f32' (default) or 'mixed' (bf16 attention copies kept for the backward). */
+  precision?: 'f32' | 'mixed';
+  /** An EMA of the weights is kept (one more copy of the parameters). */
+  ema?: boolean;
+}
+
+/** Bytes of one training step at its peak, by what holds them. */
+export interface TrainingMemory {
+  parameters: number;
+  gradients: number;
+  /** AdamW's first and second moments. */
+  optimizer: number;
+  ema: number;
+  /** Tensors the forward keeps for the backward (blocks and trunk), and the images. */
+  activations: number;
+  /** Gradients in flight during the backward. */
+  backward: number;
+  total: number;
+  /** For messages: tokens per image (N + 1 with cls) and the parameter count. */
+  tokens: number;
+  parameterCount: number;
+}
+
+/** f32 values one block keeps per token for the backward (see the header). */
+export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'mlpRatio'>, precision: 'f32' | 'mixed' = 'f32'): number {
+  const { dim: d, heads: H } = config;
+  const r = Math.round(d * config.mlpRatio) / d;
+  const f32 = (10 + 2 * r) * d + 4 + H;
+  return f32 * F32 + (precision === 'mixed' ? 4 * d * BF16 : 0);
+}
+
+/** The training step's peak memory for `config` at `batch` images (see the header for the terms). */
+export function estimateTrainingMemory(config: VitConfig, options: TrainingMemoryOptions): TrainingMemory {
+  const { batch: B, precision = 'f32', ema = false } = options;
+  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateTrainingMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  const [h, w] = tokenGrid(config);
+  const { dim: d, channels: C, patch: p, classes: K, depth } = config;
+  const N = h * w, L = N + 1, hidden = Math.round(d * config.mlpRatio);
+  const P = parameterCount(config);
+  // The trunk: images C·p² per patch, patchified copy, patch embedding N·d, [cls; patches] and
+  // the position sum 2·L·d, the pooled slice N·d, then per image the head's few vectors.
+  const trunk = B * (2 * N * C * p * p + N * d + 2 * L * d + N * d + 4 * d + 2 * K) * F32;
+  const activations = B * L * depth * activationsPerToken(config, precision) + trunk;
+  // In flight at once: the gradients of a block's widest tensors (MLP hidden twice, the
+  // residual stream and qkv) and of the trunk's (B, L, d) stream.
+  const backward = B * L * (2 * hidden + 3 * d + 3 * d) * F32;
+  const parameters = P * F32;
+  const parts = { parameters, gradients: parameters, optimizer: 2 * parameters, ema: ema ? parameters : 0, activations, backward };
+  const total = Object.values(parts).reduce((a, b) => a + b, 0);
+  return { ...parts, total, tokens: L, parameterCount: P };
+}

@@ -1,0 +1,56 @@
+// A run's memory, checked before anything is loaded or built: a task estimates what its run
+// will hold (Task.estimate), the runner compares it with what the machine has and refuses,
+// naming the flags that drive each part, what cannot fit. Without it `--depth 1000000000`
+// ran for 453 s before V8 died of "heap out of memory", and `--image-size 600` ended in
+// "Array buffer allocation failed".
+import { totalmem } from 'node:os';
+import { native } from '../native.js';
+import type { Device } from '../tensor.js';
+
+/** One thing a run holds: what it is, its bytes and the recipe keys that make it grow. */
+export interface MemoryPart {
+  what: string;
+  bytes: number;
+  keys: readonly string[];
+}
+
+/** A run's estimated peak: on its device (model, optimizer, activations) and on the host (the images). */
+export interface RunMemory {
+  device: MemoryPart[];
+  host: MemoryPart[];
+}
+
+/** Bytes as "1.5 GiB" ("8.0e+12 TiB" past the units). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${n >= 1e6 ? n.toExponential(1) : n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+/** The memory a run on `device` may use: the GPU's total on cuda, the machine's RAM on cpu. */
+export function memoryLimit(device: Device): number {
+  if (device === 'cuda') return native().memory().cuda?.total ?? 0;
+  return totalmem();
+}
+
+const sum = (parts: readonly MemoryPart[]) => parts.reduce((s, p) => s + p.bytes, 0);
+
+/**
+ * Throws a RangeError when `estimate` cannot fit: the device parts in the device's memory, the
+ * host parts (plus the device parts on cpu, where they share the RAM) in the machine's.
+ * `flag(key)` names a recipe key as the user typed it (the CLI flag).
+ */
+export function checkRunMemory(estimate: RunMemory, device: Device, flag: (key: string) => string, limits = { device: memoryLimit(device), host: totalmem() }): void {
+  const onHost = device === 'cpu' ? [...estimate.device, ...estimate.host] : estimate.host;
+  const checks = device === 'cpu'
+    ? [{ where: 'cpu memory (RAM)', parts: onHost, limit: limits.host }]
+    : [{ where: `${device} memory`, parts: estimate.device, limit: limits.device }, { where: 'host memory (RAM)', parts: onHost, limit: limits.host }];
+  for (const { where, parts, limit } of checks) {
+    const total = sum(parts);
+    if (total <= limit) continue;
+    const detail = [...parts].sort((a, b) => b.bytes - a.bytes).filter((p) => p.bytes > 0)
+      .map((p) => `${formatBytes(p.bytes)} for ${p.what} (${[...new Set(p.keys.map(flag))].join(', ')})`).join('; ');
+    throw new RangeError(`memory: this run needs an estimated ${formatBytes(total)} of ${where}, more than the ${formatBytes(limit)} there is: ${detail}. Lower the flags named.`);
+  }
+}
