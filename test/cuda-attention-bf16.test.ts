@@ -13,7 +13,7 @@
 // tensors exist there; bf16 attention does not).
 import test, { type ExecutionContext } from 'ava';
 import { native, selectBackend, type Device, type NativeTensor } from '../lib/native.js';
-import { attentionLabel, prod, qkvShape, randomNormal, type AttentionDims } from './helpers.js';
+import { assertSameFiniteness, attentionLabel, attentionReference, NON_FINITE, prod, qkvShape, randomNormal, type AttentionDims } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -192,6 +192,39 @@ function checkAccuracy(t: ExecutionContext, dims: AttentionDims): void {
   withinTwiceNaive(t, `${attentionLabel(dims)} out`, got.out, naive.out, ref.out);
   checkLse(t, attentionLabel(dims), got.lse, ref.lse);
   withinTwiceNaive(t, `${attentionLabel(dims)} dqkv`, got.dqkv, naive.dqkv, ref.dqkv);
+}
+
+// Non-finite inputs (issue 11): NaN, +Inf and -Inf in q, k, v and dout, one at a time and all
+// together, must make out, lse and dqkv non-finite exactly where float64 attention on the same
+// bf16 values does. (The same cases run on every machine in the emulator: cuda-emulator.test.ts.)
+for (const D of [16, 64]) {
+  gpuTest(`bf16 attention D=${D}: NaN and ±Inf in q, k, v and dout propagate as in float64`, (t) => {
+    for (const dims of [{ B: 1, L: 97, H: 2, D }, { B: 1, L: 1, H: 1, D }]) {
+      const { L, H } = dims;
+      // part 0..2: q, k, v of qkv; part 3: dout. Token, head and dim from the value's index.
+      for (const [part, place] of [[0, 5], [1, 70], [2, 33], [3, 60]] as const)
+        for (const values of [...NON_FINITE.map((v) => [v]), [...NON_FINITE]]) {
+          const qkvValues = Float32Array.from(randomNormal(prod(qkvShape(dims))));
+          const doutValues = Float32Array.from(randomNormal(prod(outShape(dims))));
+          values.forEach((v, k) => {
+            const l = (place + 31 * k) % L, h = k % H, d = (3 + 5 * k) % D;
+            if (part < 3) qkvValues[((l * 3 + part) * H + h) * D + d] = v;
+            else doutValues[(l * H + h) * D + d] = v;
+          });
+          const qkv = a().fromArray(qkvValues, qkvShape(dims), 'bf16', 'cuda');
+          const dout = a().fromArray(doutValues, outShape(dims), 'bf16', 'cuda');
+          const qkv16 = qkv.toArray(), dout16 = dout.toArray();
+          const got = gpuBf16(dims, qkv, dout);
+          qkv.dispose();
+          dout.dispose();
+          const ref = attentionReference(dims, qkv16, dout16);
+          const what = `${attentionLabel(dims)} ${['q', 'k', 'v', 'dout'][part]} = ${values.join(', ')}`;
+          assertSameFiniteness(t, got.out, ref.out, `${what}: out`);
+          assertSameFiniteness(t, got.lse, ref.lse, `${what}: lse`);
+          assertSameFiniteness(t, got.dqkv, ref.dqkv!, `${what}: dqkv`);
+        }
+    }
+  });
 }
 
 // ---- the sweep -----------------------------------------------------------------------------

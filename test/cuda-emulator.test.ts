@@ -3,7 +3,8 @@
 // C++ and emulates mma.sync, ldmatrix, shuffles, cp.async and barriers from their PTX
 // definitions, checking fragment layouts, masking, the copy pipeline and every access's
 // bounds, and the results against float64. Its --quick set: L = 1 … 400, D = 16 … 128, with
-// cp.async copies landing late and early.
+// cp.async copies landing late and early; then 18 runs with NaN and ±Inf in q, k, v and dout,
+// whose outputs must be non-finite exactly where the float64 reference's are.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +16,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const compiler = process.env.CXX ?? 'g++';
 const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
 
-(hasCompiler ? test : test.skip)('bf16 attention kernels, emulated on the CPU: forward, lse and backward within the bf16 bound', (t) => {
+(hasCompiler ? test : test.skip)('bf16 attention kernels, emulated on the CPU: forward, lse and backward within the bf16 bound; non-finite inputs propagate', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
   try {
     const exe = join(dir, 'attention_bf16_emulate');
@@ -24,8 +25,9 @@ const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
     t.is(build.status, 0, build.stderr);
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
     t.is(run.status, 0, run.stdout + run.stderr);
-    t.regex(run.stdout, /^0 of 10 runs failed$/m);
-    t.is((run.stdout.match(/^ok /gm) ?? []).length, 10);
+    t.regex(run.stdout, /^0 of 28 runs failed$/m);
+    t.is((run.stdout.match(/^ok /gm) ?? []).length, 28);
+    t.is((run.stdout.match(/^ok .* non-finite /gm) ?? []).length, 18, 'NaN and ±Inf in q, k, v and dout');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { native, selectBackend, type NativeTensor } from '../lib/native.js';
 import { randomNormal, rng } from './helpers.js';
+import { runNonFiniteCases } from './nonfinite-cases.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -294,4 +295,14 @@ gpuTest('attention at L = 16,384 forward and backward against the chunked fp32 C
     },
     compare: ['o', 'lse', 'dqkv'], rtol: 1e-4, atol: 1e-5,
   });
+});
+
+// Non-finite inputs on the GPU (issue 11): the cases of test/nonfinite-cases.ts (NaN, +Inf and
+// -Inf in every input of every op, forward and backward), outputs non-finite exactly where the
+// float64 reference's are. The CPU runs the same cases on every ISA (nonfinite.test.ts).
+gpuTest('non-finite inputs propagate through every CUDA op as in float64', (t) => {
+  for (const r of runNonFiniteCases('cuda')) {
+    t.true(r.cases >= 4, `${r.op}: ${r.cases} cases`);
+    t.deepEqual(r.failures, [], `${r.op} on cuda: ${r.failures.length} of ${r.cases} cases wrong`);
+  }
 });

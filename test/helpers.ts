@@ -151,3 +151,81 @@ export interface AttentionDims {
 export const attentionLabel = ({ B, L, H, D }: AttentionDims) => `B=${B} L=${L} H=${H} D=${D}`;
 /** Packed qkv (B, L, 3, H, D). */
 export const qkvShape = ({ B, L, H, D }: AttentionDims) => [B, L, 3, H, D];
+
+/**
+ * Float64 attention on packed qkv (B, L, 3, H, D): out (B, L, H, D), lse (B, H, L) and, given
+ * weights w on out, the gradient of Σ w ∘ out with respect to qkv.
+ */
+export function attentionReference({ B, L, H, D }: AttentionDims, qkv: ArrayLike<number>, w?: ArrayLike<number>) {
+  const at = (b: number, l: number, part: number, h: number) => ((b * L + l) * 3 + part) * H * D + h * D;
+  const row = (b: number, l: number, h: number) => ((b * L + l) * H + h) * D;
+  const scale = 1 / Math.sqrt(D);
+  const out = new Float64Array(B * L * H * D), lse = new Float64Array(B * H * L);
+  const dqkv = w ? new Float64Array(B * L * 3 * H * D) : null;
+  const p = new Float64Array(L);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < L; i++) {
+        const q = at(b, i, 0, h);
+        let max = -Infinity;
+        for (let j = 0; j < L; j++) {
+          const k = at(b, j, 1, h);
+          let s = 0;
+          for (let d = 0; d < D; d++) s += qkv[q + d]! * qkv[k + d]!;
+          p[j] = s * scale;
+          max = Math.max(max, p[j]!);
+        }
+        let sum = 0;
+        for (let j = 0; j < L; j++) sum += Math.exp(p[j]! - max);
+        lse[(b * H + h) * L + i] = max + Math.log(sum);
+        for (let j = 0; j < L; j++) p[j] = Math.exp(p[j]! - max) / sum;
+        const o = row(b, i, h);
+        for (let j = 0; j < L; j++) {
+          const v = at(b, j, 2, h);
+          for (let d = 0; d < D; d++) out[o + d] += p[j]! * qkv[v + d]!;
+        }
+        if (!w || !dqkv) continue;
+        // dS_j = P_j (dP_j - Σ_j' P_j' dP_j'), dP_j = w_i · v_j; dq += scale Σ dS_j k_j, etc.
+        let di = 0;
+        for (let d = 0; d < D; d++) di += w[o + d]! * out[o + d]!;
+        for (let j = 0; j < L; j++) {
+          const k = at(b, j, 1, h), v = at(b, j, 2, h);
+          let dp = 0;
+          for (let d = 0; d < D; d++) dp += w[o + d]! * qkv[v + d]!;
+          const ds = p[j]! * (dp - di) * scale;
+          for (let d = 0; d < D; d++) {
+            dqkv[q + d] += ds * qkv[k + d]!;
+            dqkv[k + d] += ds * qkv[q + d]!;
+            dqkv[v + d] += p[j]! * w[o + d]!;
+          }
+        }
+      }
+  return { out, lse, dqkv };
+}
+
+/**
+ * Where `actual` and a float64 reference disagree on finiteness (NaN and ±Inf alike): the
+ * count and the first ten, described. Non-finite inputs must give non-finite outputs exactly
+ * where the reference's math does (NaN in, NaN out), and finite values everywhere else.
+ */
+export function finitenessMismatches(actual: ArrayLike<number>, expected: ArrayLike<number>): { count: number; first: string[] } {
+  if (actual.length !== expected.length) return { count: 1, first: [`length ${actual.length}, expected ${expected.length}`] };
+  const first: string[] = [];
+  let count = 0;
+  for (let i = 0; i < actual.length; i++) {
+    if (Number.isFinite(actual[i]!) === Number.isFinite(expected[i]!)) continue;
+    count++;
+    if (first.length < 10) first.push(`[${i}] got ${actual[i]}, reference ${expected[i]}`);
+  }
+  return { count, first };
+}
+
+/** Passes when `actual` is non-finite exactly where `expected` is (see finitenessMismatches). */
+export function assertSameFiniteness(t: ExecutionContext, actual: ArrayLike<number>, expected: ArrayLike<number>, label = 'values'): void {
+  const { count, first } = finitenessMismatches(actual, expected);
+  if (count) t.fail(`${label}: ${count}/${actual.length} differ in finiteness from the float64 reference\n  ${first.join('\n  ')}`);
+  else t.pass();
+}
+
+/** The non-finite values every op is fed: one of each, and all three at once. */
+export const NON_FINITE = [Number.NaN, Infinity, -Infinity] as const;

@@ -25,8 +25,8 @@
 // exp. exp2_lanes costs ~13 vector operations per W exps: scale·log2(e) is applied to the
 // score differences (S - max, or in one FMA with -lse·log2 e), then a rounding split
 // x = n + f, a degree-6 polynomial for 2^f (at most 1 ulp from the correctly rounded 2^x,
-// measured over [-100, 1]) and n added into the float's exponent. At D = 16 it is still a
-// fifth of the forward's time ({2,12,1025,16}: 66 GFLOP/s per core, 82 with the exp left out).
+// measured over [-100, 1]; exactly 0 below -100, NaN kept NaN) and n added into the float's
+// exponent. At D = 16 it is still a fifth of the forward's time ({2,12,1025,16}: 66 GFLOP/s per core, 82 with the exp left out).
 //
 // Parallelism. The forward splits (b, h, run of query tiles): whole heads when B·H gives every
 // thread a few, so K and V are copied once per head. The backward splits (b, h, key group):
@@ -120,7 +120,9 @@ void forward_scalar(float* out, float* lse, const float* qkv, const Layout& t) {
           for (float& a : acc) a *= r;
           m = s;
         }
-        const float p = std::exp(s - m);
+        // A -inf score weighs 0 (exp(s - m) would be exp(-inf - -inf) = NaN while m is -inf);
+        // a query whose scores are all -inf then ends with l = 0 and out = 0/0 = NaN.
+        const float p = s == -INFINITY ? 0.0f : std::exp(s - m);
         l += p;
         for (int64_t d = 0; d < t.D; ++d) acc[d] += p * v[d];
       }
@@ -206,24 +208,34 @@ template <int W>
 PIT_INLINE vf<W> splat(float s) {  // lane 0, shuffled to all lanes: one vbroadcastss
   return __builtin_shuffle(vf<W>{s}, vi<W>{});
 }
+// Not NaN-propagating (a NaN b gives b only when a is not greater), and it need not be: the
+// running max only keeps the exponents small. A NaN score's weight 2^(NaN - m) is NaN whatever
+// m is, and it carries into l and O; a +inf score makes m = +inf and its weight 2^(inf - inf)
+// NaN, as in softmax.
 template <int W>
 PIT_INLINE vf<W> max(const vf<W>& a, const vf<W>& b) {
   return a > b ? a : b;
 }
 
-// Scores "minus infinity", kept finite: exp2 of anything near it is 2^-100 (see below).
+// The running max's start and the padding lanes' -lse: "minus infinity", kept finite so that
+// differences with it are never -inf - -inf = NaN; exp2 of anything near it is 0 (see below).
 constexpr float kMinusHuge = -1e30f;
 
 // 2^x, lane-wise, for x <= ~1 (attention only ever asks for 2^(s - max) and 2^(s - lse)).
 // x = n + f with n = round(x), |f| <= 1/2; 2^f = 1 + f·(c1 + f·(c2 + ...)), a degree-6 fit
 // to 2^f on [-1/2, 1/2] (relative error 2e-9 in exact arithmetic); 2^n is added into the
 // exponent bits. Measured over [-100, 1]: at most 1 ulp from the correctly rounded 2^x
-// (relative 7.9e-8). x is first clamped to -100: the result, 2^-100 instead of something
-// smaller, is 1e-30 of the largest term of any sum it joins, and the clamp keeps every value
-// a normal float (no denormal slow paths) and -inf or kMinusHuge harmless.
+// (relative 7.9e-8).
+// Below -100 (-inf and kMinusHuge included) the result is exactly 0: 2^-100 is 1e-30 of the
+// largest term of any sum it joins, x is clamped there so every intermediate stays a normal
+// float (no denormal slow paths), and the lanes are zeroed at the end. Zero, not 2^-100, so
+// that a query whose scores are all -inf gets l = 0 and out = 0/0 = NaN, as softmax does.
+// NaN must stay NaN (a NaN score is a NaN weight: the row's out, lse and gradients are NaN):
+// both selects are written so that a NaN lane, comparing false, keeps x.
 template <int W>
 PIT_INLINE vf<W> exp2_lanes(const vf<W>& x_in) {
-  const vf<W> x = max<W>(x_in, splat<W>(-100.0f));
+  const vi<W> underflow = x_in < -100.0f;  // all ones where 2^x is taken as 0; false for NaN
+  const vf<W> x = underflow ? splat<W>(-100.0f) : x_in;
   // Adding 1.5·2^23 rounds x to an integer held in t's low mantissa bits; the empty asm stops
   // the compiler folding (x + c) - c back to x under -ffast-math.
   vf<W> t = x + 12582912.0f;
@@ -238,7 +250,7 @@ PIT_INLINE vf<W> exp2_lanes(const vf<W>& x_in) {
   p = p * f + 1.0f;
   // t's bits are 0x4B400000 + n: shifted left by 23 only n << 23 survives.
   // (A cast between vector types of one size keeps the bits.)
-  return (vf<W>)((vi<W>)p + ((vi<W>)t << 23));
+  return (vf<W>)(((vi<W>)p + ((vi<W>)t << 23)) & ~underflow);
 }
 
 // ---- tile sizes ---------------------------------------------------------------------------
@@ -718,7 +730,7 @@ PIT_INLINE bool backward_item(const BackwardArgs& a, int64_t item) {
     nlse[i] = static_cast<float>(-a.lse[bh * L + i] * static_cast<double>(kLog2e));
     ndi[i] = -di;
   }
-  // Padding: zero rows of qR and doR (so the padding lanes' P = 2^-100 adds nothing to dK
+  // Padding: zero rows of qR and doR (so the padding lanes' P = 0 adds nothing to dK
   // and dV) and zero columns past D.
   for (int64_t i = D < Dp ? 0 : L; i < Lp; ++i) {
     const int64_t from = i < L ? D : 0;

@@ -155,16 +155,20 @@ __global__ void __launch_bounds__(kRows * (DP / kSlice), 1)
           s[u] = (jc + u < n) ? a : -INFINITY;
           cmax = fmaxf(cmax, s[u]);
         }
-        // s[0] is a real key, so mn is finite (for finite inputs); exp(-inf - mn) = 0 both
-        // for the first chunk's m and for masked keys.
+        // exp(-inf - mn) = 0 both for the first chunk's m and for masked keys. mn is -inf
+        // while every score so far is -inf (a -inf in q or k, or L = 1): the shift is then 0,
+        // not -inf, so those weights are exp(-inf) = 0 instead of exp(-inf - -inf) = NaN, and
+        // a query whose scores are all -inf ends with l = 0 and out = NaN, as softmax does.
+        // fmaxf skips NaN scores, but their weights exp(NaN - shift) are NaN whatever mn is.
         const float mn = fmaxf(m, cmax);
-        const float rescale = expf(m - mn);
+        const float shift = mn == -INFINITY ? 0.0f : mn;
+        const float rescale = expf(m - shift);
         l *= rescale;
 #pragma unroll
         for (int c = 0; c < kSlice; ++c) o[c] *= rescale;
 #pragma unroll
         for (int u = 0; u < kChunk; ++u) {
-          const float p = expf(s[u] - mn);
+          const float p = expf(s[u] - shift);
           l += p;
           const float* vr = vs + (jc + u) * DP + g;
 #pragma unroll

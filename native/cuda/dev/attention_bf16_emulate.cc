@@ -316,9 +316,16 @@ void launch(unsigned grid, unsigned threads, size_t smem, std::function<void()> 
 // ---- test driver ---------------------------------------------------------------------------
 namespace ab = pit::cuda::attention_bf16;
 
+// A non-finite value placed in part 0, 1, 2 (q, k, v) of qkv, or 3 (dout), at token l, head h, dim d.
+struct Poke {
+  int part, l, h, d;
+  float value;
+};
+
 struct Case {
   int B, L, H, D;
   unsigned grid;  // CTAs: fewer than the work items exercises the CTA-stride loop
+  std::vector<Poke> pokes = {};  // when set, the check is finiteness: NaN/Inf exactly where the reference has them
 };
 
 // Float64 attention on the bf16-rounded inputs: out, lse, and dqkv for dout.
@@ -472,6 +479,12 @@ bool run(const Case& c, std::mt19937& gen) {
   std::vector<double> qkv_d(n_qkv), dout_d(n_out);
   for (size_t i = 0; i < n_qkv; ++i) qkv_d[i] = emu::bf16_to_float(qkv[i] = emu::float_to_bf16(normal(gen)));
   for (size_t i = 0; i < n_out; ++i) dout_d[i] = emu::bf16_to_float(dout[i] = emu::float_to_bf16(normal(gen)));
+  for (const Poke& k : c.pokes) {
+    const size_t i = k.part < 3 ? ((static_cast<size_t>(k.l) * 3 + k.part) * H + k.h) * D + k.d
+                                : (static_cast<size_t>(k.l) * H + k.h) * D + k.d;  // batch 0
+    if (k.part < 3) qkv_d[i] = emu::bf16_to_float(qkv[i] = emu::float_to_bf16(k.value));
+    else dout_d[i] = emu::bf16_to_float(dout[i] = emu::float_to_bf16(k.value));
+  }
   emu::global_ranges = {{qkv, qkv + n_qkv}, {dout, dout + n_out}, {out, out + n_out}, {dqkv, dqkv + n_qkv},
                         {lse, lse + n_lse}, {delta, delta + n_lse}};
   auto padding_intact = [&] {
@@ -515,6 +528,21 @@ bool run(const Case& c, std::mt19937& gen) {
 
   const bool intact = padding_intact();
   if (!intact) std::printf("a write landed outside its buffer\n");
+  if (!c.pokes.empty()) {
+    // Non-finite inputs: outputs must be non-finite exactly where the float64 reference is.
+    auto mismatches = [](size_t n, auto got, const std::vector<double>& want) {
+      size_t count = 0;
+      for (size_t i = 0; i < n; ++i) count += std::isfinite(got(i)) != std::isfinite(want[i]);
+      return count;
+    };
+    const size_t m_out = mismatches(n_out, [&](size_t i) { return emu::bf16_to_float(out[i]); }, out_ref);
+    const size_t m_lse = mismatches(n_lse, [&](size_t i) { return lse[i]; }, lse_ref);
+    const size_t m_dqkv = mismatches(n_qkv, [&](size_t i) { return emu::bf16_to_float(dqkv[i]); }, dqkv_ref);
+    const bool ok = intact && m_out + m_lse + m_dqkv == 0;
+    std::printf("%s B=%d L=%4d H=%d D=%3d non-finite (%zu): finiteness differs from float64 in out %zu, lse %zu, dqkv %zu\n",
+                ok ? "ok  " : "FAIL", c.B, c.L, c.H, D, c.pokes.size(), m_out, m_lse, m_dqkv);
+    return ok;
+  }
   const bool ok = intact && e_out < 2e-2 && e_lse < 1e-3 && e_dqkv < 3e-2 && c_out <= 1 && c_dqkv <= 1;
   std::printf("%s B=%d L=%4d H=%d D=%3d grid=%u %s: out %.2e (%.2f of the bound)  lse %.2e  dqkv %.2e (%.2f)\n",
               ok ? "ok  " : "FAIL", c.B, c.L, c.H, D, grid, emu::eager ? "eager" : "lazy ", e_out, c_out, e_lse, e_dqkv,
@@ -549,6 +577,20 @@ int main(int argc, char** argv) {
       failures += !ok;
     }
   }
-  std::printf("%d of %zu runs failed\n", failures, 2 * cases.size());
+  // Non-finite inputs (lazy copies only): NaN and ±Inf in q, k, v and dout, one at a time and
+  // together, at a tile-tail L and at L = 1 (a lone -inf score: l = 0, out NaN).
+  const float inf = INFINITY, nan = NAN;
+  std::vector<Case> nonfinite;
+  for (int D : {16, 64})
+    for (const std::vector<Poke>& pokes : std::vector<std::vector<Poke>>{
+             {{0, 5, 0, 3, nan}}, {{1, 70, 1, 0, nan}}, {{0, 9, 1, 7, inf}}, {{1, 40, 0, 2, -inf}},
+             {{0, 12, 0, 1, -inf}}, {{2, 33, 1, 5, nan}}, {{3, 60, 0, 4, inf}},
+             {{0, 1, 0, 0, nan}, {1, 96, 1, 9, inf}, {2, 50, 0, 1, -inf}, {3, 7, 1, 8, nan}}})
+      nonfinite.push_back({1, 97, 2, D, 3, pokes});
+  nonfinite.push_back({1, 1, 1, 16, 1, {{1, 0, 0, 0, -inf}}});
+  nonfinite.push_back({1, 1, 1, 16, 1, {{0, 0, 0, 0, nan}}});
+  emu::eager = false;
+  for (const Case& c : nonfinite) failures += !(c.D == 16 ? run<16>(c, gen) : run<64>(c, gen));
+  std::printf("%d of %zu runs failed\n", failures, 2 * cases.size() + nonfinite.size());
   return failures ? 1 : 0;
 }
