@@ -9,7 +9,7 @@ import { backward, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib
 import { modelConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
 import {
   AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, saveCheckpoint,
-  writeSafetensors, type SafetensorsEntry,
+  writeSafetensors, xxh32, type SafetensorsEntry,
 } from '../lib/train/index.js';
 import { randomF32 } from './helpers.js';
 
@@ -17,16 +17,20 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'pit-ckpt-'));
 const bits = (a: Float32Array | Int32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 // ---- safetensors: the format --------------------------------------------------------
-test('safetensors bytes: u64 LE header length, space-padded JSON to 8 bytes, raw LE f32 data', (t) => {
+test('safetensors bytes: u64 LE header length, space-padded JSON to 8 bytes, raw LE f32 data; the checksum entry', (t) => {
   const bytes = encodeSafetensors(new Map([['a', { shape: [2], data: Float32Array.from([1, -2]) }]]), { format: 'pt' });
-  const json = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
-  t.is(json.length, 85);
-  // 85 bytes of JSON + 3 spaces = 88 = 0x58; 8 + 88 + 8 data bytes.
-  t.is(bytes.length, 104);
-  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x58, 0, 0, 0, 0, 0, 0, 0]);
-  t.is(Buffer.from(bytes.subarray(8, 96)).toString('latin1'), `${json}   `);
+  // The checksum: XXH32 of the data, seeded with XXH32 of the header written without it.
+  const unsummed = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
+  const sum = xxh32(Uint8Array.from([0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]), xxh32(Buffer.from(unsummed))).toString(16).padStart(8, '0');
+  const json = `{"__metadata__":{"format":"pt","checksum":"xxh32:${sum}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`;
+  t.is(json.length, 113);
+  // 113 bytes of JSON + 7 spaces = 120 = 0x78; 8 + 120 + 8 data bytes.
+  t.is(bytes.length, 136);
+  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x78, 0, 0, 0, 0, 0, 0, 0]);
+  t.is(Buffer.from(bytes.subarray(8, 128)).toString('latin1'), `${json}       `);
   // 1.0f = 0x3f800000, -2.0f = 0xc0000000, little-endian.
-  t.deepEqual(Array.from(bytes.subarray(96)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+  t.deepEqual(Array.from(bytes.subarray(128)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+  t.deepEqual(decodeSafetensors(bytes).metadata, { format: 'pt' }, 'the reader checks the checksum and keeps it out of the metadata');
   // The reader accepts another writer's header: no metadata, other key and tensor order,
   // whitespace inside the JSON.
   const other = '{"b":{"data_offsets":[4,8],"shape":[1],"dtype":"F32"}, "a":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}';
