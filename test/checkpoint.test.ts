@@ -8,7 +8,7 @@ import test from 'ava';
 import { backward, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
 import { modelConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
 import {
-  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, saveCheckpoint,
+  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, readSafetensorsMetadata, saveCheckpoint,
   writeSafetensors, xxh32, type SafetensorsEntry,
 } from '../lib/train/index.js';
 import { randomF32 } from './helpers.js';
@@ -221,4 +221,49 @@ test('loadCheckpoint: a wrong shape, a missing name or missing optimizer state t
   for (const m of [model, other, sincos, twin]) m.dispose();
   opt.dispose();
   rmSync(root, { recursive: true });
+});
+
+// ---- checksums and file errors -----------------------------------------------------------
+test('xxh32 matches the published test vectors', (t) => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  t.is(xxh32(text('')), 0x02cc5d05);
+  t.is(xxh32(text('a')), 0x550d7456);
+  t.is(xxh32(text('abc')), 0x32d153ff);
+  t.is(xxh32(text('Nobody inspects the spammish repetition')), 0xe2293b2f);
+  // An unaligned view hashes the same bytes the same way.
+  const padded = new Uint8Array(40);
+  padded.set(text('Nobody inspects the spammish repetition'), 1);
+  t.is(xxh32(padded.subarray(1)), 0xe2293b2f);
+});
+
+test('the checksum catches a flipped data bit and offsets swapped between tensors of one size, naming the file; verify: false skips it', (t) => {
+  const dir = scratch();
+  const ok = encodeSafetensors(new Map([['w', { shape: [2], data: Float32Array.from([1, 2]) }], ['b', { shape: [2], data: Float32Array.from([3, 4]) }]]));
+  const flipped = Buffer.from(ok);
+  flipped[flipped.length - 1]! ^= 0x01;
+  const n = Number(Buffer.from(ok).readBigUInt64LE(0));
+  const header = Buffer.from(ok.subarray(8, 8 + n)).toString('latin1');
+  // Same length: "[0,8]" and "[8,16]" traded, with the padding absorbing the difference.
+  const swappedHeader = header.replace('"data_offsets":[0,8]', '"data_offsets":[8,16]@').replace('"data_offsets":[8,16]}', '"data_offsets":[0,8]}').replace('@', '');
+  const swapped = Buffer.concat([ok.subarray(0, 8), Buffer.from(swappedHeader.padEnd(n, ' '), 'latin1'), ok.subarray(8 + n)]);
+  for (const [name, bytes] of [['flipped', flipped], ['swapped', swapped]] as const) {
+    const path = join(dir, `${name}.safetensors`);
+    writeFileSync(path, bytes);
+    t.throws(() => readSafetensors(path), { message: new RegExp(`safetensors: ${path}: checksum mismatch: the header says xxh32:[0-9a-f]{8}, the header and data hash to xxh32:[0-9a-f]{8}; the file is corrupted`) }, name);
+    t.notThrows(() => readSafetensors(path, { verify: false }), `${name} without verification`);
+  }
+  t.deepEqual(Array.from(readSafetensors(join(dir, 'swapped.safetensors'), { verify: false }).tensors.get('w')!.data), [3, 4], 'what verification prevents');
+  const badText = Buffer.from(Buffer.from(ok).toString('latin1').replace(/xxh32:[0-9a-f]{8}/, 'xxh32:nothex!!'), 'latin1');
+  t.throws(() => decodeSafetensors(badText, 'f'), { message: /"__metadata__"."checksum" must be xxh32:<8 hex digits>, got "xxh32:nothex!!"/ });
+  t.throws(() => encodeSafetensors(new Map(), { checksum: 'x' }), { message: /metadata "checksum" is written by the writer itself/ });
+  rmSync(dir, { recursive: true });
+});
+
+test('a folder or nothing where a safetensors file should be is an error naming the path (not a bare EISDIR)', (t) => {
+  const dir = scratch();
+  mkdirSync(join(dir, 'model.safetensors'));
+  for (const read of [readSafetensors, readSafetensorsMetadata])
+    t.throws(() => read(join(dir, 'model.safetensors')), { message: `safetensors: ${join(dir, 'model.safetensors')}: expected a safetensors file, found a folder` });
+  t.throws(() => readSafetensors(join(dir, 'none.safetensors')), { message: `safetensors: ${join(dir, 'none.safetensors')}: expected a safetensors file, found nothing there` });
+  rmSync(dir, { recursive: true });
 });
