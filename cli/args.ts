@@ -52,3 +52,7 @@ export const deviceOption = () => new Option('--device <device>', 'backend to us
 
 export const precisionOption = () =>
   new Option('--precision <kind>', 'f32, or mixed: attention in bf16 on tensor cores (cuda only)').choices(['f32', 'mixed']).default('f32');
+
+/** --skip-checksum: reading a checkpoint hashes every byte (~3 GB/s, bench/checksum.ts); very large files may skip it. */
+export const skipChecksumOption = (which: string) =>
+  new Option('--skip-checksum', `do not verify the ${which} checkpoint's checksums (they catch corrupted files; hashing reads every byte at about 3 GB/s, so skip it only for very large files)`).default(false);

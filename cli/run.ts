@@ -1,11 +1,12 @@
 // The plumbing every training command shares: flags from the recipe tables (shared part and
-// the task's), --device, --precision, --out, --resume and --json; Ctrl-C → finish the step,
-// save, exit 130 (a second Ctrl-C quits at once); the progress bar or epoch lines; the final
-// lines. A command brings only its task and how the task's run reads (TaskView).
+// the task's), --device, --precision, --out, --resume, --skip-checksum and --json; Ctrl-C
+// or SIGTERM (what schedulers and containers send before a kill) → finish the step, save,
+// exit 128 + the signal's number (130, 143; a second signal quits at once); the progress
+// bar or epoch lines; the final lines. A command brings only its task and how the task's run reads (TaskView).
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { makeRecipe, runTraining, sharedRecipe, type Precision, type Recipe, type Task, type TaskModel } from '../lib/index.js';
-import { deviceOption, precisionOption } from './args.js';
+import { deviceOption, precisionOption, skipChecksumOption } from './args.js';
 import { formatDuration, progressReporter, type TaskView } from './progress.js';
 import { recipeFlags } from './recipe-flags.js';
 
@@ -23,8 +24,12 @@ interface RunFlags {
   precision: Precision;
   out?: string;
   resume?: boolean | string;
+  skipChecksum: boolean;
   json: boolean;
 }
+
+/** The exit status of a process ended by `signal`: 128 + its number. */
+const exitStatus = { SIGINT: 130, SIGTERM: 143 } as const;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -41,6 +46,7 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
     .addOption(precisionOption())
     .option('--out <dir>', 'run folder (default: runs/<data>-<date>-<time>)')
     .option('--resume [dir]', 'continue the run in --out (or in dir) from its latest checkpoint, with its saved recipe')
+    .addOption(skipChecksumOption('resumed'))
     .option('--json', 'print JSON lines (start, epoch, checkpoint) instead of text', false)
     .action(async (f: RunFlags, cmd: Command) => {
       const given = flags.typed(cmd);
@@ -50,25 +56,29 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
       if (!resume) makeRecipe(task.recipe, given); // fail on a bad combination before loading anything
 
       const controller = new AbortController();
-      let interrupts = 0;
-      const onSigint = () => {
-        interrupts++;
-        if (interrupts > 1) process.exit(130);
-        console.error(`\npit ${name}: interrupted; finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)`);
+      let stoppedBy: keyof typeof exitStatus | null = null;
+      const onSignal = (signal: keyof typeof exitStatus) => {
+        if (stoppedBy) process.exit(exitStatus[signal]);
+        stoppedBy = signal;
+        const again = signal === 'SIGINT' ? 'Ctrl-C again' : 'another SIGINT or SIGTERM';
+        console.error(`\npit ${name}: ${signal === 'SIGINT' ? 'interrupted' : 'terminated (SIGTERM)'}; finishing this step and saving a checkpoint (${again} to quit without saving)`);
         controller.abort();
       };
-      process.on('SIGINT', onSigint);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const reporter = progressReporter(view, { json: f.json, tty: !f.json && Boolean(process.stderr.isTTY) });
       const started = performance.now();
       try {
         // A resumed run keeps its saved precision unless --precision is given (then it must agree).
         const precision = cmd.getOptionValueSource('precision') === 'default' ? undefined : f.precision;
-        const result = await runTraining(task, { recipe: given, out, resume: resume ?? false, device: f.device, precision, signal: controller.signal, onEvent: reporter.onEvent });
+        const result = await runTraining(task, {
+          recipe: given, out, resume: resume ?? false, verify: !f.skipChecksum, device: f.device, precision, signal: controller.signal, onEvent: reporter.onEvent,
+        });
         reporter.done();
         result.model.dispose();
         if (result.interrupted) {
           console.log(`resume with: pit ${name} --out ${out} --resume`);
-          process.exitCode = 130;
+          process.exitCode = exitStatus[stoppedBy ?? 'SIGINT'];
           return;
         }
         if (f.json) return;
@@ -76,7 +86,8 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
         console.log(view.finalLine(result.final));
       } finally {
         reporter.done();
-        process.off('SIGINT', onSigint);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     });
 }

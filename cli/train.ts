@@ -1,14 +1,15 @@
 // `pit train` (the classification task through the shared training command, cli/run.ts) and
 // `pit eval`. Flags and defaults come from the recipe tables, so the CLI cannot drift from
 // `npm start`.
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
 import {
-  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointMetadata, resolveCheckpoint, savedRecipe, sharedRecipe,
+  classifyTask, evaluate, loadModelWeights, makeRecipe, MODEL_FILE, modelName, readCheckpointMetadata, resolveCheckpoint, savedRecipe, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
-import { deviceOption, integer } from './args.js';
+import { deviceOption, integer, skipChecksumOption } from './args.js';
 import type { TaskView } from './progress.js';
 import { registerTrainingCommand } from './run.js';
 
@@ -37,6 +38,16 @@ export function registerTrain(program: Command): void {
   });
 }
 
+/** The saved per-channel normalization, checked: a corrupted entry is named, not dereferenced. */
+function checkNormalization(file: string, value: unknown, channels: number): { mean: number[]; std: number[] } {
+  const perChannel = (v: unknown, positive: boolean) =>
+    Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  const n = value as { mean?: unknown; std?: unknown } | null | undefined;
+  if (!n || typeof n !== 'object' || !perChannel(n.mean, false) || !perChannel(n.std, true))
+    throw new RangeError(`eval: ${file}: metadata "normalization" must be { mean, std } with ${channels} finite number(s) each (std > 0), got ${JSON.stringify(value) ?? 'nothing'}`);
+  return n as { mean: number[]; std: number[] };
+}
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -46,21 +57,22 @@ export function registerEval(program: Command): void {
     .option('--ema', 'evaluate the EMA weights (ema.safetensors)', false)
     .option('--batch-size <n>', 'images per batch', integer(1), sharedRecipe.defaults.evalBatchSize)
     .addOption(deviceOption())
+    .addOption(skipChecksumOption('evaluated'))
     .option('--json', 'print one JSON object', false)
-    .action((flags: { checkpoint: string; dataDir?: string; ema: boolean; batchSize: number; device: 'auto' | 'cpu' | 'cuda'; json: boolean }) => {
+    .action((flags: { checkpoint: string; dataDir?: string; ema: boolean; batchSize: number; device: 'auto' | 'cpu' | 'cuda'; skipChecksum: boolean; json: boolean }) => {
       const dir = resolveCheckpoint(flags.checkpoint);
       const meta = readCheckpointMetadata(dir);
       if (meta.task !== undefined && meta.task !== classifyTask.name) throw new RangeError(`eval: ${dir} is a '${String(meta.task)}' run; pit eval reads classification checkpoints`);
       const saved = savedRecipe(classifyTask.recipe, meta, dir);
       const config = meta.config as VitConfig | undefined;
       if (!config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no model config)`);
+      const normalization = checkNormalization(join(dir, MODEL_FILE), meta.normalization, config.channels);
       const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
       const device = selectBackend({ device: flags.device }).backend;
       const { test } = classifyTask.data(recipe);
       const model = new VisionTransformer(config, { device });
       try {
-        loadModelWeights(dir, model, { ema: flags.ema });
-        const normalization = meta.normalization as { mean: number[]; std: number[] };
+        loadModelWeights(dir, model, { ema: flags.ema, verify: !flags.skipChecksum });
         const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize });
         if (flags.json) {
           console.log(JSON.stringify({ checkpoint: dir, weights: flags.ema ? 'ema' : 'model', data: test.name, ...metrics }));

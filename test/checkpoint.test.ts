@@ -8,8 +8,8 @@ import test from 'ava';
 import { backward, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
 import { modelConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
 import {
-  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, saveCheckpoint,
-  writeSafetensors, type SafetensorsEntry,
+  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, readSafetensorsMetadata, saveCheckpoint,
+  writeSafetensors, xxh32, type SafetensorsEntry,
 } from '../lib/train/index.js';
 import { randomF32 } from './helpers.js';
 
@@ -17,16 +17,20 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'pit-ckpt-'));
 const bits = (a: Float32Array | Int32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 // ---- safetensors: the format --------------------------------------------------------
-test('safetensors bytes: u64 LE header length, space-padded JSON to 8 bytes, raw LE f32 data', (t) => {
+test('safetensors bytes: u64 LE header length, space-padded JSON to 8 bytes, raw LE f32 data; the checksum entry', (t) => {
   const bytes = encodeSafetensors(new Map([['a', { shape: [2], data: Float32Array.from([1, -2]) }]]), { format: 'pt' });
-  const json = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
-  t.is(json.length, 85);
-  // 85 bytes of JSON + 3 spaces = 88 = 0x58; 8 + 88 + 8 data bytes.
-  t.is(bytes.length, 104);
-  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x58, 0, 0, 0, 0, 0, 0, 0]);
-  t.is(Buffer.from(bytes.subarray(8, 96)).toString('latin1'), `${json}   `);
+  // The checksum: XXH32 of the data, seeded with XXH32 of the header written without it.
+  const unsummed = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
+  const sum = xxh32(Uint8Array.from([0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]), xxh32(Buffer.from(unsummed))).toString(16).padStart(8, '0');
+  const json = `{"__metadata__":{"format":"pt","checksum":"xxh32:${sum}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`;
+  t.is(json.length, 113);
+  // 113 bytes of JSON + 7 spaces = 120 = 0x78; 8 + 120 + 8 data bytes.
+  t.is(bytes.length, 136);
+  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x78, 0, 0, 0, 0, 0, 0, 0]);
+  t.is(Buffer.from(bytes.subarray(8, 128)).toString('latin1'), `${json}       `);
   // 1.0f = 0x3f800000, -2.0f = 0xc0000000, little-endian.
-  t.deepEqual(Array.from(bytes.subarray(96)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+  t.deepEqual(Array.from(bytes.subarray(128)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+  t.deepEqual(decodeSafetensors(bytes).metadata, { format: 'pt' }, 'the reader checks the checksum and keeps it out of the metadata');
   // The reader accepts another writer's header: no metadata, other key and tensor order,
   // whitespace inside the JSON.
   const other = '{"b":{"data_offsets":[4,8],"shape":[1],"dtype":"F32"}, "a":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}';
@@ -217,4 +221,49 @@ test('loadCheckpoint: a wrong shape, a missing name or missing optimizer state t
   for (const m of [model, other, sincos, twin]) m.dispose();
   opt.dispose();
   rmSync(root, { recursive: true });
+});
+
+// ---- checksums and file errors -----------------------------------------------------------
+test('xxh32 matches the published test vectors', (t) => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  t.is(xxh32(text('')), 0x02cc5d05);
+  t.is(xxh32(text('a')), 0x550d7456);
+  t.is(xxh32(text('abc')), 0x32d153ff);
+  t.is(xxh32(text('Nobody inspects the spammish repetition')), 0xe2293b2f);
+  // An unaligned view hashes the same bytes the same way.
+  const padded = new Uint8Array(40);
+  padded.set(text('Nobody inspects the spammish repetition'), 1);
+  t.is(xxh32(padded.subarray(1)), 0xe2293b2f);
+});
+
+test('the checksum catches a flipped data bit and offsets swapped between tensors of one size, naming the file; verify: false skips it', (t) => {
+  const dir = scratch();
+  const ok = encodeSafetensors(new Map([['w', { shape: [2], data: Float32Array.from([1, 2]) }], ['b', { shape: [2], data: Float32Array.from([3, 4]) }]]));
+  const flipped = Buffer.from(ok);
+  flipped[flipped.length - 1]! ^= 0x01;
+  const n = Number(Buffer.from(ok).readBigUInt64LE(0));
+  const header = Buffer.from(ok.subarray(8, 8 + n)).toString('latin1');
+  // Same length: "[0,8]" and "[8,16]" traded, with the padding absorbing the difference.
+  const swappedHeader = header.replace('"data_offsets":[0,8]', '"data_offsets":[8,16]@').replace('"data_offsets":[8,16]}', '"data_offsets":[0,8]}').replace('@', '');
+  const swapped = Buffer.concat([ok.subarray(0, 8), Buffer.from(swappedHeader.padEnd(n, ' '), 'latin1'), ok.subarray(8 + n)]);
+  for (const [name, bytes] of [['flipped', flipped], ['swapped', swapped]] as const) {
+    const path = join(dir, `${name}.safetensors`);
+    writeFileSync(path, bytes);
+    t.throws(() => readSafetensors(path), { message: new RegExp(`safetensors: ${path}: checksum mismatch: the header says xxh32:[0-9a-f]{8}, the header and data hash to xxh32:[0-9a-f]{8}; the file is corrupted`) }, name);
+    t.notThrows(() => readSafetensors(path, { verify: false }), `${name} without verification`);
+  }
+  t.deepEqual(Array.from(readSafetensors(join(dir, 'swapped.safetensors'), { verify: false }).tensors.get('w')!.data), [3, 4], 'what verification prevents');
+  const badText = Buffer.from(Buffer.from(ok).toString('latin1').replace(/xxh32:[0-9a-f]{8}/, 'xxh32:nothex!!'), 'latin1');
+  t.throws(() => decodeSafetensors(badText, 'f'), { message: /"__metadata__"."checksum" must be xxh32:<8 hex digits>, got "xxh32:nothex!!"/ });
+  t.throws(() => encodeSafetensors(new Map(), { checksum: 'x' }), { message: /metadata "checksum" is written by the writer itself/ });
+  rmSync(dir, { recursive: true });
+});
+
+test('a folder or nothing where a safetensors file should be is an error naming the path (not a bare EISDIR)', (t) => {
+  const dir = scratch();
+  mkdirSync(join(dir, 'model.safetensors'));
+  for (const read of [readSafetensors, readSafetensorsMetadata])
+    t.throws(() => read(join(dir, 'model.safetensors')), { message: `safetensors: ${join(dir, 'model.safetensors')}: expected a safetensors file, found a folder` });
+  t.throws(() => readSafetensors(join(dir, 'none.safetensors')), { message: `safetensors: ${join(dir, 'none.safetensors')}: expected a safetensors file, found nothing there` });
+  rmSync(dir, { recursive: true });
 });

@@ -1,5 +1,5 @@
 // `pit train` and `pit eval` as a user runs them: argument errors, a run to the final line,
-// eval agreeing with it, and Ctrl-C saving a checkpoint that --resume continues.
+// eval agreeing with it, and Ctrl-C or SIGTERM saving a checkpoint that --resume continues.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,31 +71,34 @@ test('pit train prints one line per epoch and the final accuracy last; pit eval 
   rmSync(out, { recursive: true });
 });
 
-test('Ctrl-C finishes the step, saves, exits 130; --resume then completes the run', async (t) => {
-  const out = scratch();
-  const child = spawn(process.execPath, [pit, 'train', ...tiny, '--epochs', '3', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
-  child.stderr.on('data', (b) => (stderr += b));
-  const code = await new Promise<number | null>((resolve) => {
-    child.stdout.on('data', (b) => {
-      stdout += b;
-      // Interrupt once training has begun.
-      if (/training \/ \d+ test images/.test(stdout) && !child.killed) setTimeout(() => child.kill('SIGINT'), 300);
+// SIGTERM is what schedulers and containers send before a kill: it saves as Ctrl-C does.
+for (const [signal, status, said] of [['SIGINT', 130, 'interrupted'], ['SIGTERM', 143, 'terminated \\(SIGTERM\\)']] as const) {
+  test(`${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} finishes the step, saves, exits ${status}; --resume then completes the run`, async (t) => {
+    const out = scratch();
+    const child = spawn(process.execPath, [pit, 'train', ...tiny, '--epochs', '3', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (b) => {
+        stdout += b;
+        // Interrupt once training has begun.
+        if (/training \/ \d+ test images/.test(stdout) && !child.killed) setTimeout(() => child.kill(signal), 300);
+      });
+      child.on('exit', (c) => resolve(c));
     });
-    child.on('exit', (c) => resolve(c));
+    t.is(code, status, stdout + stderr);
+    t.regex(stderr, new RegExp(`${said}; finishing this step and saving a checkpoint`));
+    t.regex(stdout, /stopped at step \d+; checkpoint .*step-\d+/);
+    t.regex(stdout, new RegExp(`resume with: pit train --out ${out} --resume`));
+    t.true(existsSync(join(out, 'checkpoints', 'latest')));
+    const stoppedAt = Number(/stopped at step (\d+)/.exec(stdout)![1]);
+    t.true(stoppedAt > 0 && stoppedAt < 3 * 125, `stopped at ${stoppedAt}`);
+    const resumed = run('train', '--out', out, '--resume', '--device', 'cpu');
+    t.is(resumed.status, 0, resumed.stderr);
+    t.regex(resumed.stdout, new RegExp(`resuming at step ${stoppedAt}`));
+    t.regex(resumed.stdout.trim().split('\n').at(-1)!, /^final top-1 accuracy: /);
+    const epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'epoch');
+    t.deepEqual(epochs.map((l) => l.epoch), [1, 2, 3]);
+    rmSync(out, { recursive: true });
   });
-  t.is(code, 130, stdout + stderr);
-  t.regex(stderr, /interrupted; finishing this step and saving a checkpoint/);
-  t.regex(stdout, /stopped at step \d+; checkpoint .*step-\d+/);
-  t.regex(stdout, new RegExp(`resume with: pit train --out ${out} --resume`));
-  t.true(existsSync(join(out, 'checkpoints', 'latest')));
-  const stoppedAt = Number(/stopped at step (\d+)/.exec(stdout)![1]);
-  t.true(stoppedAt > 0 && stoppedAt < 3 * 125, `stopped at ${stoppedAt}`);
-  const resumed = run('train', '--out', out, '--resume', '--device', 'cpu');
-  t.is(resumed.status, 0, resumed.stderr);
-  t.regex(resumed.stdout, new RegExp(`resuming at step ${stoppedAt}`));
-  t.regex(resumed.stdout.trim().split('\n').at(-1)!, /^final top-1 accuracy: /);
-  const epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'epoch');
-  t.deepEqual(epochs.map((l) => l.epoch), [1, 2, 3]);
-  rmSync(out, { recursive: true });
-});
+}

@@ -1,6 +1,6 @@
-// The runner knows no task: a regression defined here (an MLP fitting a fixed linear function
-// of random images, with a per-sample loss mask drawn from the step's random stream, as MAE's
-// masks will be) trains through it, its loss falls, a stopped and resumed run is bit-identical
+// The runner knows no task: a regression (regression-task.ts: an MLP fitting a fixed linear
+// function of random images, with a per-sample loss mask drawn from the step's random stream,
+// as MAE's masks will be) trains through it, its loss falls, a stopped and resumed run is bit-identical
 // to a straight one, and the benchmark times its step. Recipe errors name the field, in the
 // shared part and in the task's.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,92 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { measureTaskStep } from '../bench/train.js';
-import {
-  channelStats, classifyTask, gelu, InitRng, Linear, linear, makeRecipe, METRICS_FILE, Module, mse, MODEL_FILE, noGrad, rand, resolveCheckpoint,
-  RUN_FILE, runTraining, substream, tensor, tidy, TRAIN_STATE_FILE, EMA_FILE, type Dataset, type Device, type Task, type TaskRecipePart, type Tensor,
-} from '../lib/index.js';
+import { classifyTask, makeRecipe, METRICS_FILE, MODEL_FILE, resolveCheckpoint, RUN_FILE, runTraining, TRAIN_STATE_FILE, EMA_FILE } from '../lib/index.js';
+import { C, regressionTask, S } from './regression-task.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-runner-'));
-
-interface RegressionRecipe {
-  hidden: number;
-  /** Fraction of the samples whose error counts in a step (drawn per step, like MAE's mask). */
-  keep: number;
-}
-
-interface RegressorConfig {
-  inputs: number;
-  hidden: number;
-  seed: number;
-}
-
-/** images (B, C, H, W) → (B, 1, 1): flatten, Linear, GELU, Linear. */
-class Regressor extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  constructor(readonly config: RegressorConfig, device: Device) {
-    super(device);
-    const rng = new InitRng(config.seed, device);
-    this.fc1 = this.child('fc1', new Linear(config.inputs, config.hidden, rng));
-    this.fc2 = this.child('fc2', new Linear(config.hidden, 1, rng));
-  }
-
-  forward(images: Tensor): Tensor {
-    const B = images.shape[0]!;
-    return this.fc2.forward(gelu(this.fc1.forward(images.reshape([B, this.config.inputs])))).reshape([B, 1, 1]);
-  }
-}
-
-const [C, S] = [1, 4];
-const D = C * S * S;
-/** The function to learn: y = Σ w_i x_i over the normalised pixels, w fixed. */
-const trueWeights = Float32Array.from({ length: D }, (_, i) => Math.sin(1 + i) / 2);
-
-function randomImages(n: number, seed: number, name: string): Dataset {
-  const images = Float32Array.from({ length: n * D }, (_, i) => (Math.sin(seed * 7919 + i * 12.9898) * 43758.5453) % 1 + 0.5);
-  return { images, labels: new Int32Array(n), n, channels: C, height: S, width: S, classes: 1, name, ...channelStats(images, n, C, S * S) };
-}
-
-/** (B, C, H, W) → the target (B, 1, 1), no gradient. */
-const target = (images: Tensor): Tensor =>
-  noGrad(() => linear(images.reshape([images.shape[0]!, D]), tensor(trueWeights, [1, D], { device: images.device })).reshape([images.shape[0]!, 1, 1]));
-
-const regressionRecipe: TaskRecipePart<RegressionRecipe> = {
-  defaults: { hidden: 16, keep: 0.75 },
-  sharedDefaults: { imageSize: null, epochs: 10, batchSize: 20, lr: 2e-2, warmupEpochs: 0, ema: 0.9, evalBatchSize: 50 },
-  fields: [
-    { key: 'hidden', flag: '--hidden <n>', help: 'hidden width', rule: { kind: 'integer', min: 1 } },
-    { key: 'keep', flag: '--keep <fraction>', help: 'fraction of samples in the loss', rule: { kind: 'number', min: 0, max: 1, maxClosed: true } },
-  ],
-  check(r) {
-    if (r.keep === 0) throw new RangeError("recipe: 'keep' must be > 0, got 0");
-  },
-};
-
-const regressionTask: Task<RegressionRecipe, Regressor, { mse: number }> = {
-  name: 'regress',
-  checkpointFormat: 'runner test regression v1',
-  recipe: regressionRecipe,
-  data: (recipe) => {
-    const train = randomImages(200, recipe.seed + 1, 'random-train');
-    return { train, test: { ...randomImages(100, recipe.seed + 2, 'random-test'), mean: train.mean, std: train.std } };
-  },
-  model: (recipe, shape, device) => new Regressor({ inputs: shape.channels * shape.height * shape.width, hidden: recipe.hidden, seed: recipe.seed }, device),
-  loss(model, batch, { recipe, random }) {
-    const B = batch.images.shape[0]!;
-    // (1, B) mask of the samples that count this step, from the step's Philox stream.
-    const u = noGrad(() => rand([B], substream(random, 'mask')).toArray());
-    const mask = tensor(Float32Array.from(u, (x) => (x < recipe.keep ? 1 : 0)), [1, B], { device: model.device });
-    return mse(model.forward(batch.images).reshape([1, B, 1]), target(batch.images).reshape([1, B, 1]), mask);
-  },
-  evaluate(model, data, { normalization }) {
-    const images = Float32Array.from(data.images, (x) => (x - normalization.mean[0]!) / normalization.std[0]!);
-    return tidy(() => noGrad(() => {
-      const x = tensor(images, [data.n, C, S, S], { device: model.device });
-      return { mse: mse(model.forward(x), target(x)).toArray()[0]! };
-    }));
-  },
-};
 
 test('a task the runner has never heard of trains through it: its loss falls, and its files say which task', async (t) => {
   const out = scratch();

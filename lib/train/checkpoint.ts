@@ -6,16 +6,18 @@
 //                            step, epoch, optimizer_step and the caller's train state (rng,
 //                            data loader) as JSON strings
 // The folder is written whole under a temporary name and renamed into place, so a reader
-// never sees one file of a new checkpoint beside one of an old. A run folder keeps its
-// checkpoints as checkpoints/step-<n>/ with a `latest` file naming the newest complete one.
-// Loading checks every name and shape (model, EMA, optimizer) before copying anything.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// never sees one file of a new checkpoint beside one of an old (run folders, which re-save a
+// step without ever losing `latest`, are run-checkpoints.ts). Weights or moments that are not
+// finite are refused on save and named on load. Loading checks every checksum, name and shape
+// (model, EMA, optimizer) before copying anything.
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { tensor, tidy, type Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
 import type { Ema } from './ema.js';
 import type { AdamW } from './optimizer.js';
-import { readSafetensors, readSafetensorsMetadata, writeFileAtomic, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
+import { checkFinite } from './finite.js';
+import { readSafetensors, readSafetensorsMetadata, writeSafetensors, type ReadOptions, type SafetensorsEntry } from './safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
 export const EMA_FILE = 'ema.safetensors';
@@ -34,6 +36,12 @@ export interface SaveCheckpointOptions {
   trainState?: unknown;
 }
 
+export interface LoadOptions extends ReadOptions {
+  model: Module;
+  optimizer?: AdamW;
+  ema?: Ema;
+}
+
 export interface LoadedCheckpoint {
   metadata: Record<string, unknown>;
   step: number;
@@ -41,32 +49,53 @@ export interface LoadedCheckpoint {
   trainState: unknown;
 }
 
+/** The temporary folder a save of `dir` writes into: a dead process's is stale (run-checkpoints.ts). */
+export const tempFolder = (dir: string) => `${dir}.tmp-${process.pid}`;
+
+/** A map of tensors as values on the host, each copied out of the addon once. */
+const onHost = (tensors: Map<string, Tensor>): Map<string, SafetensorsEntry> =>
+  new Map([...tensors].map(([n, t]) => [n, { shape: t.shape.slice(), data: t.toArray() as Float32Array }]));
+
+const dataOf = (...maps: Map<string, SafetensorsEntry>[]): [string, Float32Array][] => maps.flatMap((m) => [...m].map(([n, e]): [string, Float32Array] => [n, e.data]));
+
+/**
+ * Writes the files of a checkpoint into the existing, empty folder `dir`. Throws before
+ * writing anything when a weight or moment is not finite (a diverged model is no checkpoint).
+ */
+export function writeCheckpointFiles(dir: string, options: SaveCheckpointOptions): void {
+  const { model, optimizer, ema, metadata = {}, step = 0, epoch = 0, trainState = null } = options;
+  const weights = onHost(model.stateDict());
+  const averaged = ema ? onHost(ema.stateDict()) : null;
+  const state = new Map<string, SafetensorsEntry>();
+  if (optimizer) {
+    const { m, v } = optimizer.state();
+    for (const [name, e] of onHost(m)) state.set(`m.${name}`, e);
+    for (const [name, e] of onHost(v)) state.set(`v.${name}`, e);
+  }
+  checkFinite(dataOf(weights, averaged ?? new Map(), state), `saveCheckpoint: ${dirname(dir)} at step ${step}`, 'a model that is not finite is not saved as a checkpoint (the run diverged)');
+  const modelMeta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)]));
+  writeSafetensors(join(dir, MODEL_FILE), weights, modelMeta);
+  if (ema && averaged) writeSafetensors(join(dir, EMA_FILE), averaged, { ...modelMeta, ema_decay: JSON.stringify(ema.decay) });
+  writeSafetensors(join(dir, TRAIN_STATE_FILE), state, {
+    step: JSON.stringify(step),
+    epoch: JSON.stringify(epoch),
+    optimizer_step: JSON.stringify(optimizer ? optimizer.stepCount : 0),
+    train_state: JSON.stringify(trainState),
+  });
+}
+
 /**
  * Writes the checkpoint folder `dir` (replacing one already there): every file goes into a
- * temporary sibling folder, which is then renamed to `dir`.
+ * temporary sibling folder, which is then renamed to `dir`. Replacing has a moment with no
+ * `dir`; a run folder's saves (saveRunCheckpoint) have none.
  */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {
-  const { model, optimizer, ema, metadata = {}, step = 0, epoch = 0, trainState = null } = options;
   mkdirSync(dirname(dir), { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}`;
+  const tmp = tempFolder(dir);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    const modelMeta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)]));
-    writeSafetensors(join(tmp, MODEL_FILE), model.stateDict(), modelMeta);
-    if (ema) writeSafetensors(join(tmp, EMA_FILE), ema.stateDict(), { ...modelMeta, ema_decay: JSON.stringify(ema.decay) });
-    const state = new Map<string, Tensor>();
-    if (optimizer) {
-      const { m, v } = optimizer.state();
-      for (const [name, t] of m) state.set(`m.${name}`, t);
-      for (const [name, t] of v) state.set(`v.${name}`, t);
-    }
-    writeSafetensors(join(tmp, TRAIN_STATE_FILE), state, {
-      step: JSON.stringify(step),
-      epoch: JSON.stringify(epoch),
-      optimizer_step: JSON.stringify(optimizer ? optimizer.stepCount : 0),
-      train_state: JSON.stringify(trainState),
-    });
+    writeCheckpointFiles(tmp, options);
     if (existsSync(dir)) {
       // rename() cannot replace a non-empty folder: move the old one aside first.
       const old = `${dir}.old-${process.pid}`;
@@ -112,18 +141,26 @@ function checkEntries(file: string, what: string, entries: Map<string, Safetenso
   }
 }
 
+function checkLoadedFinite(file: string, tensors: Map<string, SafetensorsEntry>): void {
+  checkFinite(dataOf(tensors), `checkpoint: ${file}`, 'the weights are not finite (the run diverged before this checkpoint was saved)');
+}
+
 /**
  * Loads a checkpoint saved by saveCheckpoint into `model` (and `optimizer`, which then needs
  * the saved m/v). Everything is read and validated before any weight changes.
  */
-export function loadCheckpoint(dir: string, options: { model: Module; optimizer?: AdamW; ema?: Ema }): LoadedCheckpoint {
-  const { model, optimizer, ema } = options;
+export function loadCheckpoint(dir: string, options: LoadOptions): LoadedCheckpoint {
+  const { model, optimizer, ema, verify } = options;
   const modelPath = join(dir, MODEL_FILE), statePath = join(dir, TRAIN_STATE_FILE), emaPath = join(dir, EMA_FILE);
-  const weights = readSafetensors(modelPath);
-  const state = readSafetensors(statePath);
+  const weights = readSafetensors(modelPath, { verify });
+  const state = readSafetensors(statePath, { verify });
   checkEntries(modelPath, 'model', weights.tensors, model.namedParameters());
-  const emaWeights = ema ? readSafetensors(emaPath) : null;
-  if (emaWeights) checkEntries(emaPath, 'EMA', emaWeights.tensors, model.namedParameters());
+  checkLoadedFinite(modelPath, weights.tensors);
+  const emaWeights = ema ? readSafetensors(emaPath, { verify }) : null;
+  if (emaWeights) {
+    checkEntries(emaPath, 'EMA', emaWeights.tensors, model.namedParameters());
+    checkLoadedFinite(emaPath, emaWeights.tensors);
+  }
   const metadata = Object.fromEntries(Object.entries(weights.metadata).map(([k, v]) => [k, parseJson(modelPath, k, v)]));
   const step = nonNegativeInteger(statePath, 'step', parseJson(statePath, 'step', state.metadata.step));
   const epoch = nonNegativeInteger(statePath, 'epoch', parseJson(statePath, 'epoch', state.metadata.epoch));
@@ -137,6 +174,7 @@ export function loadCheckpoint(dir: string, options: { model: Module; optimizer?
       return [[`m.${n}`, p], [`v.${n}`, p]];
     });
     checkEntries(statePath, 'optimizer state', state.tensors, expected);
+    checkLoadedFinite(statePath, state.tensors);
   }
   tidy(() => {
     const toTensors = (prefix: string, names: string[], from: Map<string, SafetensorsEntry>) =>
@@ -153,44 +191,6 @@ export function loadCheckpoint(dir: string, options: { model: Module; optimizer?
   return { metadata, step, epoch, trainState };
 }
 
-export const CHECKPOINTS_DIR = 'checkpoints';
-const LATEST_FILE = 'latest';
-
-/**
- * Saves a run's checkpoint as <runDir>/checkpoints/step-<step>/, then points `latest` at it
- * (atomically) and removes all but the newest `keep` step folders. Returns the folder.
- */
-export function saveRunCheckpoint(runDir: string, options: SaveCheckpointOptions & { keep?: number }): string {
-  const { keep = 2, step = 0 } = options;
-  const root = join(runDir, CHECKPOINTS_DIR);
-  const name = `step-${String(step).padStart(8, '0')}`;
-  saveCheckpoint(join(root, name), options);
-  writeFileAtomic(join(root, LATEST_FILE), new TextEncoder().encode(name + '\n'));
-  const steps = readdirSync(root).filter((f) => /^step-\d+$/.test(f)).sort();
-  for (const old of steps.slice(0, Math.max(0, steps.length - keep))) if (old !== name) rmSync(join(root, old), { recursive: true, force: true });
-  return join(root, name);
-}
-
-/**
- * The checkpoint folder `path` names: a checkpoint folder itself (it holds model.safetensors),
- * or a run folder whose checkpoints/latest names one. Throws, saying what was looked for.
- */
-export function resolveCheckpoint(path: string): string {
-  if (!existsSync(path)) throw new RangeError(`checkpoint: '${path}' does not exist`);
-  if (!statSync(path).isDirectory()) {
-    if (basename(path) === MODEL_FILE) return dirname(path);
-    throw new RangeError(`checkpoint: '${path}' must be a run folder or a checkpoint folder, got a file`);
-  }
-  if (existsSync(join(path, MODEL_FILE))) return path;
-  const latest = join(path, CHECKPOINTS_DIR, LATEST_FILE);
-  if (!existsSync(latest)) throw new RangeError(`checkpoint: '${path}' holds neither ${MODEL_FILE} nor ${CHECKPOINTS_DIR}/${LATEST_FILE}`);
-  const name = readFileSync(latest, 'utf8').trim();
-  const dir = join(path, CHECKPOINTS_DIR, name);
-  if (!/^step-\d+$/.test(name) || !existsSync(join(dir, MODEL_FILE)))
-    throw new RangeError(`checkpoint: ${latest} names "${name}", which is not a checkpoint folder beside it`);
-  return dir;
-}
-
 /** The metadata of a checkpoint's model file, parsed (each entry JSON), without loading weights. */
 export function readCheckpointMetadata(dir: string): Record<string, unknown> {
   const path = join(dir, MODEL_FILE);
@@ -202,10 +202,11 @@ export function readCheckpointMetadata(dir: string): Record<string, unknown> {
  * Loads only weights into `model`: the checkpoint's model.safetensors, or with `ema` its
  * ema.safetensors (an error when the run kept no EMA). Names and shapes checked first.
  */
-export function loadModelWeights(dir: string, model: Module, options: { ema?: boolean } = {}): void {
+export function loadModelWeights(dir: string, model: Module, options: { ema?: boolean } & ReadOptions = {}): void {
   const path = join(dir, options.ema ? EMA_FILE : MODEL_FILE);
   if (options.ema && !existsSync(path)) throw new RangeError(`checkpoint: ${dir} has no ${EMA_FILE} (the run was trained without --ema)`);
-  const weights = readSafetensors(path);
+  const weights = readSafetensors(path, { verify: options.verify });
   checkEntries(path, options.ema ? 'EMA' : 'model', weights.tensors, model.namedParameters());
+  checkLoadedFinite(path, weights.tensors);
   tidy(() => model.loadStateDict(new Map([...weights.tensors].map(([n, e]) => [n, tensor(e.data, e.shape)]))));
 }

@@ -1,11 +1,17 @@
 export { AdamW, excludedFromDecay, type AdamWOptions, type OptimizerState, type ParamGroup } from './optimizer.js';
 export { learningRate, type ScheduleOptions } from './schedule.js';
 export { Ema } from './ema.js';
-export { decodeSafetensors, encodeSafetensors, readSafetensors, readSafetensorsMetadata, writeFileAtomic, writeSafetensors, type SafetensorsContents, type SafetensorsEntry } from './safetensors.js';
 export {
-  loadCheckpoint, loadModelWeights, saveCheckpoint, saveRunCheckpoint, resolveCheckpoint, readCheckpointMetadata, CHECKPOINTS_DIR, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
-  type LoadedCheckpoint, type SaveCheckpointOptions,
+  CHECKSUM_KEY, decodeSafetensors, encodeSafetensors, readSafetensors, readSafetensorsMetadata, writeFileAtomic, writeSafetensors,
+  type ReadOptions, type SafetensorsContents, type SafetensorsEntry,
+} from './safetensors.js';
+export { xxh32 } from './checksum.js';
+export {
+  loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
+  type LoadedCheckpoint, type LoadOptions, type SaveCheckpointOptions,
 } from './checkpoint.js';
+export { CHECKPOINTS_DIR, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
+export { LOCK_FILE, lockRunFolder, type RunLock } from './run-lock.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
 export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type ImageDataSize } from './data.js';

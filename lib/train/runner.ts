@@ -12,7 +12,11 @@
 // The loop yields to the event loop after each step, so an AbortSignal (Ctrl-C in the CLI) is
 // seen between steps: the step in flight finishes, a checkpoint is written, and the run
 // returns with `interrupted: true`.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+//
+// A run holds its folder's lock (run-lock.ts) from before it reads a checkpoint until it
+// returns; at the start it removes what crashed saves left (run-checkpoints.ts) and cuts
+// metrics.jsonl back to the step it starts from (metrics-log.ts).
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
@@ -20,18 +24,22 @@ import { augmentation } from '../data/transforms.js';
 import { selectBackend } from '../native.js';
 import { checkPrecision, type Precision } from '../nn/forward.js';
 import { copyOf, tensor, tidy, type Device } from '../tensor.js';
-import { loadCheckpoint, readCheckpointMetadata, resolveCheckpoint, saveRunCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointMetadata } from './checkpoint.js';
 import { Ema } from './ema.js';
+import { NonFiniteError } from './finite.js';
+import { appendMetrics, METRICS_FILE, truncateMetrics } from './metrics-log.js';
 import { AdamW } from './optimizer.js';
 import { checkRunMemory } from './memory.js';
 import { fieldKeys, type RecipeField } from './recipe-fields.js';
 import { makeRecipe, savedRecipe, sharedRecipe, type Recipe } from './recipe.js';
+import { removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
+import { lockRunFolder } from './run-lock.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
 import { taskOptimizer, trainStep } from './step.js';
 import type { Task, TaskModel } from './task.js';
 
-export const METRICS_FILE = 'metrics.jsonl';
+export { METRICS_FILE };
 export const RUN_FILE = 'run.json';
 
 export interface RunOptions<P, Metrics = unknown> {
@@ -42,6 +50,8 @@ export interface RunOptions<P, Metrics = unknown> {
   out: string;
   /** Continue from the run folder's latest checkpoint (or from this checkpoint/run folder). */
   resume?: boolean | string;
+  /** Check the checksums of the checkpoint resumed from (default true; see ReadOptions.verify). */
+  verify?: boolean;
   /** 'auto' (default): CUDA when present, else CPU. */
   device?: 'auto' | Device;
   /** 'f32' (default) or 'mixed': attention in bf16 on tensor cores (GPU only). */
@@ -141,8 +151,22 @@ function recipeFlag<P>(task: Task<P, TaskModel, unknown>): (key: string) => stri
  * model, optimizer and EMA it built are freed before the error propagates.
  */
 export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>): Promise<RunResult<M, Metrics>> {
-  const { out, resume = false } = options;
+  const { out } = options;
   if (typeof out !== 'string' || !out) throw new TypeError(`runTraining: 'out' must be a folder path, got ${JSON.stringify(out)}`);
+  // Resuming a folder that is not there fails before the lock would create it.
+  if (options.resume === true && !existsSync(out)) resolveCheckpoint(out);
+  // Taken before anything in the folder is read: a checkpoint another run is writing is not read.
+  const lock = lockRunFolder(out);
+  try {
+    removeStaleTemps(out);
+    return await lockedRun(task, options);
+  } finally {
+    lock.release();
+  }
+}
+
+async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>): Promise<RunResult<M, Metrics>> {
+  const { out, resume = false } = options;
   const given = options.recipe ?? {};
   const resumeFrom = resume === false ? null : resolveCheckpoint(resume === true ? out : resume);
   const { recipe, precision: runPrecision } = resumeFrom
@@ -206,23 +230,31 @@ async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   let step = 0;
   let run: RunState = { loader: loader.state(), epochLossSum: 0, epochSteps: 0 };
   if (resumeFrom) {
-    const loaded = loadCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined });
+    const loaded = loadCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined, verify: options.verify });
     step = loaded.step;
     run = loaded.trainState as RunState;
     if (!run || typeof run !== 'object' || !run.loader) throw new RangeError(`resume: ${resumeFrom}: train_state holds no loader position`);
     loader.restore(run.loader);
   }
 
-  mkdirSync(out, { recursive: true });
   const metricsPath = join(out, METRICS_FILE);
-  const log = (record: object) => appendFileSync(metricsPath, JSON.stringify(record) + '\n');
+  truncateMetrics(metricsPath, step);
+  const log = (record: object) => appendMetrics(metricsPath, record);
   if (!existsSync(join(out, RUN_FILE)) || !resumeFrom)
     writeFileAtomic(join(out, RUN_FILE), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters: model.parameterCount(), device }, null, 2) + '\n'));
 
-  const save = () => saveRunCheckpoint(out, {
-    model, optimizer, ema: ema ?? undefined, metadata, step, epoch: loader.epoch,
-    trainState: { ...run, loader: loader.state() } satisfies RunState,
-  });
+  const save = () => {
+    try {
+      return saveRunCheckpoint(out, {
+        model, optimizer, ema: ema ?? undefined, metadata, step, epoch: loader.epoch,
+        trainState: { ...run, loader: loader.state() } satisfies RunState,
+      });
+    } catch (e) {
+      // The loss can stay finite while a weight overflows: that model must not become `latest`.
+      if (e instanceof NonFiniteError) throw new RangeError(`training diverged by step ${step}: ${e.message}; lower --lr or set --clip-grad`);
+      throw e;
+    }
+  };
   const evaluate = () => task.evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, precision });
 
   onEvent?.({ type: 'start', task: task.name, recipe, config: model.config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });

@@ -4,15 +4,27 @@
 // header = { "__metadata__": { string: string }, name: { "dtype": "F32", "shape": [..],
 //            "data_offsets": [begin, end] } } with offsets relative to the start of data.
 // The reader trusts nothing: every violation throws an error naming the file.
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// Our writer adds __metadata__.checksum = "xxh32:<8 hex digits>": XXH32 of the data section,
+// seeded with XXH32 of the header JSON written without that entry. It catches what the
+// structure checks cannot: flipped data bits, and header edits that stay valid (offsets
+// swapped between tensors of one size, a changed shape or metadata value). Files without it
+// (other writers, checkpoints saved before it) are read unverified.
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { Tensor } from '../tensor.js';
+import { xxh32 } from './checksum.js';
 
 /** A tensor's values outside the addon: row-major f32. */
 export interface SafetensorsEntry {
   shape: number[];
   data: Float32Array;
+}
+
+export interface ReadOptions {
+  /** Check the stored checksum (default true). Hashing runs at ~GB/s (see checksum.ts);
+   * skip it only for files so large that this matters. */
+  verify?: boolean;
 }
 
 export interface SafetensorsContents {
@@ -26,6 +38,11 @@ const KNOWN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', '
 // The reference implementation refuses headers above 100 MB; so do we.
 const MAX_HEADER_BYTES = 100_000_000;
 const littleEndian = endianness() === 'LE';
+export const CHECKSUM_KEY = 'checksum';
+const CHECKSUM_PATTERN = /^xxh32:[0-9a-f]{8}$/;
+const checksumText = (value: number) => `xxh32:${value.toString(16).padStart(8, '0')}`;
+/** The checksum of a file whose header, without the checksum entry, is `header`. */
+const fileChecksum = (header: Record<string, unknown>, data: Uint8Array) => xxh32(data, xxh32(Buffer.from(JSON.stringify(header), 'utf8')));
 
 function toBytes(data: Float32Array): Uint8Array {
   if (littleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -50,7 +67,8 @@ export function encodeSafetensors(tensors: Map<string, Tensor | SafetensorsEntry
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata))
     if (typeof v !== 'string') throw new TypeError(`safetensors: metadata "${k}" must be a string, got ${typeof v}`);
-  header.__metadata__ = metadata;
+  if (CHECKSUM_KEY in metadata) throw new TypeError(`safetensors: metadata "${CHECKSUM_KEY}" is written by the writer itself`);
+  header.__metadata__ = { ...metadata };
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of tensors) {
@@ -70,17 +88,24 @@ export function encodeSafetensors(tensors: Map<string, Tensor | SafetensorsEntry
     chunks.push(toBytes(data));
     offset += data.byteLength;
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;   // 8 + padded is a multiple of 8
+  // The checksum text has a fixed length: lay the file out with a placeholder, copy the data
+  // in, then hash it where it lies and write the header for real (same length).
+  const unsummed = structuredClone(header);
+  const withChecksum = (value: number) => {
+    (header.__metadata__ as Record<string, string>)[CHECKSUM_KEY] = checksumText(value);
+    return Buffer.from(JSON.stringify(header), 'utf8');
+  };
+  const placeholder = withChecksum(0);
+  const padded = Math.ceil(placeholder.length / 8) * 8;   // 8 + padded is a multiple of 8
   const out = new Uint8Array(8 + padded + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + padded);
+  out.fill(0x20, 8 + placeholder.length, 8 + padded);
   let at = 8 + padded;
   for (const c of chunks) {
     out.set(c, at);
     at += c.byteLength;
   }
+  out.set(withChecksum(fileChecksum(unsummed, out.subarray(8 + padded))), 8);
   return out;
 }
 
@@ -120,8 +145,24 @@ const failer = (source: string): Fail => (why) => {
   throw new RangeError(`safetensors: ${source}: ${why}`);
 };
 
+/**
+ * Checks (with `verify`) and removes the header's checksum entry; `metadata` is the header's
+ * __metadata__, already checked to hold strings.
+ */
+function checkChecksum(header: Record<string, unknown>, metadata: Record<string, string>, data: Uint8Array, verify: boolean, fail: Fail): void {
+  const stored = metadata[CHECKSUM_KEY];
+  if (stored === undefined) return;
+  delete metadata[CHECKSUM_KEY];
+  if (!verify) return;
+  if (!CHECKSUM_PATTERN.test(stored)) fail(`"__metadata__"."${CHECKSUM_KEY}" must be xxh32:<8 hex digits>, got ${JSON.stringify(stored)}`);
+  const unsummed = { ...header, __metadata__: metadata };
+  const actual = checksumText(fileChecksum(unsummed, data));
+  if (actual !== stored)
+    fail(`checksum mismatch: the header says ${stored}, the header and data hash to ${actual}; the file is corrupted (loading without verification skips this check)`);
+}
+
 /** Parses and validates safetensors bytes; `source` (the file) names every error. */
-export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
+export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>', options: ReadOptions = {}): SafetensorsContents {
   const fail = failer(source);
   const { header, headerLength } = parseHeader(bytes, bytes.byteLength, fail);
   const dataStart = 8 + headerLength;
@@ -159,6 +200,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     expected = e.end;
   }
   if (expected !== dataLength) fail(`the tensors cover ${expected} bytes but the file holds ${dataLength} bytes of data (trailing bytes)`);
+  checkChecksum(header, metadata, bytes.subarray(dataStart), options.verify ?? true, fail);
   const tensors = new Map<string, SafetensorsEntry>();
   for (const e of entries) tensors.set(e.name, { shape: e.shape, data: fromBytes(bytes.subarray(dataStart + e.begin, dataStart + e.end)) });
   return { tensors, metadata };
@@ -199,13 +241,26 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor | Saf
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-export function readSafetensors(path: string): SafetensorsContents {
-  return decodeSafetensors(readFileSync(path), path);
+/** Throws, naming the path, unless it is a file (a folder's read error, EISDIR, names none). */
+function checkIsFile(path: string): void {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch {
+    throw new RangeError(`safetensors: ${path}: expected a safetensors file, found nothing there`);
+  }
+  if (!stats.isFile()) throw new RangeError(`safetensors: ${path}: expected a safetensors file, found ${stats.isDirectory() ? 'a folder' : 'something that is not a file'}`);
+}
+
+export function readSafetensors(path: string, options: ReadOptions = {}): SafetensorsContents {
+  checkIsFile(path);
+  return decodeSafetensors(readFileSync(path), path, options);
 }
 
 /** Only the "__metadata__" of a safetensors file, reading just its header. */
 export function readSafetensorsMetadata(path: string): Record<string, string> {
   const fail = failer(path);
+  checkIsFile(path);
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -215,7 +270,9 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     const prefix = Buffer.alloc(8 + Math.max(0, Math.min(n, size - 8, MAX_HEADER_BYTES)));
     length.copy(prefix);
     readSync(fd, prefix, 8, prefix.length - 8, 8);
-    return metadataOf(parseHeader(prefix, size, fail).header, fail);
+    const metadata = metadataOf(parseHeader(prefix, size, fail).header, fail);
+    delete metadata[CHECKSUM_KEY];   // verified when the file is read whole
+    return metadata;
   } finally {
     closeSync(fd);
   }
