@@ -173,23 +173,24 @@ export class Tensor {
 function resolveShape(shape: Shape, from: Shape, op: string): number[] {
   const size = from.reduce((a, b) => a * b, 1);
   if (!Array.isArray(shape)) throw new TypeError(`${op}: 'shape' must be an array of integers, got ${describeValue(shape)}`);
-  const text = `[${shape.map((d) => (typeof d === 'number' ? String(d) : JSON.stringify(d))).join(', ')}]`;
+  // The shape as the caller wrote it, for messages only (built when one is thrown: reshape is hot).
+  const text = () => `[${shape.map((d) => (typeof d === 'number' ? String(d) : JSON.stringify(d))).join(', ')}]`;
   // Every entry is checked before -1 is inferred: inferring first turned [-1, -1] into
   // "got -6", a number the caller never wrote.
   shape.forEach((d, i) => {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < -1)
-      throw new (typeof d === 'number' && Number.isInteger(d) ? RangeError : TypeError)(`${op}: 'shape[${i}]' must be a non-negative integer (or -1, inferred), got ${describeValue(d)} in ${text}`);
+      throw new (typeof d === 'number' && Number.isInteger(d) ? RangeError : TypeError)(`${op}: 'shape[${i}]' must be a non-negative integer (or -1, inferred), got ${describeValue(d)} in ${text()}`);
   });
   const infer = shape.indexOf(-1);
-  if (infer !== shape.lastIndexOf(-1)) throw new RangeError(`${op}: 'shape' ${text} may hold at most one -1 (the dim to infer), got ${shape.filter((d) => d === -1).length}`);
+  if (infer !== shape.lastIndexOf(-1)) throw new RangeError(`${op}: 'shape' ${text()} may hold at most one -1 (the dim to infer), got ${shape.filter((d) => d === -1).length}`);
   const out = shape.slice();
   const known = out.reduce((a, b, i) => (i === infer ? a : a * b), 1);
   if (infer >= 0) {
     if (known === 0 || size % known !== 0)
-      throw new RangeError(`${op}: cannot infer dim ${infer} of ${text}: the other dims hold ${known} elements, which does not divide the tensor's ${size}`);
+      throw new RangeError(`${op}: cannot infer dim ${infer} of ${text()}: the other dims hold ${known} elements, which does not divide the tensor's ${size}`);
     out[infer] = size / known;
   } else if (known !== size) {
-    throw new RangeError(`${op}: cannot reshape [${from.join(', ')}] (${size} elements) to ${text} (${known} elements)`);
+    throw new RangeError(`${op}: cannot reshape [${from.join(', ')}] (${size} elements) to ${text()} (${known} elements)`);
   }
   return out;
 }

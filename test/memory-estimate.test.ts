@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureTrainStep } from '../bench/train.js';
 import {
-  AdamW, checkRunMemory, classifyTask, estimateTrainingMemory, makeRecipe, modelConfig, runTraining, tensor, trainStep, VisionTransformer,
+  AdamW, checkRunMemory, classifyTask, estimateInferenceMemory, estimateTrainingMemory, evaluate, makeRecipe, memory, modelConfig, resetPeakMemory, runTraining,
+  tensor, trainStep, VisionTransformer, type Dataset,
 } from '../lib/index.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-memory-'));
@@ -76,8 +77,43 @@ test('checkRunMemory: on cuda the device parts meet the GPU, the images the host
   t.throws(() => checkRunMemory(estimate, 'cpu', flag, { device: 0, host: 10 * 2 ** 30 }), { message: /11\.0 GiB of cpu memory.*10\.0 GiB for activations.*1\.0 GiB for images \(--imageSize\)/ });
 });
 
+// An evaluation batch runs without gradients: BlockStack frees each block's tensors once its
+// output exists, so the peak is the trunk plus one block (its tensors and the stream it read),
+// whatever the depth. Same bound as above; it also fails if evaluation keeps every block again.
+test('estimateInferenceMemory is within [0.85, 1.25]× the measured peak of an evaluation batch, independent of depth', (t) => {
+  const rows: string[] = [];
+  for (const [model, side, channels, classes, batch] of [['pit-d4w64h4', 8, 1, 10, 64], ['pit-d12w32h2', 12, 3, 100, 16], ['vit-d6w64h4/2', 16, 3, 10, 32]] as const) {
+    const config = modelConfig(model, { imageSize: side, channels, classes });
+    const net = new VisionTransformer(config);
+    const n = batch;
+    const data: Dataset = {
+      images: Float32Array.from({ length: n * channels * side * side }, (_, i) => Math.sin(i)), labels: Int32Array.from({ length: n }, (_, i) => i % classes),
+      n, channels, height: side, width: side, classes, name: 'synthetic', mean: new Float32Array(channels), std: new Float32Array(channels).fill(1),
+    };
+    const before = memory().cpu.bytes;
+    resetPeakMemory();
+    evaluate(net, data, { normalization: { mean: data.mean, std: data.std }, batchSize: batch });
+    const measured = memory().cpu.peakBytes - before;
+    const estimate = estimateInferenceMemory(config, { batch });
+    const ratio = estimate / measured;
+    rows.push(`${model} ${side}×${side}×${channels} batch ${batch}: measured ${measured}, estimated ${estimate}, ratio ${ratio.toFixed(3)}`);
+    t.true(ratio >= 0.85 && ratio <= 1.25, rows.at(-1));
+    net.dispose();
+  }
+  t.log(rows.join('\n'));
+});
+
+test("the README's CIFAR runs fit a 24 GiB machine: pit-t and pit-s on cifar100 at the default batches", (t) => {
+  for (const model of ['pit-t', 'pit-s']) {
+    const recipe = makeRecipe(classifyTask.recipe, { model, data: 'cifar100', dataDir: '/data/cifar-100-binary' });
+    const memory = classifyTask.estimate(recipe, { precision: 'f32' });
+    const total = [...memory.device, ...memory.host].reduce((s, p) => s + p.bytes, 0);
+    t.true(total < 24 * 2 ** 30, `${model}: ${(total / 2 ** 30).toFixed(1)} GiB: ${memory.device.map((p) => p.what).join('; ')}`);
+  }
+});
+
 test('the default recipe fits: its estimate is far below any machine', (t) => {
-  const memory = classifyTask.estimate!(makeRecipe(classifyTask.recipe), { precision: 'f32' });
+  const memory = classifyTask.estimate(makeRecipe(classifyTask.recipe), { precision: 'f32' });
   const total = [...memory.device, ...memory.host].reduce((s, p) => s + p.bytes, 0);
   t.true(total < 2 ** 30, `${total} bytes`);
 });

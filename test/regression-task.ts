@@ -69,6 +69,18 @@ export const regressionTask: Task<RegressionRecipe, Regressor, { mse: number }> 
     const train = randomImages(200, recipe.seed + 1, 'random-train');
     return { train, test: { ...randomImages(100, recipe.seed + 2, 'random-test'), mean: train.mean, std: train.std } };
   },
+  // The regressor's parameters with gradients, AdamW's moments and the EMA, a batch's
+  // activations, and the 300 images: kilobytes, but checked like any task's.
+  estimate: (recipe) => {
+    const parameters = (D * recipe.hidden + 2 * recipe.hidden + 1) * 4;
+    return {
+      device: [
+        { what: 'the regressor with its gradients, AdamW moments and EMA', bytes: 5 * parameters, keys: ['hidden'] },
+        { what: 'activations of a batch', bytes: recipe.batchSize * (D + 2 * recipe.hidden + 1) * 4, keys: ['batchSize', 'hidden'] },
+      ],
+      host: [{ what: '300 images', bytes: 300 * D * 4, keys: [] }],
+    };
+  },
   model: (recipe, shape, device) => new Regressor({ inputs: shape.channels * shape.height * shape.width, hidden: recipe.hidden, seed: recipe.seed }, device),
   loss(model, batch, { recipe, random }) {
     const B = batch.images.shape[0]!;

@@ -3,4 +3,4 @@ export {
   type BuildOptions, type EncoderConfig, type VitConfig,
 } from './vit.js';
 export { modelName, modelSizes, parseModelName, vitPresets, type ModelShape } from './names.js';
-export { activationsPerToken, estimateTrainingMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+export { activationsPerToken, estimateInferenceMemory, estimateTrainingMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';

@@ -49,18 +49,40 @@ export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'm
   return f32 * F32 + (precision === 'mixed' ? 4 * d * BF16 : 0);
 }
 
+/**
+ * The trunk's tensors of a forward at `batch` images: the images C·p² per patch and their
+ * patchified copy, the patch embedding N·d, [cls; patches] and the position sum 2·L·d, the
+ * pooled slice N·d, then per image the head's few vectors.
+ */
+function trunkBytes(config: VitConfig, batch: number): number {
+  const [h, w] = tokenGrid(config);
+  const { dim: d, channels: C, patch: p, classes: K } = config;
+  const N = h * w, L = N + 1;
+  return batch * (2 * N * C * p * p + N * d + 2 * L * d + N * d + 4 * d + 2 * K) * F32;
+}
+
+/**
+ * The activations of a forward without gradients (an evaluation batch) at its peak: the trunk,
+ * and inside the block being run its own tensors plus the residual stream it read (BlockStack
+ * frees each block's intermediates once its output exists, so depth does not multiply).
+ */
+export function estimateInferenceMemory(config: VitConfig, options: Omit<TrainingMemoryOptions, 'ema'>): number {
+  const { batch: B, precision = 'f32' } = options;
+  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateInferenceMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  const [h, w] = tokenGrid(config);
+  const L = h * w + 1;
+  return B * L * (activationsPerToken(config, precision) + config.dim * F32) + trunkBytes(config, B);
+}
+
 /** The training step's peak memory for `config` at `batch` images (see the header for the terms). */
 export function estimateTrainingMemory(config: VitConfig, options: TrainingMemoryOptions): TrainingMemory {
   const { batch: B, precision = 'f32', ema = false } = options;
   if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateTrainingMemory: 'batch' must be a positive integer, got ${String(B)}`);
   const [h, w] = tokenGrid(config);
-  const { dim: d, channels: C, patch: p, classes: K, depth } = config;
+  const { dim: d, depth } = config;
   const N = h * w, L = N + 1, hidden = Math.round(d * config.mlpRatio);
   const P = parameterCount(config);
-  // The trunk: images C·p² per patch, patchified copy, patch embedding N·d, [cls; patches] and
-  // the position sum 2·L·d, the pooled slice N·d, then per image the head's few vectors.
-  const trunk = B * (2 * N * C * p * p + N * d + 2 * L * d + N * d + 4 * d + 2 * K) * F32;
-  const activations = B * L * depth * activationsPerToken(config, precision) + trunk;
+  const activations = B * L * depth * activationsPerToken(config, precision) + trunkBytes(config, B);
   // In flight at once: the gradients of a block's widest tensors (MLP hidden twice, the
   // residual stream and qkv) and of the trunk's (B, L, d) stream.
   const backward = B * L * (2 * hidden + 3 * d + 3 * d) * F32;

@@ -1,6 +1,6 @@
 // `blocks.N`: a stack of transformer blocks with drop path rising linearly with depth, as
 // timm's ViT and MAE's encoder build it (MAE's decoder is another stack: `decoder_blocks`).
-import type { Tensor } from '../tensor.js';
+import { isGradEnabled, tidy, type Tensor } from '../tensor.js';
 import { Block } from './block.js';
 import type { ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
@@ -29,13 +29,25 @@ export class BlockStack extends Module {
   /**
    * x (B, L, d) through every block. Each block draws two drop-path masks; block i takes
    * offsets 2·depth·random.offset + 2i (+1), so one step's offset never overlaps another's.
+   * Without gradients (evaluation, sampling) nothing is kept for a backward: each block's
+   * intermediates and the previous residual stream are freed as soon as its output exists, so
+   * inference holds one block's tensors at a time instead of every block's.
    */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const { random } = options;
     const depth = this.blocks.length;
+    const keepsGraph = isGradEnabled();
+    let y = x;
     this.blocks.forEach((block, i) => {
-      x = block.forward(x, { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } });
+      const blockOptions = { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } };
+      if (keepsGraph) {
+        y = block.forward(y, blockOptions);
+        return;
+      }
+      const next = tidy(() => block.forward(y, blockOptions));
+      if (y !== x) y.dispose();
+      y = next;
     });
-    return x;
+    return y;
   }
 }

@@ -28,10 +28,18 @@ export function formatBytes(n: number): string {
   return `${n >= 1e6 ? n.toExponential(1) : n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-/** The memory a run on `device` may use: the GPU's total on cuda, the machine's RAM on cpu. */
+/**
+ * The memory a run on `device` may use: the GPU's total on cuda (unknown: no limit, rather than
+ * refusing every run), on cpu the machine's RAM or the container's limit (cgroup), the smaller.
+ */
 export function memoryLimit(device: Device): number {
-  if (device === 'cuda') return native().memory().cuda?.total ?? 0;
-  return totalmem();
+  if (device === 'cuda') return native().memory().cuda?.total || Infinity;
+  return hostMemory();
+}
+
+export function hostMemory(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
 }
 
 const sum = (parts: readonly MemoryPart[]) => parts.reduce((s, p) => s + p.bytes, 0);
@@ -41,7 +49,7 @@ const sum = (parts: readonly MemoryPart[]) => parts.reduce((s, p) => s + p.bytes
  * host parts (plus the device parts on cpu, where they share the RAM) in the machine's.
  * `flag(key)` names a recipe key as the user typed it (the CLI flag).
  */
-export function checkRunMemory(estimate: RunMemory, device: Device, flag: (key: string) => string, limits = { device: memoryLimit(device), host: totalmem() }): void {
+export function checkRunMemory(estimate: RunMemory, device: Device, flag: (key: string) => string, limits = { device: memoryLimit(device), host: hostMemory() }): void {
   const onHost = device === 'cpu' ? [...estimate.device, ...estimate.host] : estimate.host;
   const checks = device === 'cpu'
     ? [{ where: 'cpu memory (RAM)', parts: onHost, limit: limits.host }]

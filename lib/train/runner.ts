@@ -178,7 +178,7 @@ async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
 
   // Sizes are checked before anything is read or built (a run too big for the machine is
   // refused in milliseconds, naming its flags, rather than dying minutes later).
-  if (task.estimate) checkRunMemory(task.estimate(recipe, { precision }), device, recipeFlag(task));
+  checkRunMemory(task.estimate(recipe, { precision }), device, recipeFlag(task));
   const { train, test } = task.data(recipe);
   const model = task.model(recipe, train, device);
   let optimizer: AdamW | undefined, ema: Ema | null = null;

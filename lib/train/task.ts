@@ -71,9 +71,10 @@ export interface Task<P, M extends TaskModel = TaskModel, Metrics = unknown> {
   data(recipe: Readonly<Recipe<P>>): DataSplits;
   /**
    * The run's peak memory from the recipe alone (nothing loaded or built); the runner refuses a
-   * run that cannot fit before it reads the data. Optional: a task without it is not checked.
+   * run that cannot fit before it reads the data. Every task has one: an unchecked task is where
+   * `--depth 1000000000` would run for minutes and then kill the process.
    */
-  estimate?(recipe: Readonly<Recipe<P>>, context: { precision: Precision }): RunMemory;
+  estimate(recipe: Readonly<Recipe<P>>, context: { precision: Precision }): RunMemory;
   /** Builds the model, every parameter on `device`, for images of `shape`. */
   model(recipe: Readonly<Recipe<P>>, shape: DataShape, device: Device): M;
   /** AdamW options that depend on the model (e.g. layer-wise lr decay as lrScale); optional. */

@@ -3,7 +3,7 @@
 import { parseModelName } from '../../models/names.js';
 import { modelConfig, VisionTransformer, type VitConfig } from '../../models/vit.js';
 import { softmaxCrossEntropy } from '../../ops/index.js';
-import { estimateTrainingMemory } from '../../models/vit-memory.js';
+import { estimateInferenceMemory, estimateTrainingMemory } from '../../models/vit-memory.js';
 import type { Precision } from '../../nn/forward.js';
 import { imageDataBytes, imageDataSize, loadImageData } from '../data.js';
 import type { RunMemory } from '../memory.js';
@@ -66,15 +66,15 @@ export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: Dat
 
 /**
  * The run's peak: weights, gradients, AdamW (and EMA) on the device, plus the larger of a
- * training step's activations and an evaluation batch's (whose forward keeps the same tensors
- * until its batch ends); the images on the host.
+ * training step's activations and an evaluation batch's (one block's tensors at a time: see
+ * estimateInferenceMemory); the images on the host.
  */
 export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }: { precision: Precision }): RunMemory {
   const data = imageDataSize(recipe);
   const config = recipeModelConfig(recipe, data);
   const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
-  const evaluation = estimateTrainingMemory(config, { batch: recipe.evalBatchSize, precision });
-  const evalWins = evaluation.activations > train.activations + train.backward;
+  const evaluation = estimateInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
+  const evalWins = evaluation > train.activations + train.backward;
   const count = (n: number) => (n < 1e12 ? n.toLocaleString('en-US') : n.toExponential(2));
   // The keys that make each part grow (a learned position table grows with the image).
   const modelKeys = ['model', 'depth', 'dim', ...(recipe.posEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
@@ -82,8 +82,10 @@ export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }
     device: [
       { what: `${count(train.parameterCount)} parameters with their gradients, AdamW moments${recipe.ema > 0 ? ' and EMA' : ''}`,
         bytes: train.parameters + train.gradients + train.optimizer + train.ema, keys: modelKeys },
-      { what: `activations of ${evalWins ? `an evaluation batch of ${recipe.evalBatchSize}` : `a training batch of ${recipe.batchSize}`} images × ${count(train.tokens)} tokens × ${count(config.depth)} blocks of width ${config.dim}`,
-        bytes: evalWins ? evaluation.activations : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'patch', 'depth', 'dim', 'model'] },
+      { what: evalWins
+          ? `activations of an evaluation batch of ${count(recipe.evalBatchSize)} images × ${count(train.tokens)} tokens, one block of width ${count(config.dim)} at a time`
+          : `activations of a training batch of ${count(recipe.batchSize)} images × ${count(train.tokens)} tokens × ${count(config.depth)} blocks of width ${count(config.dim)}`,
+        bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'patch', 'depth', 'dim', 'model'] },
     ],
     host: [{ what: `${count(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] }],
   };
