@@ -69,6 +69,7 @@ test('masking: int(N·(1−r)) kept per sample, ids_restore inverts ids_shuffle,
   const drop = tidy(() => rand([B, N], { seed: 5, offset: 3 }).toArray());
   t.notDeepEqual(Array.from(drop), Array.from(noise), "the mask noise is not the step's own (drop-path) stream");
   t.is(randomMasking(2, 1024, 0.75, random).keep, 256, 'SPEC §3: 256 of 1,024 pixels');
+  t.throws(() => randomMasking(2, 4, 0.9, random), { instanceOf: RangeError, message: /int\(N·\(1 − r\)\) in \[1, N\)/ });
 });
 
 test('forward: shapes, the masks of randomMasking for the same stream, and the loss of a float64 reference over removed tokens only', (t) => {

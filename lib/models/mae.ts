@@ -96,6 +96,8 @@ export interface RandomMasking {
  */
 export function randomMasking(B: number, N: number, maskRatio: number, random: RandomStream): RandomMasking {
   const keep = keptTokens(N, maskRatio);
+  if (!Number.isInteger(B) || B <= 0 || !Number.isInteger(N) || !(keep >= 1 && keep < N))
+    throw new RangeError(`randomMasking: needs a positive integer 'B' and a ratio keeping int(N·(1 − r)) in [1, N), got B ${B}, N ${N}, maskRatio ${maskRatio}`);
   const noise = tidy(() => noGrad(() => rand([B, N], substream(random, 'mask')).toArray())); // (B, N)
   const idsShuffle = new Int32Array(B * N), idsRestore = new Int32Array(B * N);
   const mask = new Float32Array(B * N);
