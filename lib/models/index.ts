@@ -1,6 +1,10 @@
 export {
-  VisionTransformer, VitEncoder, vit, modelConfig, defaultVitConfig, parameterCount, tokenGrid,
+  VisionTransformer, VitEncoder, vit, modelConfig, defaultVitConfig, parameterCount, tokenGrid, blockParameterCount, trunkParameterCount,
   type BuildOptions, type EncoderConfig, type VitConfig,
 } from './vit.js';
 export { modelName, modelSizes, parseModelName, vitPresets, type ModelShape } from './names.js';
 export { activationsPerToken, estimateInferenceMemory, estimateTrainingMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+export {
+  MaskedAutoencoder, mae, maeConfig, defaultMaeConfig, maeParameterCount, checkMaeConfig, keptTokens, randomMasking,
+  type MaeConfig, type MaeForwardOptions, type MaeOutput, type RandomMasking,
+} from './mae.js';

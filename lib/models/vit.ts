@@ -54,7 +54,8 @@ function imageHW(config: EncoderConfig): [number, number] {
   return typeof s === 'number' ? [s, s] : [s[0], s[1]];
 }
 
-function positiveInteger(owner: string, name: string, v: unknown): void {
+/** Throws a TypeError naming `owner` and `name` unless v is a positive integer. */
+export function positiveInteger(owner: string, name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`${owner}: '${name}' must be a positive integer, got ${String(v)}`);
 }
 
@@ -84,13 +85,23 @@ function checkHead(config: VitConfig): void {
  * (4 + 2r)d² + (9 + r)d.
  */
 export function parameterCount(config: VitConfig): number {
-  const [h, w] = tokenGrid(config);
   checkHead(config);
-  const { dim: d, patch: p, channels: C, classes: K, depth } = config;
-  const hidden = Math.round(d * config.mlpRatio);
-  const block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * hidden + hidden) + (hidden * d + d);
+  const { dim: d, classes: K } = config;
+  return trunkParameterCount(config) + 2 * d + (d * K + K);
+}
+
+/** One pre-norm block of width d: two LayerNorms, qkv, proj and the MLP's two Linears. */
+export function blockParameterCount(d: number, mlpRatio: number): number {
+  const hidden = Math.round(d * mlpRatio);
+  return 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * hidden + hidden) + (hidden * d + d);
+}
+
+/** The VitEncoder's parameters: depth·block + patch embedding + cls + learned position table. */
+export function trunkParameterCount(config: EncoderConfig): number {
+  const [h, w] = tokenGrid(config);
+  const { dim: d, patch: p, channels: C, depth } = config;
   const position = config.posEmbed === 'learned' ? (h * w + 1) * d : 0;
-  return depth * block + (p * p * C * d + d) + d + position + 2 * d + (d * K + K);
+  return depth * blockParameterCount(d, config.mlpRatio) + (p * p * C * d + d) + d + position;
 }
 
 /** `patch_embed`, `cls_token`, `pos_embed` and `blocks.N`: the trunk without a head. */
@@ -108,15 +119,24 @@ export class VitEncoder extends Module {
   constructor(config: EncoderConfig, rng: InitRng) {
     super(rng.device);
     this.#encoder = config;
-    const [h, w] = (this.grid = tokenGrid(config));
+    this.grid = tokenGrid(config);
     const { dim: d, patch: p, channels: C } = config;
-    const N = h * w;
     this.patchEmbed = this.child('patch_embed', new PatchEmbed(C, p, d, rng));
     this.clsToken = this.parameter('cls_token', rng.normal([1, 1, d], 1e-6), [1, 1, d]);
-    const table = positionTable(config.posEmbed, h, w, d, rng);
-    this.posEmbed = !table ? null
-      : table.trainable ? this.parameter('pos_embed', table.values, [1, N + 1, d]) : this.buffer('pos_embed', table.values, [1, N + 1, d]);
+    this.posEmbed = this.positionEmbedding('pos_embed', config.posEmbed, d, rng);
     this.blocks = this.child('blocks', new BlockStack(config.depth, d, config.heads, { mlpRatio: config.mlpRatio, dropPath: config.dropPath, init: rng }));
+  }
+
+  /**
+   * Registers a (1, N + 1, D) position table of this grid under `name` (cls row first): a
+   * parameter when learned, a fixed buffer when sincos, nothing (null) for none.
+   */
+  protected positionEmbedding(name: string, kind: PositionKind, D: number, rng: InitRng): Tensor | null {
+    const [h, w] = this.grid;
+    const table = positionTable(kind, h, w, D, rng);
+    if (!table) return null;
+    const shape = [1, h * w + 1, D];
+    return table.trainable ? this.parameter(name, table.values, shape) : this.buffer(name, table.values, shape);
   }
 
   /** images (B, C, H, W) → (B, N, C·p²) patch tokens (see patchify for the order). */
@@ -131,7 +151,12 @@ export class VitEncoder extends Module {
 
   /** images (B, C, H, W) → (B, N, d): embedded patches plus their position rows 1..N. */
   embed(images: Tensor): Tensor {
-    const x = this.patchEmbed.forward(this.patchify(images));
+    return this.embedPatches(this.patchify(images));
+  }
+
+  /** patches (B, N, C·p²) from patchify → (B, N, d) embedded, plus position rows 1..N. */
+  embedPatches(patches: Tensor): Tensor {
+    const x = this.patchEmbed.forward(patches);
     if (!this.posEmbed) return x;
     const [h, w] = this.grid;
     return add(x, sliceTokens(this.posEmbed, 1, h * w).reshape([h * w, this.#encoder.dim]));

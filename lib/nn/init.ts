@@ -2,7 +2,8 @@
 // with the model's seed and a fresh offset per draw, so the same seed and construction order
 // give bit-identical weights on every backend. The generator also names the device the
 // model's parameters are made on, so a model is built where it will run.
-import { noGrad, randn, tidy, type Device, type Shape } from '../tensor.js';
+import { noGrad, rand, randn, tensor, tidy, type Device, type Shape, type Tensor } from '../tensor.js';
+import type { Module } from './module.js';
 
 const size = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);
 
@@ -24,6 +25,25 @@ export class InitRng {
   #standardNormal(n: number): Float32Array {
     const offset = this.#offset++;
     return tidy(() => noGrad(() => randn([n], { seed: this.seed, offset }).toArray() as Float32Array));
+  }
+
+  #standardUniform(n: number): Float32Array {
+    const offset = this.#offset++;
+    return tidy(() => noGrad(() => rand([n], { seed: this.seed, offset }).toArray() as Float32Array));
+  }
+
+  /**
+   * torch's xavier_uniform_: U(−a, a) with a = √(6 / (fan_in + fan_out)), for a weight
+   * (fan_out, ...) whose trailing dims multiply to fan_in (a (d, C, p, p) patch embedding is
+   * its flattened (d, C·p²) view, as MAE and DiT initialise it). One draw.
+   */
+  xavierUniform(shape: Shape): Float32Array {
+    if (shape.length < 2) throw new RangeError(`xavierUniform: 'shape' must have at least 2 dims (fan_out, fan_in...), got [${shape.join(', ')}]`);
+    const fanOut = shape[0]!, fanIn = size(shape) / fanOut;
+    const bound = Math.sqrt(6 / (fanIn + fanOut));
+    const values = this.#standardUniform(size(shape));
+    for (let i = 0; i < values.length; i++) values[i] = (2 * values[i]! - 1) * bound;
+    return values;
   }
 
   /** N(0, std²) values for a tensor of `shape`. */
@@ -65,3 +85,21 @@ export const initRng = (init: Init): InitRng => (init instanceof InitRng ? init 
 
 /** The device a module built from `init` lives on. */
 export const initDevice = (init: Init): Device => (init instanceof InitRng ? init.device : 'cpu');
+
+/**
+ * Redraws, in parameter order, every parameter of `module` for which `draw` returns values
+ * (the rest keep theirs): the initialize_weights pass MAE and DiT run after construction.
+ */
+export function redrawParameters(module: Module, draw: (name: string, param: Tensor) => Float32Array | null): void {
+  tidy(() => {
+    const fresh = new Map<string, Tensor>();
+    for (const [name, param] of module.namedParameters()) {
+      const values = draw(name, param);
+      if (values) fresh.set(name, tensor(values, param.shape, { device: module.device }));
+    }
+    module.loadStateDict(fresh, { strict: false });
+  });
+}
+
+/** A Linear's (or the patch embedding's) weight: named `weight`, with ≥ 2 dims (LayerNorm's has 1). */
+export const isLinearWeight = (name: string, param: Tensor): boolean => param.shape.length >= 2 && (name === 'weight' || name.endsWith('.weight'));
