@@ -1,12 +1,11 @@
 // `pit train` (the classification task through the shared training command, cli/run.ts) and
 // `pit eval`. Flags and defaults come from the recipe tables, so the CLI cannot drift from
 // `npm start`.
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
 import {
-  classifyTask, evaluate, loadModelWeights, makeRecipe, MODEL_FILE, modelName, readCheckpointMetadata, resolveCheckpoint, savedRecipe, sharedRecipe,
+  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointWeights, resolveCheckpoint, savedRecipe, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
 import { deviceOption, integer, skipChecksumOption } from './args.js';
@@ -61,18 +60,21 @@ export function registerEval(program: Command): void {
     .option('--json', 'print one JSON object', false)
     .action((flags: { checkpoint: string; dataDir?: string; ema: boolean; batchSize: number; device: 'auto' | 'cpu' | 'cuda'; skipChecksum: boolean; json: boolean }) => {
       const dir = resolveCheckpoint(flags.checkpoint);
-      const meta = readCheckpointMetadata(dir);
+      // The weights file evaluated is read once, its checksum verified before its metadata
+      // (recipe, config, normalization; ema.safetensors holds the model's) is used.
+      const weights = readCheckpointWeights(dir, { ema: flags.ema, verify: !flags.skipChecksum });
+      const meta = weights.metadata;
       if (meta.task !== undefined && meta.task !== classifyTask.name) throw new RangeError(`eval: ${dir} is a '${String(meta.task)}' run; pit eval reads classification checkpoints`);
       const saved = savedRecipe(classifyTask.recipe, meta, dir);
       const config = meta.config as VitConfig | undefined;
       if (!config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no model config)`);
-      const normalization = checkNormalization(join(dir, MODEL_FILE), meta.normalization, config.channels);
+      const normalization = checkNormalization(weights.path, meta.normalization, config.channels);
       const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
       const device = selectBackend({ device: flags.device }).backend;
       const { test } = classifyTask.data(recipe);
       const model = new VisionTransformer(config, { device });
       try {
-        loadModelWeights(dir, model, { ema: flags.ema, verify: !flags.skipChecksum });
+        loadModelWeights(weights, model);
         const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize });
         if (flags.json) {
           console.log(JSON.stringify({ checkpoint: dir, weights: flags.ema ? 'ema' : 'model', data: test.name, ...metrics }));

@@ -8,7 +8,7 @@ import test from 'ava';
 import { backward, softmaxCrossEntropy, tensor, tidy, type Tensor } from '../lib/index.js';
 import { modelConfig, VisionTransformer, type VitConfig } from '../lib/models/vit.js';
 import {
-  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readSafetensors, readSafetensorsMetadata, saveCheckpoint,
+  AdamW, decodeSafetensors, encodeSafetensors, loadCheckpoint, readCheckpointMetadata, readSafetensors, readSafetensorsMetadata, saveCheckpoint,
   writeSafetensors, xxh32, type SafetensorsEntry,
 } from '../lib/train/index.js';
 import { randomF32 } from './helpers.js';
@@ -22,14 +22,14 @@ test('safetensors bytes: u64 LE header length, space-padded JSON to 8 bytes, raw
   // The checksum: XXH32 of the data, seeded with XXH32 of the header written without it.
   const unsummed = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
   const sum = xxh32(Uint8Array.from([0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]), xxh32(Buffer.from(unsummed))).toString(16).padStart(8, '0');
-  const json = `{"__metadata__":{"format":"pt","checksum":"xxh32:${sum}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`;
-  t.is(json.length, 113);
-  // 113 bytes of JSON + 7 spaces = 120 = 0x78; 8 + 120 + 8 data bytes.
-  t.is(bytes.length, 136);
-  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x78, 0, 0, 0, 0, 0, 0, 0]);
-  t.is(Buffer.from(bytes.subarray(8, 128)).toString('latin1'), `${json}       `);
+  const json = `{"__metadata__":{"format":"pt","pit.xxh32":"${sum}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`;
+  t.is(json.length, 108);
+  // 108 bytes of JSON + 4 spaces = 112 = 0x70; 8 + 112 + 8 data bytes.
+  t.is(bytes.length, 128);
+  t.deepEqual(Array.from(bytes.subarray(0, 8)), [0x70, 0, 0, 0, 0, 0, 0, 0]);
+  t.is(Buffer.from(bytes.subarray(8, 120)).toString('latin1'), `${json}    `);
   // 1.0f = 0x3f800000, -2.0f = 0xc0000000, little-endian.
-  t.deepEqual(Array.from(bytes.subarray(128)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+  t.deepEqual(Array.from(bytes.subarray(120)), [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
   t.deepEqual(decodeSafetensors(bytes).metadata, { format: 'pt' }, 'the reader checks the checksum and keeps it out of the metadata');
   // The reader accepts another writer's header: no metadata, other key and tensor order,
   // whitespace inside the JSON.
@@ -253,9 +253,9 @@ test('the checksum catches a flipped data bit and offsets swapped between tensor
     t.notThrows(() => readSafetensors(path, { verify: false }), `${name} without verification`);
   }
   t.deepEqual(Array.from(readSafetensors(join(dir, 'swapped.safetensors'), { verify: false }).tensors.get('w')!.data), [3, 4], 'what verification prevents');
-  const badText = Buffer.from(Buffer.from(ok).toString('latin1').replace(/xxh32:[0-9a-f]{8}/, 'xxh32:nothex!!'), 'latin1');
-  t.throws(() => decodeSafetensors(badText, 'f'), { message: /"__metadata__"."checksum" must be xxh32:<8 hex digits>, got "xxh32:nothex!!"/ });
-  t.throws(() => encodeSafetensors(new Map(), { checksum: 'x' }), { message: /metadata "checksum" is written by the writer itself/ });
+  const badText = Buffer.from(Buffer.from(ok).toString('latin1').replace(/"pit.xxh32":"[0-9a-f]{8}"/, '"pit.xxh32":"nothex!!"'), 'latin1');
+  t.throws(() => decodeSafetensors(badText, 'f'), { message: /"__metadata__"."pit.xxh32" must be 8 hex digits \(XXH32\), got "nothex!!"/ });
+  t.throws(() => encodeSafetensors(new Map(), { 'pit.xxh32': 'x' }), { message: /metadata "pit.xxh32" is written by the writer itself/ });
   rmSync(dir, { recursive: true });
 });
 
@@ -265,5 +265,53 @@ test('a folder or nothing where a safetensors file should be is an error naming 
   for (const read of [readSafetensors, readSafetensorsMetadata])
     t.throws(() => read(join(dir, 'model.safetensors')), { message: `safetensors: ${join(dir, 'model.safetensors')}: expected a safetensors file, found a folder` });
   t.throws(() => readSafetensors(join(dir, 'none.safetensors')), { message: `safetensors: ${join(dir, 'none.safetensors')}: expected a safetensors file, found nothing there` });
+  rmSync(dir, { recursive: true });
+});
+
+// ---- review fixes: the checksum key, the mismatch message, metadata verified first ---------
+/** Safetensors bytes as another writer lays them out: `header` JSON, then `data`. */
+function rawSafetensors(header: object, data: Uint8Array): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, ' ')]);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(padded.length));
+  return Buffer.concat([length, padded, data]);
+}
+
+test('a file from another writer with its own "checksum" metadata loads (our checksum key is namespaced)', (t) => {
+  const data = new Uint8Array(Float32Array.from([1, 2]).buffer);
+  const foreign = rawSafetensors({ __metadata__: { checksum: 'sha256:0123abcd', format: 'pt' }, w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data);
+  const read = decodeSafetensors(foreign, 'foreign');
+  t.deepEqual(read.metadata, { checksum: 'sha256:0123abcd', format: 'pt' });
+  t.deepEqual(Array.from(read.tensors.get('w')!.data), [1, 2]);
+  // Our writer keeps a caller's "checksum" entry like any other and still checks its own.
+  const ours = encodeSafetensors(new Map([['w', { shape: [2], data: Float32Array.from([1, 2]) }]]), { checksum: 'sha256:0123abcd' });
+  t.deepEqual(decodeSafetensors(ours).metadata, { checksum: 'sha256:0123abcd' });
+  const flipped = Buffer.from(ours);
+  flipped[flipped.length - 1]! ^= 0x01;
+  t.throws(() => decodeSafetensors(flipped, 'f'), { message: /checksum mismatch/ });
+});
+
+test('a checksum mismatch names how to skip the check: --skip-checksum, or { verify: false } from the library', (t) => {
+  const flipped = Buffer.from(encodeSafetensors(new Map([['w', { shape: [2], data: Float32Array.from([1, 2]) }]])));
+  flipped[flipped.length - 1]! ^= 0x01;
+  t.throws(() => decodeSafetensors(flipped, 'f'), { message: /the file is corrupted \(pit's --skip-checksum, or \{ verify: false \} from the library, skips this check\)$/ });
+});
+
+test('readCheckpointMetadata verifies the checksum before any metadata is used; verify: false reads the header only', (t) => {
+  const dir = scratch();
+  const config = tinyConfig();
+  const model = new VisionTransformer(config, { device: 'cpu' });
+  saveCheckpoint(dir, { model, metadata: { config, normalization: { mean: [0.5], std: [0.25] } } });
+  model.dispose();
+  const path = join(dir, 'model.safetensors');
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf('"normalization"');
+  bytes[at + 1] = 'N'.charCodeAt(0);   // one byte of a metadata key: the header stays valid
+  writeFileSync(path, bytes);
+  t.throws(() => readCheckpointMetadata(dir), { message: new RegExp(`safetensors: ${path}: checksum mismatch`) });
+  const unverified = readCheckpointMetadata(dir, { verify: false });
+  t.false('normalization' in unverified);
+  t.true('Normalization' in unverified);
   rmSync(dir, { recursive: true });
 });

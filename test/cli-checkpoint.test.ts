@@ -69,3 +69,16 @@ test('a checksum mismatch stops pit eval and pit train --resume naming the file;
     t.regex(run(command, '--help').stdout.replace(/\s+/g, ' '), /--skip-checksum do not verify the \w+ checkpoint's checksums \(they catch corrupted files; hashing reads every byte at about 3 GB\/s, so skip it only for very large files\)/, command);
   rmSync(out, { recursive: true });
 });
+
+test('pit eval: a corrupted metadata key in a checksummed file is a checksum mismatch (verified before the metadata is used)', (t) => {
+  const { out, modelPath } = copyOfFixture();
+  const file = readSafetensors(modelPath);
+  writeSafetensors(modelPath, file.tensors, file.metadata);   // saved again: now with a checksum
+  const bytes = readFileSync(modelPath);
+  bytes[bytes.indexOf('"normalization"') + 1] = 'N'.charCodeAt(0);
+  writeFileSync(modelPath, bytes);
+  const r = run('eval', '--checkpoint', out, '--device', 'cpu');
+  t.is(r.status, 1, r.stdout);
+  t.regex(r.stderr, new RegExp(`safetensors: ${modelPath}: checksum mismatch`));
+  rmSync(out, { recursive: true });
+});

@@ -1,6 +1,6 @@
 // A run folder survives crashes and misuse: a kill between any two filesystem operations of a
 // re-save leaves `latest` loadable and the run resumable to the same bytes as a straight run;
-// dead processes' temp folders go when a run starts; metrics.jsonl reads as one clean run
+// temp folders go when a run starts (the lock proves no other writer); metrics.jsonl reads as one clean run
 // after a crash; one writer per folder (a live lock is reported, a crashed run's is taken
 // over); weights that are not finite never become a checkpoint.
 import { spawn, spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import {
-  CHECKPOINTS_DIR, loadCheckpoint, LOCK_FILE, METRICS_FILE, MODEL_FILE, resolveCheckpoint, runTraining, type StartEvent,
+  CHECKPOINTS_DIR, loadCheckpoint, LOCK_FILE, lockRunFolder, METRICS_FILE, MODEL_FILE, resolveCheckpoint, runTraining, type StartEvent,
 } from '../lib/index.js';
 import type { SaveOperation } from '../lib/train/run-checkpoints.js';
 import { regressionTask, Regressor } from './regression-task.js';
@@ -60,22 +60,30 @@ test('a kill between any two operations of a re-save leaves latest loadable; --r
 /** The id of a process that has exited. */
 const deadPid = () => spawnSync(process.execPath, ['-e', '']).pid!;
 
-test('temp folders and files of dead processes are removed when a run starts; a live process\'s stay', async (t) => {
+test('temp folders and files are removed when a run starts, whatever their pid (the lock proves no other writer); a live process\'s lock temp stays', async (t) => {
   const out = scratch();
   await train(out, { stopAtStep: 3 });
   const dead = deadPid();
   const root = join(out, CHECKPOINTS_DIR);
-  const stale = [`step-00000004.tmp-${dead}`, `step-00000003.old-${dead}`];
-  const live = `step-00000009.tmp-${process.pid}`;
-  for (const name of [...stale, live]) {
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120000)'], { stdio: 'ignore' });
+  await new Promise((resolve) => sleeper.on('spawn', resolve));
+  const stale = [`step-00000004.tmp-${dead}`, `step-00000003.old-${dead}`, `step-00000009.tmp-${sleeper.pid}`];
+  for (const name of stale) {
     mkdirSync(join(root, name));
     writeFileSync(join(root, name, MODEL_FILE), 'partial');
   }
   writeFileSync(join(root, `latest.tmp-${dead}`), 'step-0000');
   writeFileSync(join(out, `run.json.tmp-${dead}`), '{');
-  await train(out, { resume: true, stopAtStep: 4 });
-  t.deepEqual(temps(out), [live]);
-  t.false(existsSync(join(out, `run.json.tmp-${dead}`)));
+  // A process about to take the lock writes this; a dead one's is stale.
+  writeFileSync(join(out, `${LOCK_FILE}.tmp-${sleeper.pid}`), '{}');
+  writeFileSync(join(out, `${LOCK_FILE}.tmp-${dead}`), '{}');
+  try {
+    await train(out, { resume: true, stopAtStep: 4 });
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
+  t.deepEqual(temps(out), []);
+  t.deepEqual(readdirSync(out).filter((f) => /\.tmp-\d+$/.test(f)), [`${LOCK_FILE}.tmp-${sleeper.pid}`]);
   rmSync(out, { recursive: true });
 });
 
@@ -109,6 +117,8 @@ test('one writer per run folder: a second run is refused naming the holder; a cr
   holder.kill('SIGKILL');
   await exited;
   t.true(existsSync(join(out, LOCK_FILE)), 'the killed run left its lock');
+  // Whatever it saved is not this test's concern (a fresh run into a folder holding a run is refused).
+  rmSync(join(out, CHECKPOINTS_DIR), { recursive: true, force: true });
   await train(out, { stopAtStep: 3 });
   t.false(existsSync(join(out, LOCK_FILE)), 'released at the end');
   // A lock naming a dead process is stale too.
@@ -127,5 +137,93 @@ test('weights that go non-finite with a finite loss are never saved: the run fai
     { message: /training diverged by step 1: saveCheckpoint: .* at step 1: tensor "fc1\.weight" holds -?(Infinity|NaN) at element \d+; a model that is not finite is not saved/ });
   t.false(existsSync(join(out, CHECKPOINTS_DIR, 'latest')));
   t.deepEqual(readdirSync(join(out, CHECKPOINTS_DIR)), [], 'no temp folder either');
+  rmSync(out, { recursive: true });
+});
+
+// ---- review fixes: PID reuse, a fresh run into a run's folder, metadata verified first -----
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null off Linux. */
+function startTicks(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+const bootId = (() => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+})();
+
+test('PID reuse: a lock naming this process (which does not hold it) is stale, and once the lock is held every temp goes, whatever its pid', async (t) => {
+  const out = scratch();
+  await train(out, { stopAtStep: 3 });
+  // A restarted container: node is pid 1 again on the same host, and the crashed run's lock
+  // and temps name pid 1. Here: this process's pid.
+  writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), started: '2020-01-01T00:00:00.000Z' }));
+  const root = join(out, CHECKPOINTS_DIR);
+  mkdirSync(join(root, `step-00000004.tmp-${process.pid}`));
+  writeFileSync(join(root, `latest.tmp-${process.pid}`), 'step-0000');
+  writeFileSync(join(out, `run.json.tmp-${process.pid}`), '{');
+  t.is(await train(out, { resume: true, stopAtStep: 4 }), 3);
+  t.deepEqual(temps(out), []);
+  t.deepEqual(readdirSync(out).filter((f) => /\.tmp-\d+$/.test(f)), []);
+  // A lock this process holds is not stale to it.
+  const held = lockRunFolder(out);
+  await t.throwsAsync(train(out, { resume: true }), { message: new RegExp(`run folder ${out} is in use by pid ${process.pid}`) });
+  held.release();
+  t.false(existsSync(join(out, LOCK_FILE)));
+  rmSync(out, { recursive: true });
+});
+
+test('PID reuse: a live pid whose start time or boot differs from the lock\'s is stale; the same process is not', async (t) => {
+  if (startTicks(process.pid) === null || bootId === null) return t.pass('no /proc here');
+  const out = scratch();
+  await train(out, { stopAtStep: 3 });
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120000)'], { stdio: 'ignore' });
+  await new Promise((resolve) => sleeper.on('spawn', resolve));
+  const pid = sleeper.pid!;
+  const lock = (fields: object) => writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid, host: hostname(), started: '2020-01-01T00:00:00.000Z', ...fields }));
+  try {
+    lock({ boot: bootId, startTicks: startTicks(pid) });
+    await t.throwsAsync(train(out, { resume: true, stopAtStep: 4 }), { message: new RegExp(`is in use by pid ${pid}`) }, 'the holder itself');
+    lock({ boot: bootId, startTicks: String(Number(startTicks(pid)) - 1) });
+    t.is(await train(out, { resume: true, stopAtStep: 4 }), 3, 'another process under the same pid');
+    lock({ boot: 'another-boot', startTicks: startTicks(pid) });
+    t.is(await train(out, { resume: true, stopAtStep: 5 }), 4, 'a lock from before a reboot');
+    // What a run writes into its lock: this boot and this process's start time.
+    const held = lockRunFolder(out);
+    t.like(JSON.parse(readFileSync(join(out, LOCK_FILE), 'utf8')), { pid: process.pid, host: hostname(), boot: bootId, startTicks: startTicks(process.pid) });
+    held.release();
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
+  rmSync(out, { recursive: true });
+});
+
+test('a fresh run into a folder that holds a run is refused before anything in it changes', async (t) => {
+  const out = scratch();
+  await train(out, { stopAtStep: 3, logEvery: 1 });
+  const files = ['run.json', METRICS_FILE, join(CHECKPOINTS_DIR, 'latest')];
+  const before = files.map((f) => readFileSync(join(out, f), 'utf8'));
+  await t.throwsAsync(train(out, { recipe: { epochs: 2 } }),
+    { message: `run folder ${out} holds a run at step 3 (its latest checkpoint); pass --resume to continue it, or another --out` });
+  t.deepEqual(files.map((f) => readFileSync(join(out, f), 'utf8')), before);
+  t.false(existsSync(join(out, LOCK_FILE)), 'the lock is released');
+  t.is(await train(out, { resume: true, stopAtStep: 4 }), 3, 'the run is still there to resume');
+  rmSync(out, { recursive: true });
+});
+
+test('resume: a corrupted metadata key in the checkpoint is a checksum mismatch, not a recipe error', async (t) => {
+  const out = scratch();
+  await train(out, { stopAtStep: 3 });
+  const path = join(resolveCheckpoint(out), MODEL_FILE);
+  const bytes = readFileSync(path);
+  bytes[bytes.indexOf('"recipe"') + 1] = 'R'.charCodeAt(0);
+  writeFileSync(path, bytes);
+  await t.throwsAsync(train(out, { resume: true }), { message: new RegExp(`safetensors: ${path}: checksum mismatch`) });
   rmSync(out, { recursive: true });
 });

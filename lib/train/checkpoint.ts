@@ -11,7 +11,7 @@
 // finite are refused on save and named on load. Loading checks every checksum, name and shape
 // (model, EMA, optimizer) before copying anything.
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { tensor, tidy, type Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
 import type { Ema } from './ema.js';
@@ -40,6 +40,16 @@ export interface LoadOptions extends ReadOptions {
   model: Module;
   optimizer?: AdamW;
   ema?: Ema;
+  /** The checkpoint's model file as readCheckpointWeights(dir) returned it (verified then):
+   * used instead of reading the file again. */
+  modelFile?: CheckpointWeights;
+}
+
+/** One weights file of a checkpoint, read (and verified) whole: its tensors and parsed metadata. */
+export interface CheckpointWeights {
+  path: string;
+  tensors: Map<string, SafetensorsEntry>;
+  metadata: Record<string, unknown>;
 }
 
 export interface LoadedCheckpoint {
@@ -152,7 +162,7 @@ function checkLoadedFinite(file: string, tensors: Map<string, SafetensorsEntry>)
 export function loadCheckpoint(dir: string, options: LoadOptions): LoadedCheckpoint {
   const { model, optimizer, ema, verify } = options;
   const modelPath = join(dir, MODEL_FILE), statePath = join(dir, TRAIN_STATE_FILE), emaPath = join(dir, EMA_FILE);
-  const weights = readSafetensors(modelPath, { verify });
+  const weights = options.modelFile ?? readCheckpointWeights(dir, { verify });
   const state = readSafetensors(statePath, { verify });
   checkEntries(modelPath, 'model', weights.tensors, model.namedParameters());
   checkLoadedFinite(modelPath, weights.tensors);
@@ -161,7 +171,7 @@ export function loadCheckpoint(dir: string, options: LoadOptions): LoadedCheckpo
     checkEntries(emaPath, 'EMA', emaWeights.tensors, model.namedParameters());
     checkLoadedFinite(emaPath, emaWeights.tensors);
   }
-  const metadata = Object.fromEntries(Object.entries(weights.metadata).map(([k, v]) => [k, parseJson(modelPath, k, v)]));
+  const metadata = weights.metadata;
   const step = nonNegativeInteger(statePath, 'step', parseJson(statePath, 'step', state.metadata.step));
   const epoch = nonNegativeInteger(statePath, 'epoch', parseJson(statePath, 'epoch', state.metadata.epoch));
   const optimizerStep = nonNegativeInteger(statePath, 'optimizer_step', parseJson(statePath, 'optimizer_step', state.metadata.optimizer_step));
@@ -191,22 +201,40 @@ export function loadCheckpoint(dir: string, options: LoadOptions): LoadedCheckpo
   return { metadata, step, epoch, trainState };
 }
 
-/** The metadata of a checkpoint's model file, parsed (each entry JSON), without loading weights. */
-export function readCheckpointMetadata(dir: string): Record<string, unknown> {
+const parsedMetadata = (path: string, metadata: Record<string, string>) =>
+  Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, parseJson(path, k, v)]));
+
+/**
+ * Reads a checkpoint's model.safetensors (with `ema`, its ema.safetensors: an error when the
+ * run kept no EMA) whole, checking its checksum (unless verify: false) before its metadata is
+ * parsed, so a corrupted file is reported as corrupted rather than by what its metadata lacks.
+ */
+export function readCheckpointWeights(dir: string, options: { ema?: boolean } & ReadOptions = {}): CheckpointWeights {
+  const path = join(dir, options.ema ? EMA_FILE : MODEL_FILE);
+  if (options.ema && !existsSync(path)) throw new RangeError(`checkpoint: ${dir} has no ${EMA_FILE} (the run was trained without --ema)`);
+  const file = readSafetensors(path, { verify: options.verify });
+  return { path, tensors: file.tensors, metadata: parsedMetadata(path, file.metadata) };
+}
+
+/**
+ * The metadata of a checkpoint's model file, parsed (each entry JSON). The file is read whole
+ * and its checksum verified first; with verify: false only its header is read (unchecked).
+ */
+export function readCheckpointMetadata(dir: string, options: ReadOptions = {}): Record<string, unknown> {
+  if (options.verify ?? true) return readCheckpointWeights(dir, options).metadata;
   const path = join(dir, MODEL_FILE);
-  const metadata = readSafetensorsMetadata(path);
-  return Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, parseJson(path, k, v)]));
+  return parsedMetadata(path, readSafetensorsMetadata(path));
 }
 
 /**
  * Loads only weights into `model`: the checkpoint's model.safetensors, or with `ema` its
- * ema.safetensors (an error when the run kept no EMA). Names and shapes checked first.
+ * ema.safetensors (an error when the run kept no EMA); or `from`, a file readCheckpointWeights
+ * already read. Names and shapes checked first.
  */
-export function loadModelWeights(dir: string, model: Module, options: { ema?: boolean } & ReadOptions = {}): void {
-  const path = join(dir, options.ema ? EMA_FILE : MODEL_FILE);
-  if (options.ema && !existsSync(path)) throw new RangeError(`checkpoint: ${dir} has no ${EMA_FILE} (the run was trained without --ema)`);
-  const weights = readSafetensors(path, { verify: options.verify });
-  checkEntries(path, options.ema ? 'EMA' : 'model', weights.tensors, model.namedParameters());
-  checkLoadedFinite(path, weights.tensors);
+export function loadModelWeights(from: string | CheckpointWeights, model: Module, options: { ema?: boolean } & ReadOptions = {}): void {
+  const weights = typeof from === 'string' ? readCheckpointWeights(from, options) : from;
+  const ema = basename(weights.path) === EMA_FILE;
+  checkEntries(weights.path, ema ? 'EMA' : 'model', weights.tensors, model.namedParameters());
+  checkLoadedFinite(weights.path, weights.tensors);
   tidy(() => model.loadStateDict(new Map([...weights.tensors].map(([n, e]) => [n, tensor(e.data, e.shape)]))));
 }

@@ -2,7 +2,9 @@
 // checkpoint file stores of itself. Chosen because it runs at memory-like speed in plain
 // TypeScript (32-bit multiplies via Math.imul over a Uint32Array view, four independent lanes),
 // so verifying a file costs little next to reading it (~3 GB/s on one core of an AMD EPYC,
-// bench/checksum.ts); it detects corruption, not tampering.
+// bench/checksum.ts). Data not 4-byte aligned (a subarray at an odd offset) is first copied
+// into aligned words, which costs a copy of the data and brings it to ~1.3–1.6 GB/s (measured
+// on 100 MiB at offset 1). It detects corruption, not tampering.
 const P1 = 0x9e3779b1, P2 = 0x85ebca77, P3 = 0xc2b2ae3d, P4 = 0x27d4eb2f, P5 = 0x165667b1;
 
 const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));

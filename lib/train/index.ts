@@ -7,11 +7,11 @@ export {
 } from './safetensors.js';
 export { xxh32 } from './checksum.js';
 export {
-  loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
-  type LoadedCheckpoint, type LoadOptions, type SaveCheckpointOptions,
+  loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, readCheckpointWeights, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
+  type CheckpointWeights, type LoadedCheckpoint, type LoadOptions, type SaveCheckpointOptions,
 } from './checkpoint.js';
-export { CHECKPOINTS_DIR, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
-export { LOCK_FILE, lockRunFolder, type RunLock } from './run-lock.js';
+export { CHECKPOINTS_DIR, latestStep, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
+export { LOCK_FILE, lockRunFolder, processStartTicks, type RunLock } from './run-lock.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
 export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type ImageDataSize } from './data.js';

@@ -6,11 +6,11 @@
 //      (resuming from an older checkpoint into the same run re-saves its steps)
 //   3. point `latest` at it (write latest.tmp-<pid>, rename over latest: atomic)
 //   4. remove the folders it replaced (same step), then all but the newest `keep` steps.
-// Temp folders and files of dead processes are removed when a run starts (removeStaleTemps).
+// Temp folders and files that crashed saves left are removed when a run starts (removeStaleTemps).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MODEL_FILE, tempFolder, writeCheckpointFiles, type SaveCheckpointOptions } from './checkpoint.js';
-import { processAlive } from './run-lock.js';
+import { LOCK_FILE, processAlive } from './run-lock.js';
 import { writeFileAtomic } from './safetensors.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -73,6 +73,8 @@ export function saveRunCheckpoint(runDir: string, options: SaveCheckpointOptions
   renameSync(tmp, dir);
   beforeOperation?.('switch-latest');
   writeFileAtomic(join(root, LATEST_FILE), new TextEncoder().encode(name + '\n'));
+  // Removing the replaced folders is its own step, although the prune below would remove them
+  // too: a crash between the two (tests inject one at each) leaves a distinct state on disk.
   beforeOperation?.('remove-replaced');
   for (const old of replaced) rmSync(join(root, old.name), { recursive: true, force: true });
   beforeOperation?.('prune');
@@ -84,8 +86,12 @@ export function saveRunCheckpoint(runDir: string, options: SaveCheckpointOptions
 }
 
 /**
- * Removes the temp folders and files that saves of dead processes left in a run folder and
- * its checkpoints/ (a live process's may be in use: they stay). Returns the paths removed.
+ * Removes the temp folders and files (`*.tmp-<pid>`, `*.old-<pid>`) in a run folder and its
+ * checkpoints/, whatever their pid: call it only while holding the folder's lock, which proves
+ * no other process writes there (and a pid proves nothing: pids are reused, and in a container
+ * a restarted run often has the crashed one's). The one exception is the lock's own temp file
+ * (run.lock.tmp-<pid>), which a process about to take the lock may be writing: it goes only
+ * when its process is gone. Returns the paths removed.
  */
 export function removeStaleTemps(runDir: string): string[] {
   const removed: string[] = [];
@@ -93,12 +99,24 @@ export function removeStaleTemps(runDir: string): string[] {
     if (!existsSync(folder)) continue;
     for (const name of readdirSync(folder)) {
       const m = TEMP_NAME.exec(name);
-      if (!m || processAlive(Number(m[1]))) continue;
+      if (!m) continue;
+      if (folder === runDir && name.startsWith(`${LOCK_FILE}.`) && processAlive(Number(m[1]))) continue;
       rmSync(join(folder, name), { recursive: true, force: true });
       removed.push(join(folder, name));
     }
   }
   return removed;
+}
+
+/**
+ * What a run folder's checkpoints/latest says: null when there is none (the folder holds no
+ * run), else the step of the folder it names (NaN when that name is not a checkpoint's).
+ */
+export function latestStep(runDir: string): number | null {
+  const latest = join(runDir, CHECKPOINTS_DIR, LATEST_FILE);
+  if (!existsSync(latest)) return null;
+  const m = STEP_FOLDER.exec(readFileSync(latest, 'utf8').trim());
+  return m ? Number(m[1]) : NaN;
 }
 
 /**

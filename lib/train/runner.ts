@@ -14,8 +14,9 @@
 // returns with `interrupted: true`.
 //
 // A run holds its folder's lock (run-lock.ts) from before it reads a checkpoint until it
-// returns; at the start it removes what crashed saves left (run-checkpoints.ts) and cuts
-// metrics.jsonl back to the step it starts from (metrics-log.ts).
+// returns; at the start it refuses a fresh run into a folder that holds a run, removes what
+// crashed saves left (run-checkpoints.ts) and cuts metrics.jsonl back to the step it starts
+// from (metrics-log.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
@@ -24,7 +25,7 @@ import { augmentation } from '../data/transforms.js';
 import { selectBackend } from '../native.js';
 import { checkPrecision, type Precision } from '../nn/forward.js';
 import { copyOf, tensor, tidy, type Device } from '../tensor.js';
-import { loadCheckpoint, readCheckpointMetadata } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointWeights, type CheckpointWeights } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { NonFiniteError } from './finite.js';
 import { appendMetrics, METRICS_FILE, truncateMetrics } from './metrics-log.js';
@@ -32,7 +33,7 @@ import { AdamW } from './optimizer.js';
 import { checkRunMemory } from './memory.js';
 import { fieldKeys, type RecipeField } from './recipe-fields.js';
 import { makeRecipe, savedRecipe, sharedRecipe, type Recipe } from './recipe.js';
-import { removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
+import { CHECKPOINTS_DIR, latestStep, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
 import { lockRunFolder } from './run-lock.js';
 import { writeFileAtomic } from './safetensors.js';
 import { learningRate } from './schedule.js';
@@ -121,10 +122,14 @@ interface RunState {
 
 /**
  * The saved recipe and precision of a run, checked against what the caller gave explicitly.
- * (Runs saved before the precision was recorded ran in f32.)
+ * (Runs saved before the precision was recorded ran in f32.) The model file is read whole and
+ * its checksum verified (unless verify is false) before its metadata is used; it is returned
+ * so that loadCheckpoint does not read it again.
  */
-function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>, givenPrecision: Precision | undefined): { recipe: Readonly<Recipe<P>>; precision: Precision } {
-  const meta = readCheckpointMetadata(dir);
+function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Partial<Recipe<P>>, givenPrecision: Precision | undefined, verify: boolean | undefined):
+  { recipe: Readonly<Recipe<P>>; precision: Precision; modelFile: CheckpointWeights } {
+  const modelFile = readCheckpointWeights(dir, { verify });
+  const meta = modelFile.metadata;
   if (meta.task !== undefined && meta.task !== task.name) throw new RangeError(`resume: ${dir} is a '${String(meta.task)}' run, not '${task.name}'`);
   const recipe = makeRecipe(task.recipe, savedRecipe(task.recipe, meta, dir));
   const kept = (key: string, saved: unknown, value: unknown) => {
@@ -134,7 +139,7 @@ function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Pa
   for (const [key, value] of Object.entries(given)) kept(key, recipe[key as keyof Recipe<P>], value);
   const precision = (meta.precision ?? 'f32') as Precision;
   kept('precision', precision, givenPrecision);
-  return { recipe, precision };
+  return { recipe, precision, modelFile };
 }
 
 /** A recipe key as its `pit` flag ('batchSize' → '--batch-size'), for messages. */
@@ -158,7 +163,6 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
   // Taken before anything in the folder is read: a checkpoint another run is writing is not read.
   const lock = lockRunFolder(out);
   try {
-    removeStaleTemps(out);
     return await lockedRun(task, options);
   } finally {
     lock.release();
@@ -167,11 +171,18 @@ export async function runTraining<P, M extends TaskModel, Metrics>(task: Task<P,
 
 async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>): Promise<RunResult<M, Metrics>> {
   const { out, resume = false } = options;
+  // A fresh run would rewrite run.json and metrics.jsonl under the old run's `latest`, which a
+  // later --resume would continue: refused before anything in the folder changes.
+  const held = resume === false ? latestStep(out) : null;
+  if (held !== null)
+    throw new RangeError(`run folder ${out} holds a run ${Number.isNaN(held) ? `(its ${CHECKPOINTS_DIR}/latest)` : `at step ${held} (its latest checkpoint)`}; ` +
+      'pass --resume to continue it, or another --out');
+  removeStaleTemps(out);
   const given = options.recipe ?? {};
   const resumeFrom = resume === false ? null : resolveCheckpoint(resume === true ? out : resume);
-  const { recipe, precision: runPrecision } = resumeFrom
-    ? resumedRun(task, resumeFrom, given, options.precision)
-    : { recipe: makeRecipe(task.recipe, given), precision: options.precision ?? 'f32' };
+  const { recipe, precision: runPrecision, modelFile } = resumeFrom
+    ? resumedRun(task, resumeFrom, given, options.precision, options.verify)
+    : { recipe: makeRecipe(task.recipe, given), precision: options.precision ?? 'f32', modelFile: undefined };
 
   const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
   const precision = checkPrecision(runPrecision, device);
@@ -185,7 +196,7 @@ async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   try {
     optimizer = taskOptimizer(task, model, recipe);
     ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
-    return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom });
+    return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom, modelFile });
   } catch (err) {
     model.dispose();
     throw err;
@@ -205,12 +216,14 @@ interface RunParts<P, M> {
   optimizer: AdamW;
   ema: Ema | null;
   resumeFrom: string | null;
+  /** The model file of resumeFrom, read and verified by resumedRun. */
+  modelFile: CheckpointWeights | undefined;
 }
 
 /** The loop of runTraining, on the model, optimizer and EMA it built. */
 async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>, parts: RunParts<P, M>): Promise<RunResult<M, Metrics>> {
   const { out, signal, onEvent, logEvery = 50, stopAtStep } = options;
-  const { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom } = parts;
+  const { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom, modelFile } = parts;
   const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
   const loader = new BatchLoader(train, {
     batchSize: recipe.batchSize,
@@ -230,7 +243,7 @@ async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   let step = 0;
   let run: RunState = { loader: loader.state(), epochLossSum: 0, epochSteps: 0 };
   if (resumeFrom) {
-    const loaded = loadCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined, verify: options.verify });
+    const loaded = loadCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined, verify: options.verify, modelFile });
     step = loaded.step;
     run = loaded.trainState as RunState;
     if (!run || typeof run !== 'object' || !run.loader) throw new RangeError(`resume: ${resumeFrom}: train_state holds no loader position`);

@@ -4,8 +4,9 @@
 // header = { "__metadata__": { string: string }, name: { "dtype": "F32", "shape": [..],
 //            "data_offsets": [begin, end] } } with offsets relative to the start of data.
 // The reader trusts nothing: every violation throws an error naming the file.
-// Our writer adds __metadata__.checksum = "xxh32:<8 hex digits>": XXH32 of the data section,
-// seeded with XXH32 of the header JSON written without that entry. It catches what the
+// Our writer adds __metadata__["pit.xxh32"] = "<8 hex digits>": XXH32 of the data section,
+// seeded with XXH32 of the header JSON written without that entry. The key is namespaced so
+// that another writer's metadata (a "checksum" of its own, say) is just metadata to us. It catches what the
 // structure checks cannot: flipped data bits, and header edits that stay valid (offsets
 // swapped between tensors of one size, a changed shape or metadata value). Files without it
 // (other writers, checkpoints saved before it) are read unverified.
@@ -38,9 +39,9 @@ const KNOWN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', '
 // The reference implementation refuses headers above 100 MB; so do we.
 const MAX_HEADER_BYTES = 100_000_000;
 const littleEndian = endianness() === 'LE';
-export const CHECKSUM_KEY = 'checksum';
-const CHECKSUM_PATTERN = /^xxh32:[0-9a-f]{8}$/;
-const checksumText = (value: number) => `xxh32:${value.toString(16).padStart(8, '0')}`;
+export const CHECKSUM_KEY = 'pit.xxh32';
+const CHECKSUM_PATTERN = /^[0-9a-f]{8}$/;
+const checksumText = (value: number) => value.toString(16).padStart(8, '0');
 /** The checksum of a file whose header, without the checksum entry, is `header`. */
 const fileChecksum = (header: Record<string, unknown>, data: Uint8Array) => xxh32(data, xxh32(Buffer.from(JSON.stringify(header), 'utf8')));
 
@@ -154,11 +155,11 @@ function checkChecksum(header: Record<string, unknown>, metadata: Record<string,
   if (stored === undefined) return;
   delete metadata[CHECKSUM_KEY];
   if (!verify) return;
-  if (!CHECKSUM_PATTERN.test(stored)) fail(`"__metadata__"."${CHECKSUM_KEY}" must be xxh32:<8 hex digits>, got ${JSON.stringify(stored)}`);
+  if (!CHECKSUM_PATTERN.test(stored)) fail(`"__metadata__"."${CHECKSUM_KEY}" must be 8 hex digits (XXH32), got ${JSON.stringify(stored)}`);
   const unsummed = { ...header, __metadata__: metadata };
   const actual = checksumText(fileChecksum(unsummed, data));
   if (actual !== stored)
-    fail(`checksum mismatch: the header says ${stored}, the header and data hash to ${actual}; the file is corrupted (loading without verification skips this check)`);
+    fail(`checksum mismatch: the header says xxh32:${stored}, the header and data hash to xxh32:${actual}; the file is corrupted (pit's --skip-checksum, or { verify: false } from the library, skips this check)`);
 }
 
 /** Parses and validates safetensors bytes; `source` (the file) names every error. */
