@@ -4,25 +4,8 @@
 // flag or argument at fault. Never a stack trace, a TypeError or another exception.
 import test from 'ava';
 import { CommanderError, type Command } from 'commander';
-import { pitProgram } from '../cli/program.js';
 import { rng } from './helpers.js';
-
-class Parsed extends Error {}
-
-/** The program with every command throwing instead of exiting and writing nowhere. */
-function quietProgram(): { program: Command; output: string[] } {
-  const output: string[] = [];
-  const program = pitProgram();
-  const quiet = (c: Command) => {
-    c.exitOverride().configureOutput({ writeOut: (s) => output.push(s), writeErr: (s) => output.push(s) });
-    c.commands.forEach(quiet);
-  };
-  quiet(program);
-  program.hook('preAction', () => {
-    throw new Parsed();
-  });
-  return { program, output };
-}
+import { Parsed, quietProgram } from './quiet-program.js';
 
 const values = [
   '1', '0', '-1', '3', '64', '2.5', '1e3', '1e400', '-0', 'NaN', 'Infinity', '', ' ', 'abc', '0x10', '9007199254740993', '1000000000',
