@@ -73,7 +73,10 @@ test('pit train prints one line per epoch and the final accuracy last; pit eval 
 
 // SIGTERM is what schedulers and containers send before a kill: it saves as Ctrl-C does.
 for (const [signal, status, said] of [['SIGINT', 130, 'interrupted'], ['SIGTERM', 143, 'terminated \\(SIGTERM\\)']] as const) {
-  test(`${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} finishes the step, saves, exits ${status}; --resume then completes the run`, async (t) => {
+  // Serial: the other tests of this file run the CLI with spawnSync, which blocks this
+  // process's event loop; a concurrent one could hold back the child's output until the run
+  // had finished, and the signal would come too late.
+  test.serial(`${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} finishes the step, saves, exits ${status}; --resume then completes the run`, async (t) => {
     const out = scratch(), epochs = 12;
     const child = spawn(process.execPath, [pit, 'train', ...tiny, '--epochs', String(epochs), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
