@@ -183,19 +183,24 @@ export class VitEncoder extends Module {
   }
 }
 
+export interface ClassifierBuildOptions extends BuildOptions {
+  /** Trunc-normal std of the head weight: 0.02 (timm, default); 2e-5 to fine-tune a pre-trained encoder (MAE, SPEC §3). */
+  headStd?: number;
+}
+
 export class VisionTransformer extends VitEncoder {
   readonly config: Readonly<VitConfig>;
   readonly norm: LayerNorm;
   readonly head: Linear;
 
-  constructor(config: Partial<VitConfig> = {}, options: BuildOptions = {}) {
+  constructor(config: Partial<VitConfig> = {}, options: ClassifierBuildOptions = {}) {
     const c: VitConfig = { ...defaultVitConfig, ...config };
     checkHead(c);
     const rng = new InitRng(c.seed, options.device ?? 'cpu');
     super(c, rng);
     this.config = Object.freeze(c);
     this.norm = this.child(c.pool === 'avg' ? 'fc_norm' : 'norm', new LayerNorm(c.dim, rng));
-    this.head = this.child('head', new Linear(c.dim, c.classes, rng));
+    this.head = this.child('head', new Linear(c.dim, c.classes, rng, { std: options.headStd }));
   }
 
   /**

@@ -20,4 +20,5 @@ export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch }
 export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
+export { FINETUNE_HEAD_STD, layerDecayScale, layerId, loadPretrainedEncoder, type EncoderInit } from './tasks/finetune.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';

@@ -194,6 +194,7 @@ async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   const model = task.model(recipe, train, device);
   let optimizer: AdamW | undefined, ema: Ema | null = null;
   try {
+    if (!resumeFrom) task.initialize?.(model, recipe);
     optimizer = taskOptimizer(task, model, recipe);
     ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
     return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom, modelFile });

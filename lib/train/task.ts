@@ -4,10 +4,10 @@
 // the runner's and is the same for every task.
 //
 // The task today: classify (tasks/classify.ts): cross-entropy of the logits; eval = loss,
-// top-1, top-5. The interface is shaped for the planned ones (not written yet):
+// top-1, top-5; fine-tuning is classify with `init` (initialize() loads a pre-trained encoder)
+// and `layerDecay` (optimizerOptions() gives a per-parameter lrScale). The interface is shaped
+// for the planned ones (not written yet):
 //   MAE       loss = MSE on the masked pixels, masks from substream(random, 'mask')
-//   fine-tune model() loads a pre-trained encoder with loadStateDict(…, { strict: false });
-//             optimizerOptions() gives layer-wise lr decay as a per-parameter lrScale
 //   DiT       loss = diffusion MSE, timesteps and noise from their substreams;
 //             recipe.sharedDefaults sets EMA 0.9999
 import type { Dataset } from '../data/dataset.js';
@@ -77,6 +77,12 @@ export interface Task<P, M extends TaskModel = TaskModel, Metrics = unknown> {
   estimate(recipe: Readonly<Recipe<P>>, context: { precision: Precision }): RunMemory;
   /** Builds the model, every parameter on `device`, for images of `shape`. */
   model(recipe: Readonly<Recipe<P>>, shape: DataShape, device: Device): M;
+  /**
+   * Fresh runs only, right after model() and before the optimizer and EMA see the weights:
+   * starting weights from elsewhere (fine-tuning loads a pre-trained encoder). A resumed run
+   * skips it: its checkpoint holds the weights, and the source may be gone. Optional.
+   */
+  initialize?(model: M, recipe: Readonly<Recipe<P>>): void;
   /** AdamW options that depend on the model (e.g. layer-wise lr decay as lrScale); optional. */
   optimizerOptions?(model: M, recipe: Readonly<Recipe<P>>): Pick<AdamWOptions, 'lrScale' | 'noDecayNames'>;
   /** Forward on a batch → the scalar loss tensor (1 element) that the step backpropagates. */

@@ -8,6 +8,8 @@ import type { Precision } from '../../nn/forward.js';
 import { imageDataBytes, imageDataSize, loadImageData } from '../data.js';
 import type { RunMemory } from '../memory.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
+import { failField } from '../recipe-fields.js';
+import { FINETUNE_HEAD_STD, layerDecayScale, loadPretrainedEncoder } from './finetune.js';
 import type { DataShape, Task } from '../task.js';
 import { evaluate, type ClassificationMetrics } from './classify-metrics.js';
 
@@ -22,6 +24,10 @@ export interface ClassifyRecipe {
   pool: VitConfig['pool'];
   dropPath: number;
   labelSmoothing: number;
+  /** A run or checkpoint folder of a pre-trained MAE or classifier whose encoder starts this run (null: from scratch). */
+  init: string | null;
+  /** Layer-wise lr decay (SPEC §3) in (0, 1]; 1 = off. */
+  layerDecay: number;
 }
 
 /** The whole recipe of a classification run. */
@@ -29,7 +35,7 @@ export type ClassifierRecipe = Recipe<ClassifyRecipe>;
 
 export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   defaults: Object.freeze({
-    model: 'pit-d4w64h4', depth: null, dim: null, heads: null, patch: null, posEmbed: 'learned', pool: 'avg', dropPath: 0, labelSmoothing: 0.1,
+    model: 'pit-d4w64h4', depth: null, dim: null, heads: null, patch: null, posEmbed: 'learned', pool: 'avg', dropPath: 0, labelSmoothing: 0.1, init: null, layerDecay: 1,
   }),
   fields: [
     {
@@ -44,10 +50,22 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
     { key: 'pool', flag: '--pool <kind>', help: 'pooling before the head', rule: { kind: 'choice', values: ['avg', 'cls'] } },
     { key: 'dropPath', flag: '--drop-path <rate>', help: 'stochastic depth rate of the last block', rule: { kind: 'number', min: 0, max: 1 } },
     { key: 'labelSmoothing', flag: '--label-smoothing <s>', help: 'label smoothing', rule: { kind: 'number', min: 0, max: 1 } },
+    {
+      key: 'init', flag: '--init <path>', help: 'fine-tune: start from the encoder of a pre-trained MAE or classifier (its run folder or checkpoint folder); decoder dropped, head fresh (std 2e-5)',
+      rule: { kind: 'text', nullable: true, check: nonEmpty, expected: 'a run folder or checkpoint folder' },
+    },
+    { key: 'layerDecay', flag: '--layer-decay <d>', help: 'layer-wise lr decay: block k trains at lr·d^(depth − k), the embeddings at lr·d^(depth + 1); 1 is off', rule: { kind: 'number', min: 0, max: 1, maxClosed: true } },
   ],
+  check: (r) => {
+    if (!(r.layerDecay > 0)) failField(r, 'layerDecay', 'a number in (0, 1] (1 is off)');
+  },
   // Runs saved before model names had one grammar called the npm start model "custom".
   upgrade: (saved) => (saved.model === 'custom' ? { ...saved, model: 'pit-d4w64h4' } : { ...saved }),
 };
+
+function nonEmpty(value: string): void {
+  if (!value) throw new RangeError('must be a run folder or checkpoint folder, got an empty path');
+}
 
 /** The model the recipe describes (its name, then the overrides that are not null), for images of `shape`. */
 export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: DataShape): VitConfig {
@@ -97,7 +115,12 @@ export const classifyTask: Task<ClassifyRecipe, VisionTransformer, Classificatio
   recipe: classifyRecipe,
   data: loadImageData,
   estimate: classifyMemory,
-  model: (recipe, shape, device) => new VisionTransformer(recipeModelConfig(recipe, shape), { device }),
+  model: (recipe, shape, device) =>
+    new VisionTransformer(recipeModelConfig(recipe, shape), { device, ...(recipe.init !== null ? { headStd: FINETUNE_HEAD_STD } : {}) }),
+  initialize: (model, recipe) => {
+    if (recipe.init !== null) loadPretrainedEncoder(model, recipe.init);
+  },
+  optimizerOptions: (model, recipe) => (recipe.layerDecay < 1 ? { lrScale: layerDecayScale(model.config.depth, recipe.layerDecay) } : {}),
   loss: (model, batch, { recipe, random, precision }) =>
     softmaxCrossEntropy(model.forward(batch.images, { precision, random }), batch.labels, { labelSmoothing: recipe.labelSmoothing }),
   evaluate,
