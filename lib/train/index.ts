@@ -21,3 +21,7 @@ export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';
+export {
+  BLR_BATCH, decoderSize, EVAL_MASK_SEED, evaluateReconstruction, maeDecoder, maeLearningRate, maeNoDecayNames, pretrainMemory, pretrainRecipe, pretrainTask, recipeMaeConfig,
+  type MaeRecipe, type PretrainRecipe, type ReconstructionMetrics,
+} from './tasks/pretrain.js';
