@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { measureTaskStep } from '../bench/train.js';
 import {
-  AdamW, EMA_FILE, estimateMaeInferenceMemory, estimateMaeTrainingMemory, evaluateReconstruction, loadImageData, makeRecipe, maeLearningRate, memory, METRICS_FILE,
-  MODEL_FILE, pretrainTask, recipeMaeConfig, resetPeakMemory, resolveCheckpoint, runTraining, taskOptimizer, TRAIN_STATE_FILE, type Dataset, type MaeRecipe,
+  AdamW, estimateMaeInferenceMemory, estimateMaeTrainingMemory, evaluateReconstruction, loadImageData, makeRecipe, maeLearningRate, memory,
+  pretrainTask, recipeMaeConfig, resetPeakMemory, runTraining, taskOptimizer, type Dataset, type MaeRecipe,
 } from '../lib/index.js';
+import { assertSameRun } from './same-run.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-pretrain-'));
 /** A tiny MAE on 7×7 digits: 49 pixels, 12 visible. */
@@ -94,13 +95,7 @@ test('k steps, stop, resume, N − k steps: bit-identical to N straight (model, 
   b1.model.dispose();
   const b2 = await runTraining(pretrainTask, { out: split, resume: true, device: 'cpu' });
   t.is(b2.step, a.step);
-  for (const file of [MODEL_FILE, EMA_FILE, TRAIN_STATE_FILE]) {
-    const x = readFileSync(join(resolveCheckpoint(straight), file)), y = readFileSync(join(resolveCheckpoint(split), file));
-    t.true(x.equals(y), `${file} identical byte for byte`);
-  }
-  const epochLines = (dir: string) => readFileSync(join(dir, METRICS_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-    .filter((l) => l.type === 'epoch').map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
-  t.deepEqual(epochLines(split), epochLines(straight));
+  assertSameRun(t, straight, split);
   await t.throwsAsync(runTraining(pretrainTask, { recipe: { blr: 1 }, out: split, resume: true, device: 'cpu' }), { message: /resume: 'blr' is 0\.01 in the checkpoint, got 1/ });
   a.model.dispose();
   b2.model.dispose();
