@@ -5,6 +5,7 @@ import { selectBackend } from '../lib/native.js';
 import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
+import { registerPretrain } from './pretrain.js';
 import { registerEval, registerTrain } from './train.js';
 
 /** A fresh `pit` program with every subcommand. */
@@ -48,6 +49,7 @@ export function pitProgram(): Command {
 
   registerTrain(program);
   registerEval(program);
+  registerPretrain(program);
 
   registerBench(program);
   registerStudy(program);

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { measureTaskStep } from '../bench/train.js';
-import { classifyTask, makeRecipe, METRICS_FILE, MODEL_FILE, resolveCheckpoint, RUN_FILE, runTraining, TRAIN_STATE_FILE, EMA_FILE } from '../lib/index.js';
+import { classifyTask, makeRecipe, RUN_FILE, runTraining } from '../lib/index.js';
 import { C, regressionTask, S } from './regression-task.js';
+import { assertSameRun } from './same-run.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-runner-'));
 
@@ -39,13 +40,7 @@ test('the task runs k steps, stops, resumes and runs N − k: bit-identical to N
   b1.model.dispose();
   const b2 = await runTraining(regressionTask, { out: split, resume: true, device: 'cpu' });
   t.is(b2.step, a.step);
-  for (const file of [MODEL_FILE, EMA_FILE, TRAIN_STATE_FILE]) {
-    const x = readFileSync(join(resolveCheckpoint(straight), file)), y = readFileSync(join(resolveCheckpoint(split), file));
-    t.true(x.equals(y), `${file} identical byte for byte`);
-  }
-  const epochLines = (dir: string) => readFileSync(join(dir, METRICS_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-    .filter((l) => l.type === 'epoch').map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
-  t.deepEqual(epochLines(split), epochLines(straight));
+  assertSameRun(t, straight, split);
   // The resumed run keeps its task part too.
   await t.throwsAsync(runTraining(regressionTask, { recipe: { hidden: 4 }, out: split, resume: true, device: 'cpu' }), { message: /resume: 'hidden' is 16 in the checkpoint, got 4/ });
   // And it is a regression run: the classification task refuses it by name.

@@ -8,3 +8,4 @@ export {
   MaskedAutoencoder, mae, maeConfig, defaultMaeConfig, maeParameterCount, checkMaeConfig, keptTokens, randomMasking,
   type MaeConfig, type MaeForwardOptions, type MaeOutput, type RandomMasking,
 } from './mae.js';
+export { estimateMaeInferenceMemory, estimateMaeTrainingMemory, maeTokens } from './mae-memory.js';

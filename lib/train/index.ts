@@ -22,3 +22,7 @@ export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions,
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { FINETUNE_HEAD_STD, layerDecayScale, layerId, loadPretrainedEncoder, type EncoderInit } from './tasks/finetune.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';
+export {
+  BLR_BATCH, decoderSize, EVAL_MASK_SEED, evaluateReconstruction, maeDecoder, maeLearningRate, maeNoDecayNames, pretrainMemory, pretrainRecipe, pretrainTask, recipeMaeConfig,
+  type MaeRecipe, type PretrainRecipe, type ReconstructionMetrics,
+} from './tasks/pretrain.js';

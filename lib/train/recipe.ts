@@ -94,8 +94,20 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
 export interface TaskRecipePart<P> extends RecipePart<P> {
   /** Shared defaults this task changes (e.g. diffusion's EMA 0.9999). */
   readonly sharedDefaults?: Partial<SharedRecipe>;
+  /** Help lines of shared fields that read differently for this task (e.g. which parameters weight decay skips). */
+  readonly sharedHelp?: Readonly<Partial<Record<keyof SharedRecipe, string>>>;
   /** A recipe saved by an earlier version of the task, in today's terms (resume and eval read it). */
   upgrade?(saved: Readonly<Record<string, unknown>>): Record<string, unknown>;
+  /**
+   * Shared fields this task computes from others (MAE: lr = blr · batchSize / 256), set after
+   * every default and given value is merged. They are no flags of the task's command, and a
+   * given value that differs from the computed one is an error naming the rule.
+   */
+  readonly derived?: {
+    /** Each key it sets, with its rule in words (for the error). */
+    readonly rules: Readonly<Partial<Record<keyof SharedRecipe, string>>>;
+    apply(recipe: Readonly<Recipe<P>>): Partial<SharedRecipe>;
+  };
 }
 
 /** The recipe in a checkpoint's metadata, upgraded by the task; a RangeError when there is none. */
@@ -113,7 +125,15 @@ export function savedRecipe<P>(part: TaskRecipePart<P>, metadata: Record<string,
  */
 export function makeRecipe<P>(part: TaskRecipePart<P>, given: Partial<Recipe<P>> = {}): Readonly<Recipe<P>> {
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
-  return checkRecipe(part, { ...sharedRecipe.defaults, ...dataDefaults(given.data), ...part.sharedDefaults, ...part.defaults, ...defined } as Recipe<P>);
+  const merged = { ...sharedRecipe.defaults, ...dataDefaults(given.data), ...part.sharedDefaults, ...part.defaults, ...defined } as Recipe<P>;
+  if (!part.derived) return checkRecipe(part, merged);
+  // The inputs of the rule are checked before it runs, the computed fields after.
+  checkRecipe(part, merged);
+  const derived = part.derived.apply(merged);
+  for (const [key, value] of Object.entries(derived))
+    if (key in defined && defined[key] !== value)
+      throw new RangeError(`recipe: '${key}' is computed for this task (${part.derived.rules[key as keyof SharedRecipe]}), got ${JSON.stringify(defined[key])} instead of ${JSON.stringify(value)}`);
+  return checkRecipe(part, { ...merged, ...derived });
 }
 
 /** Checks both parts (naming the first field that is wrong) and returns a frozen copy. */
