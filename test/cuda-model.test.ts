@@ -5,6 +5,7 @@ import {
   AdamW, backward, loadMnist, normalize, selectBackend, softmaxCrossEntropy, tensor, tidy,
   VisionTransformer, type Device, type Precision,
 } from '../lib/index.js';
+import { relativeGradientDifference } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -33,15 +34,6 @@ function fiveSteps(device: Device, precision: Precision = 'f32'): { losses: numb
   optimizer.dispose();
   model.dispose();
   return { losses, grads };
-}
-
-function relativeGradientDifference(g: Float32Array, h: Float32Array): number {
-  let diff = 0, norm = 0;
-  for (let i = 0; i < g.length; i++) {
-    diff += (h[i]! - g[i]!) ** 2;
-    norm += g[i]! ** 2;
-  }
-  return Math.sqrt(diff) / (Math.sqrt(norm) + 1e-30);
 }
 
 gpuTest('5 training steps of a small PiT: CPU and GPU losses within 1e-2, every gradient close', (t) => {

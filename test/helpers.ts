@@ -89,6 +89,16 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
   return den === 0 ? num : num / den;
 }
 
+/** ‖h − g‖ / ‖g‖ (Euclidean): how far a gradient computed another way is from the reference g. */
+export function relativeGradientDifference(g: ArrayLike<number>, h: ArrayLike<number>): number {
+  let diff = 0, norm = 0;
+  for (let i = 0; i < g.length; i++) {
+    diff += (h[i]! - g[i]!) ** 2;
+    norm += g[i]! ** 2;
+  }
+  return Math.sqrt(diff) / (Math.sqrt(norm) + 1e-30);
+}
+
 /** Up to `max` indices spread evenly over [0, n), always including the first and last. */
 export function probeIndices(n: number, max: number): number[] {
   if (n <= max) return Array.from({ length: n }, (_, i) => i);

@@ -1,0 +1,50 @@
+// Whole-model parity for MAE pre-training: five AdamW steps of a small pixel MAE (drop path on,
+// 75% masked) on the CPU and on the GPU from the same seed and the same real digits, in f32 and
+// in mixed precision. The masks come from Philox on the host, so both devices mask the same
+// pixels and differ only in summation order. Runs only where the CUDA addon sees a GPU.
+import test from 'ava';
+import { AdamW, backward, loadMnist, MaskedAutoencoder, normalize, selectBackend, tensor, tidy, type Device, type Precision } from '../lib/index.js';
+import { relativeGradientDifference } from './helpers.js';
+
+const gpu = selectBackend().backend === 'cuda';
+const gpuTest = gpu ? test : test.skip;
+if (!gpu) console.log(`GPU MAE parity tests skipped: ${selectBackend().reasons.join('; ')}`);
+
+function fiveMaeSteps(device: Device, precision: Precision = 'f32'): { losses: number[]; grads: Map<string, Float32Array> } {
+  const { train } = loadMnist({ size: 8 });
+  const B = 32, size = 64;
+  const images = normalize(train.images.slice(0, B * size), train, train.mean, train.std);
+  const model = new MaskedAutoencoder({
+    imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, dropPath: 0.1, decoderDepth: 1, decoderDim: 32, decoderHeads: 2, seed: 3,
+  }, { device });
+  const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
+  const losses: number[] = [];
+  const grads = new Map<string, Float32Array>();
+  for (let step = 0; step < 5; step++) {
+    tidy(() => {
+      const { loss } = model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } });
+      losses.push(loss.item());
+      backward(loss);
+      if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
+      optimizer.step(1e-3);
+      optimizer.zeroGrad();
+    });
+  }
+  optimizer.dispose();
+  model.dispose();
+  return { losses, grads };
+}
+
+// Tolerances as in cuda-model.test.ts: f32 on both sides differs in summation order only
+// (1e-3 of each gradient's norm after four optimizer steps); bf16 attention rounds q, k, v
+// and the output to 8 significant bits (3e-2). A wrong kernel is off by O(1).
+for (const [precision, lossTol, gradTol] of [['f32', 1e-2, 1e-3], ['mixed', 2e-2, 3e-2]] as const) {
+  gpuTest(`MAE pre-training, 5 steps, ${precision}: CPU and GPU losses and every gradient close`, (t) => {
+    const cpu = fiveMaeSteps('cpu'), cuda = fiveMaeSteps('cuda', precision);
+    cpu.losses.forEach((l, i) => t.true(Math.abs(cuda.losses[i]! - l) <= lossTol * Math.abs(l), `step ${i}: loss ${cuda.losses[i]} vs ${l}`));
+    for (const [name, g] of cpu.grads) {
+      const r = relativeGradientDifference(g, cuda.grads.get(name)!);
+      t.true(r <= gradTol, `${name}: relative gradient difference ${r}`);
+    }
+  });
+}
