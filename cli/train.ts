@@ -38,12 +38,12 @@ export function registerTrain(program: Command): void {
 }
 
 /** The saved per-channel normalization, checked: a corrupted entry is named, not dereferenced. */
-function checkNormalization(file: string, value: unknown, channels: number): { mean: number[]; std: number[] } {
+export function checkNormalization(file: string, value: unknown, channels: number, command = 'eval'): { mean: number[]; std: number[] } {
   const perChannel = (v: unknown, positive: boolean) =>
     Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
   const n = value as { mean?: unknown; std?: unknown } | null | undefined;
   if (!n || typeof n !== 'object' || !perChannel(n.mean, false) || !perChannel(n.std, true))
-    throw new RangeError(`eval: ${file}: metadata "normalization" must be { mean, std } with ${channels} finite number(s) each (std > 0), got ${JSON.stringify(value) ?? 'nothing'}`);
+    throw new RangeError(`${command}: ${file}: metadata "normalization" must be { mean, std } with ${channels} finite number(s) each (std > 0), got ${JSON.stringify(value) ?? 'nothing'}`);
   return n as { mean: number[]; std: number[] };
 }
 

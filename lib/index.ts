@@ -6,3 +6,4 @@ export * from './data/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
+export * from './viz/index.js';

@@ -1,0 +1,5 @@
+// Pictures of what a model does: the MAE reconstruction grid.
+export {
+  defaultScale, gridLayout, maeReconstruct, maeReconstructionGrid, MASK_GREY, PANEL_SEPARATOR, TRIPLET_GAP, writePng,
+  type GridLayout, type GridOptions, type ReconstructionInputs, type RgbaImage,
+} from './mae-grid.js';
