@@ -29,11 +29,15 @@ export interface BenchResult {
   op: string;
   /** train/scaling: the model name ("pit-t", "vit-t/2", "pit-d4w64h4": lib/models/names.ts); kernels: absent. */
   model?: string;
+  /** train/scaling: the task whose step ran, "classify" or "mae" (MAE pre-training; `model` is its encoder). Absent (older lines, peers): "classify". */
+  task?: string;
+  /** task "mae": the decoder, "d<depth>w<width>h<heads>" ("d8w512h16": MAE's). */
+  decoder?: string;
   impl: string;
   device: 'cpu' | 'cuda';
   /** Compute dtype: "f32" or "bf16" (kernels); training: "f32", "mixed" (ours: bf16 attention), "bf16" (PyTorch autocast). */
   dtype: string;
-  /** Sizes that define the work: kernels {B, H, L, D} or {m, n, k} or {n}; train {batch, side, channels, tokens}. */
+  /** Sizes that define the work: kernels {B, H, L, D} or {m, n, k} or {n}; train {batch, side, channels, tokens}, and for task "mae" visibleTokens (what the encoder sees). */
   shape: Record<string, number>;
   /** Median wall time of one call (kernels) or one training step (train/scaling), ms. */
   ms: number;
@@ -56,10 +60,18 @@ export interface BenchResult {
 /** "B=1 H=12 L=4096 D=16": a shape as tables print it. */
 export const shapeText = (shape: Record<string, number>): string => Object.entries(shape).map(([k, v]) => `${k}=${v}`).join(' ');
 
-/** The fields that identify a measurement across implementations and files (see the header). */
+/** A training result's task: "classify" when the line does not say (older lines, peers). */
+export const resultTask = (r: BenchResult): string => r.task ?? 'classify';
+
+/**
+ * The fields that identify a measurement across implementations and files (see the header).
+ * An MAE step's key adds the task and decoder; a classification step's key is what it always
+ * was, so new lines pair with old ones and with peers that do not write `task`.
+ */
 export function resultKey(r: BenchResult): string {
   const shape = Object.keys(r.shape).sort().map((k) => `${k}=${r.shape[k]}`).join(' ');
-  return [r.kind, r.model ?? r.op, r.device, shape, ...(r.kind === 'kernel' ? [r.dtype] : [])].join(' | ');
+  const task = resultTask(r) === 'classify' ? [] : [`${resultTask(r)}${r.decoder ? ` ${r.decoder}` : ''}`];
+  return [r.kind, r.model ?? r.op, ...task, r.device, shape, ...(r.kind === 'kernel' ? [r.dtype] : [])].join(' | ');
 }
 
 const requiredFields: [keyof BenchResult, string][] = [

@@ -11,8 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Device, Precision } from '../lib/index.js';
 import { renderPng, renderSvg, type PlotSeries } from './plot.js';
-import type { BenchResult } from './schema.js';
-import { findMaxSide, measureTrainStep, modelPatch, skippable, trainResult } from './train.js';
+import { resultTask, type BenchResult } from './schema.js';
+import { findMaxSide, measureTrainStep, modelPatch, skippable, trainResult, type BenchTask, type DecoderSize } from './train.js';
 
 export interface PowerLawRegion {
   fromTokens: number;
@@ -64,6 +64,10 @@ export interface ScalingOptions {
   models: string[];
   sides: number[];
   batch: number;
+  /** The step timed: 'classify' (default) or 'mae' (the models as MAE encoders). */
+  task?: BenchTask;
+  /** 'mae': the decoder (default the task's for each encoder). */
+  decoder?: DecoderSize;
   precision?: Precision;
   budgetMs?: number;
   /** Also search each model's largest trainable side. */
@@ -82,12 +86,15 @@ export interface ScalingOptions {
 
 export interface ScalingReport {
   results: BenchResult[];
-  fits: { model: string; impl: string; time: PowerLawRegion[]; memory: PowerLawRegion[] }[];
+  fits: { model: string; impl: string; task?: string; decoder?: string; time: PowerLawRegion[]; memory: PowerLawRegion[] }[];
   maxSide: { model: string; side: number; tokens: number; peakBytes: number; limitedBy: string; batch: number }[];
   files: string[];
 }
 
-const seriesName = (r: BenchResult) => (r.impl === 'pit' ? r.model! : `${r.model} (${r.impl})`);
+const seriesName = (r: BenchResult) => {
+  const model = r.task === 'mae' ? `${r.model} MAE ${r.decoder}` : r.model!;
+  return r.impl === 'pit' ? model : `${model} (${r.impl})`;
+};
 
 function groups(results: BenchResult[]): Map<string, BenchResult[]> {
   const by = new Map<string, BenchResult[]>();
@@ -102,7 +109,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
     modelPatch(model);  // an unknown model fails before anything runs
     let largestFit = 0;
     for (const side of o.sides) {
-      const shape = { model, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision };
+      const shape = { model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision };
       try {
         const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }), 'scaling');
         results.push(r);
@@ -114,15 +121,15 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
       }
     }
     if (o.findMax && largestFit) {
-      const found = findMaxSide({ device: o.device, model, from: largestFit, batch: o.batch, precision: o.precision, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
+      const found = findMaxSide({ device: o.device, model, task: o.task, decoder: o.decoder, from: largestFit, batch: o.batch, precision: o.precision, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
         onProbe: (side, fits, peak) => o.onProbe?.(model, side, fits, peak) });
       const patch = modelPatch(model);
       maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
     }
   }
-  const all = [...results, ...(o.peer ?? []).filter((r) => r.op === 'train_step' && r.model && r.device === o.device)];
+  const all = [...results, ...(o.peer ?? []).filter((r) => r.op === 'train_step' && r.model && r.device === o.device && resultTask(r) === (o.task ?? 'classify'))];
   const fits = [...groups(all).values()].map((rs) => ({
-    model: rs[0]!.model!, impl: rs[0]!.impl,
+    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : {}),
     time: fitPowerLaw(rs.map((r) => ({ x: r.shape.tokens!, y: r.ms }))),
     memory: fitPowerLaw(rs.filter((r) => r.peakBytes).map((r) => ({ x: r.shape.tokens!, y: r.peakBytes! }))),
   }));

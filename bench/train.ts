@@ -1,13 +1,15 @@
 // `pit bench train`: images/s and peak memory of one full training step (the task's forward
 // and loss, backward, gradient clipping, AdamW: lib/train/step.ts, the step the runner runs) on
-// random images, for ViT/PiT classifiers at chosen image sides. Also the
-// largest-image-side search that `pit study scaling --find-max` runs.
+// random images, for ViT/PiT classifiers (task 'classify') or MAE pre-training of the same
+// encoders (task 'mae': the encoder on the int(N·(1 − r)) + 1 kept tokens, the decoder on all
+// N + 1) at chosen image sides. Also the largest-image-side search that `pit study scaling
+// --find-max` runs.
 //
 // images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  checkPrecision, classifyTask, makeRecipe, parseModelName, randn, taskOptimizer, tensor, tidy, trainStep,
+  checkPrecision, classifyTask, decoderSize, maeTokens, makeRecipe, parseModelName, pretrainTask, randn, recipeMaeConfig, taskOptimizer, tensor, tidy, trainStep,
   type AdamW, type Device, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
@@ -17,9 +19,35 @@ import { round } from './kernels.js';
 import type { BenchResult, ResultKind } from './schema.js';
 import { timeIt } from './timing.js';
 
+/** The tasks `pit bench train --task` times: classification, or MAE pre-training (lib/train/tasks). */
+export const benchTasks = ['classify', 'mae'] as const;
+export type BenchTask = (typeof benchTasks)[number];
+
+/** An MAE decoder's size; written d<depth>w<width>h<heads> as the model names are. */
+export interface DecoderSize {
+  depth: number;
+  dim: number;
+  heads: number;
+}
+
+export const decoderName = (d: DecoderSize): string => `d${d.depth}w${d.dim}h${d.heads}`;
+
+/** 'd8w512h16' → { depth: 8, dim: 512, heads: 16 }; anything else is a RangeError naming the grammar. */
+export function parseDecoderName(name: string): DecoderSize {
+  const m = /^d(\d+)w(\d+)h(\d+)$/.exec(name);
+  const [depth, dim, heads] = m ? m.slice(1).map(Number) as [number, number, number] : [0, 0, 0];
+  if (!m || depth < 1 || dim < 1 || heads < 1 || dim % heads)
+    throw new RangeError(`decoder must be d<depth>w<width>h<heads> with positive sizes and heads dividing width (e.g. d8w512h16), got "${name}"`);
+  return { depth, dim, heads };
+}
+
 export interface TrainShape {
-  /** A model name (lib/models: pit-t, vit-s/2, pit-d4w64h4, …). */
+  /** A model name (lib/models: pit-t, vit-s/2, pit-d4w64h4, …); for 'mae', the encoder. */
   model: string;
+  /** 'classify' (default) or 'mae'. */
+  task?: BenchTask;
+  /** 'mae' only: the decoder; default the task's for the encoder (pretrain.ts decoderSize). */
+  decoder?: DecoderSize;
   side: number;
   channels: number;
   classes: number;
@@ -54,6 +82,9 @@ export interface StepMeasurement {
   peakBytes: number;
   tokens: number;
   parameters: number;
+  /** 'mae': the tokens the encoder sees (int(N·(1 − r)), without cls) and the decoder that ran. */
+  visibleTokens?: number;
+  decoder?: DecoderSize;
 }
 
 export interface StepShape {
@@ -104,18 +135,25 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
   }
 }
 
-/** measureTaskStep for the classification task's model `s.model`, with its token count. */
+/** measureTaskStep for `s.task`'s model (`s.model` the classifier or the MAE's encoder), with its token counts. */
 export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
   const patch = modelPatch(s.model);
   const tokens = (s.side / patch) ** 2;
   if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${patch}`);
-  return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
+  if ((s.task ?? 'classify') === 'classify') {
+    if (s.decoder) throw new TypeError(`a decoder (${decoderName(s.decoder)}) is for task 'mae', not 'classify'`);
+    return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
+  }
+  const recipe = makeRecipe(pretrainTask.recipe, { model: s.model, decoderDepth: s.decoder?.depth, decoderDim: s.decoder?.dim, decoderHeads: s.decoder?.heads });
+  const visibleTokens = maeTokens(recipeMaeConfig(recipe, { channels: s.channels, height: s.side, width: s.side })).encoder - 1;
+  return { ...measureTaskStep(pretrainTask, recipe, device, s, options), tokens, visibleTokens, decoder: decoderSize(recipe) };
 }
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
   return {
-    kind, op: 'train_step', model: s.model, impl: 'pit', device, dtype: s.precision ?? 'f32',
-    shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens },
+    kind, op: 'train_step', model: s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
+    impl: 'pit', device, dtype: s.precision ?? 'f32',
+    shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens, ...(m.visibleTokens !== undefined ? { visibleTokens: m.visibleTokens } : {}) },
     ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',
     formula: 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
   };
@@ -125,6 +163,10 @@ export interface TrainBenchOptions {
   device: Device;
   models: string[];
   sides: number[];
+  /** Default ['classify']; each model and side is timed for each task. */
+  tasks?: BenchTask[];
+  /** 'mae': the decoders to time (each its own result); default the task's one for the encoder. */
+  decoders?: DecoderSize[];
   /** A fixed batch, or 'auto': the largest power of two with batch·tokens ≤ 2^18 that fits (halving on out-of-memory). */
   batch: number | 'auto';
   precision?: Precision;
@@ -133,16 +175,23 @@ export interface TrainBenchOptions {
   onSkip?: (what: string, reason: string) => void;
 }
 
-/** Measures each (model, side); with batch 'auto', halves the batch until the step fits. */
+/** The (task, decoder) cases of a bench: every decoder for 'mae', none for 'classify'. */
+export function taskCases(tasks: readonly BenchTask[] = ['classify'], decoders: readonly DecoderSize[] = []): { task: BenchTask; decoder?: DecoderSize }[] {
+  return tasks.flatMap((task) => (task === 'mae' && decoders.length ? decoders.map((decoder) => ({ task, decoder })) : [{ task }]));
+}
+
+const caseName = (c: { task: BenchTask; decoder?: DecoderSize }) => (c.task === 'mae' ? ` (mae${c.decoder ? `, decoder ${decoderName(c.decoder)}` : ''})` : '');
+
+/** Measures each (model, side, task, decoder); with batch 'auto', halves the batch until the step fits. */
 export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
   const results: BenchResult[] = [];
   for (const model of o.models) {
-    for (const side of o.sides) {
+    for (const side of o.sides) for (const c of taskCases(o.tasks, o.decoders)) {
       const { channels, classes } = dataShape(side);
       const patch = modelPatch(model);
       let batch = o.batch === 'auto' ? 2 ** Math.floor(Math.log2(Math.max(1, 2 ** 18 / (side / patch) ** 2))) : o.batch;
       for (;;) {
-        const shape = { model, side, channels, classes, batch, precision: o.precision };
+        const shape = { model, ...c, side, channels, classes, batch, precision: o.precision };
         try {
           const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }));
           results.push(r);
@@ -154,7 +203,7 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
             batch >>= 1;
             continue;
           }
-          o.onSkip?.(`${model} at ${side}×${side}, batch ${batch}`, err.message);
+          o.onSkip?.(`${model}${caseName(c)} at ${side}×${side}, batch ${batch}`, err.message);
           break;
         }
       }
@@ -166,6 +215,8 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
 export interface MaxSideOptions {
   device: Device;
   model: string;
+  task?: BenchTask;
+  decoder?: DecoderSize;
   /** A side known to fit (the search grows from it). */
   from: number;
   batch?: number;
@@ -189,7 +240,7 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
   const probe = (side: number): number | null => {
     let peak: number | null = null;
     try {
-      peak = measureTrainStep(o.device, { model: o.model, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision }, { timed: false }).peakBytes;
+      peak = measureTrainStep(o.device, { model: o.model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision }, { timed: false }).peakBytes;
     } catch (err) {
       if (!outOfMemory(err)) throw err;
     }

@@ -10,7 +10,7 @@ import { formatComparison, compareResults } from '../bench/compare.js';
 import { defaultSweep, kernelCases, runKernelBench, type KernelSweep } from '../bench/kernels.js';
 import { parseResults, shapeText, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
-import { runTrainBench } from '../bench/train.js';
+import { benchTasks, parseDecoderName, runTrainBench, type BenchTask, type DecoderSize } from '../bench/train.js';
 import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
 
 function resolveDevice(requested: 'auto' | Device): Device {
@@ -38,6 +38,26 @@ function reporter(opts: { json: boolean; out?: string }, columns: (r: BenchResul
 }
 
 const skipped = (what: string, reason: string) => console.error(`skipped ${what}: ${reason}`);
+
+function tasks(value: string): BenchTask[] {
+  const list = names(value);
+  for (const t of list) if (!(benchTasks as readonly string[]).includes(t)) throw new InvalidArgumentError(`expected ${benchTasks.join(' or ')} (comma-separated), got "${t}"`);
+  return list as BenchTask[];
+}
+
+function decoders(value: string): DecoderSize[] {
+  try {
+    return names(value).map(parseDecoderName);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** "classify", or "mae d8w512h16": the task column of the tables. */
+const taskText = (r: BenchResult) => (r.task === 'mae' ? `mae ${r.decoder}` : r.task ?? 'classify');
+/** "1024", or "256/1024" for an MAE step (visible / all): what the encoder sees. */
+const tokensText = (r: BenchResult) => (r.shape.visibleTokens !== undefined ? `${r.shape.visibleTokens}/${r.shape.tokens}` : String(r.shape.tokens));
+const maeDecoderHelp = 'MAE decoder(s), d<depth>w<width>h<heads> each (default: the task\'s, MAE\'s d8w512h16 for the presets t, s, b, l: at p = 1 it runs on every pixel and costs ~20× a PiT-T encoder; 2 blocks of the encoder\'s width for d…w…h… encoders)';
 
 interface KernelFlags {
   device: 'auto' | Device; json: boolean; quick: boolean; out?: string; ops?: string[]; dtype?: DType[]; lens?: number[];
@@ -89,9 +109,11 @@ export function registerBench(program: Command): void {
 
   bench
     .command('train')
-    .description('images/s and peak memory of a full training step (forward, backward, clipping, AdamW) on random images')
+    .description('images/s and peak memory of a full training step (forward, backward, clipping, AdamW) on random images: classification, or MAE pre-training of the same encoders')
     .addOption(deviceOption())
-    .option('--models <list>', 'model names: pit-<size> or vit-<size>/<p>, <size> t, s, b, l or d<depth>w<width>h<heads> (default: pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)', names)
+    .option('--models <list>', 'model names: pit-<size> or vit-<size>/<p>, <size> t, s, b, l or d<depth>w<width>h<heads> (default: pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda); for mae, the encoders', names)
+    .option('--task <list>', 'classify and/or mae (MAE pre-training: the encoder on the kept 25% of the tokens, then the decoder on all), each timed for every model and side', tasks, ['classify'] as BenchTask[])
+    .option('--decoder <list>', maeDecoderHelp, decoders)
     .option('--sides <list>', 'image sides; 28 is 1-channel/10 classes, others 3-channel/100 classes (default: 28,32 on cpu; 28,32,64 on cuda)', integers(1))
     .addOption(new Option('--batch <n>', 'batch size, or "auto": the largest power of two with batch·tokens ≤ 2^18, halved while the GPU runs out of memory (default: 8 on cpu, auto on cuda)')
       .argParser((v: string) => (v === 'auto' ? 'auto' : integer(1)(v))))
@@ -99,14 +121,17 @@ export function registerBench(program: Command): void {
     .option('--budget <ms>', 'time budget per shape for the timed steps', integer(1), 3000)
     .option('--json', 'print one JSON object per result instead of a table', false)
     .option('--out <file>', 'also write the JSON lines to this file')
-    .action((f: { device: 'auto' | Device; models?: string[]; sides?: number[]; batch?: number | 'auto'; precision: Precision; budget: number; json: boolean; out?: string }) => {
+    .action((f: { device: 'auto' | Device; models?: string[]; task: BenchTask[]; decoder?: DecoderSize[]; sides?: number[]; batch?: number | 'auto'; precision: Precision;
+      budget: number; json: boolean; out?: string }) => {
       const device = resolveDevice(f.device);
       const cuda = device === 'cuda';
+      if (f.decoder && !f.task.includes('mae')) throw new InvalidArgumentError('--decoder is for --task mae');
       const print = reporter(f, (r) =>
-        `${r.model!.padEnd(12)} ${r.dtype.padEnd(5)} ${String(r.shape.side).padStart(4)} ${String(r.shape.tokens).padStart(7)} ${String(r.shape.batch).padStart(6)} ` +
+        `${r.model!.padEnd(12)} ${taskText(r).padEnd(16)} ${r.dtype.padEnd(5)} ${String(r.shape.side).padStart(4)} ${tokensText(r).padStart(9)} ${String(r.shape.batch).padStart(6)} ` +
         `${r.ms.toFixed(2).padStart(10)} ${r.value.toFixed(1).padStart(10)} ${mib(r.peakBytes ?? 0).padStart(12)}  ${r.formula}`,
-      'model        dtype side  tokens  batch    ms/step   images/s  peak memory  formula');
+      'model        task             dtype side    tokens  batch    ms/step   images/s  peak memory  formula');
       runTrainBench({
+        tasks: f.task, decoders: f.decoder,
         device, models: f.models ?? (cuda ? ['pit-t', 'pit-s', 'pit-b', 'vit-t/2'] : ['pit-t', 'vit-t/2']),
         sides: f.sides ?? (cuda ? [28, 32, 64] : [28, 32]), batch: f.batch ?? (cuda ? 'auto' : 8), precision: f.precision, budgetMs: f.budget,
         onResult: print, onSkip: skipped,
@@ -136,6 +161,8 @@ export function registerStudy(program: Command): void {
     .option('--models <list>', 'model names: pit-<size> or vit-<size>/<p>, <size> t, s, b, l or d<depth>w<width>h<heads>', names, ['pit-t', 'vit-t/2'])
     .option('--sides <list>', 'image sides (default: 8,12,16,20,24,28,32 on cpu; 8,16,32,48,64,96,128,160,192,224 on cuda)', integers(1))
     .option('--batch <n>', 'batch size', integer(1), 1)
+    .addOption(new Option('--task <task>', 'the step to time: classify, or mae (MAE pre-training of the models as encoders)').choices([...benchTasks]).default('classify'))
+    .option('--decoder <name>', 'for --task mae: the decoder, d<depth>w<width>h<heads> (default the task\'s: MAE\'s d8w512h16 for presets)', (v: string) => decoders(v)[0]!)
     .addOption(precisionOption())
     .option('--budget <ms>', 'time budget per side for the timed steps', integer(1), 2000)
     .option('--find-max', 'also find the largest side each model trains at (bisection on out-of-memory, or on --memory-limit)', false)
@@ -144,16 +171,17 @@ export function registerStudy(program: Command): void {
     .option('--peer <file>', 'PyTorch results (bench/pytorch/vit_train.py --kind scaling) to draw on the same axes')
     .option('--out <dir>', 'output folder', 'runs/scaling')
     .option('--json', 'print each result as a JSON line', false)
-    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; precision: Precision; budget: number; findMax: boolean; memoryLimit?: number;
-      ceiling: number; peer?: string; out: string; json: boolean }) => {
+    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; task: BenchTask; decoder?: DecoderSize; precision: Precision; budget: number;
+      findMax: boolean; memoryLimit?: number; ceiling: number; peer?: string; out: string; json: boolean }) => {
       const device = resolveDevice(f.device);
+      if (f.decoder && f.task !== 'mae') throw new InvalidArgumentError('--decoder is for --task mae');
       if (f.findMax && device === 'cpu' && f.memoryLimit === undefined)
         throw new InvalidArgumentError('--find-max on cpu needs --memory-limit (a CPU cannot report running out of memory before it swaps)');
       const print = reporter({ json: f.json }, (r) =>
-        `${r.model!.padEnd(12)} ${String(r.shape.side).padStart(4)} ${String(r.shape.tokens).padStart(7)} ${r.ms.toFixed(2).padStart(10)} ${mib(r.peakBytes ?? 0).padStart(12)}`,
-      'model        side  tokens    ms/step  peak memory');
+        `${r.model!.padEnd(12)} ${taskText(r).padEnd(16)} ${String(r.shape.side).padStart(4)} ${tokensText(r).padStart(9)} ${r.ms.toFixed(2).padStart(10)} ${mib(r.peakBytes ?? 0).padStart(12)}`,
+      'model        task             side    tokens    ms/step  peak memory');
       const report = runScalingStudy({
-        device, models: f.models, sides: f.sides ?? (device === 'cuda' ? [8, 16, 32, 48, 64, 96, 128, 160, 192, 224] : [8, 12, 16, 20, 24, 28, 32]),
+        device, models: f.models, task: f.task, decoder: f.decoder, sides: f.sides ?? (device === 'cuda' ? [8, 16, 32, 48, 64, 96, 128, 160, 192, 224] : [8, 12, 16, 20, 24, 28, 32]),
         batch: f.batch, precision: f.precision, budgetMs: f.budget, findMax: f.findMax, memoryLimit: f.memoryLimit, ceiling: f.ceiling,
         peer: f.peer ? parseResults(readFileSync(f.peer, 'utf8'), f.peer) : undefined, outDir: f.out,
         command: `pit ${process.argv.slice(2).join(' ')}`, onResult: print, onSkip: skipped,
@@ -162,7 +190,7 @@ export function registerStudy(program: Command): void {
       if (f.json) return;
       for (const fit of report.fits) {
         const show = (rs: typeof fit.time) => rs.map((r) => `N^${r.exponent.toFixed(2)} for ${r.fromTokens}–${r.toTokens} tokens (r² ${r.r2})`).join('; ') || 'too few points';
-        console.log(`fit ${fit.model} (${fit.impl}): time ${show(fit.time)}; memory ${show(fit.memory)}`);
+        console.log(`fit ${fit.model}${fit.task === 'mae' ? ` MAE ${fit.decoder}` : ''} (${fit.impl}): time ${show(fit.time)}; memory ${show(fit.memory)}`);
       }
       for (const m of report.maxSide)
         console.log(`largest side ${m.model}: ${m.side}×${m.side} (${m.tokens} tokens, batch ${m.batch}, peak ${mib(m.peakBytes)}; limited by ${m.limitedBy})`);

@@ -12,7 +12,7 @@ import { compareResults, formatComparison } from '../bench/compare.js';
 import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
 import { defaultSweep, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
-import { measureTrainStep } from '../bench/train.js';
+import { measureTrainStep, parseDecoderName } from '../bench/train.js';
 import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
 
 selectBackend({ device: 'cpu' });
@@ -87,6 +87,59 @@ test('measureTrainStep: the peak covers weights + gradients + both AdamW moments
   t.true(m.peakBytes < 16 * m.parameters + 64 * 1024 * 1024, 'a tiny model does not need tens of MiB');
   t.throws(() => measureTrainStep('cpu', { model: 'pit-q', side: 8, channels: 3, classes: 10, batch: 1 }), { instanceOf: RangeError, message: /model name must be pit-<size> or vit-<size>\/<patch>.*got "pit-q"/ });
   t.throws(() => measureTrainStep('cpu', { model: 'vit-t/2', side: 9, channels: 3, classes: 10, batch: 1 }), { message: /9/ });
+});
+
+test('bench train --task classify,mae: finite images/s and a peak per task, the JSON says the task, decoder and the 25% the encoder sees', (t) => {
+  const r = run('bench', 'train', '--device', 'cpu', '--task', 'classify,mae', '--models', 'pit-d1w16h2', '--sides', '8', '--batch', '2',
+    '--decoder', 'd1w16h2,d2w32h4', '--budget', '50', '--json');
+  t.is(r.status, 0, r.stderr);
+  const results = parseResults(r.stdout, 'stdout');
+  t.deepEqual(results.map((x) => [x.task, x.decoder]), [['classify', undefined], ['mae', 'd1w16h2'], ['mae', 'd2w32h4']]);
+  for (const x of results) {
+    t.is(x.op, 'train_step');
+    t.true(Number.isFinite(x.value) && x.value > 0 && Math.abs(x.value - (2 * 1000) / x.ms) <= 0.01 + 1e-3 * x.value, JSON.stringify(x));
+    t.true(x.peakBytes! > 0);
+  }
+  // Mask ratio 0.75 on 8×8 pixels: the encoder sees int(64 · 0.25) = 16 tokens.
+  t.deepEqual(results[1]!.shape, { batch: 2, side: 8, channels: 3, tokens: 64, visibleTokens: 16 });
+  t.deepEqual(results[0]!.shape, { batch: 2, side: 8, channels: 3, tokens: 64 });
+  // An MAE step never pairs with a classification step; a line without `task` is one.
+  t.not(resultKey(results[1]!), resultKey(results[0]!));
+  t.not(resultKey(results[1]!), resultKey(results[2]!));
+  const { task: _task, ...old } = results[0]!;
+  t.is(resultKey(old), resultKey(results[0]!));
+  const human = run('bench', 'train', '--device', 'cpu', '--task', 'mae', '--models', 'pit-d1w16h2', '--sides', '8', '--batch', '1', '--budget', '20');
+  t.is(human.status, 0, human.stderr);
+  t.regex(human.stdout, /pit-d1w16h2 +mae d2w16h2 .* 16\/64 /, 'a d…w…h… encoder gets 2 blocks of its width and heads');
+  const bad = run('bench', 'train', '--device', 'cpu', '--task', 'mae', '--decoder', 'd8w512');
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /d<depth>w<width>h<heads>.*got "d8w512"/);
+  t.regex(run('bench', 'train', '--device', 'cpu', '--decoder', 'd1w16h2').stderr, /--decoder is for --task mae/);
+});
+
+test('an MAE step at mask 0.75 holds less activation memory than the classification step of the same encoder (the encoder sees 25% of the tokens)', (t) => {
+  const shape = { model: 'pit-d2w32h2', side: 16, channels: 3, classes: 10, batch: 4 };
+  const classify = measureTrainStep('cpu', shape, { timed: false });
+  const mae = measureTrainStep('cpu', { ...shape, task: 'mae', decoder: parseDecoderName('d1w16h2') }, { timed: false });
+  t.is(mae.tokens, 256);
+  t.is(mae.visibleTokens, 64);
+  t.deepEqual(mae.decoder, { depth: 1, dim: 16, heads: 2 });
+  // Activations = the peak less weights, gradients and both AdamW moments (16 bytes per parameter).
+  const activations = (m: typeof mae) => m.peakBytes - 16 * m.parameters;
+  t.true(activations(mae) > 0 && activations(mae) < activations(classify), `MAE ${activations(mae)} B ≥ classification ${activations(classify)} B`);
+  t.throws(() => measureTrainStep('cpu', { ...shape, decoder: parseDecoderName('d1w16h2') }), { instanceOf: TypeError, message: /for task 'mae'/ });
+  t.throws(() => parseDecoderName('d1w16h3'), { instanceOf: RangeError, message: /heads dividing width.*"d1w16h3"/ });
+});
+
+test('study scaling --task mae: the MAE step per side, its series named with the decoder', (t) => {
+  const dir = scratch();
+  const r = run('study', 'scaling', '--device', 'cpu', '--task', 'mae', '--decoder', 'd1w16h2', '--models', 'pit-d1w16h2', '--sides', '8,12,16', '--budget', '20', '--out', dir);
+  t.is(r.status, 0, r.stderr);
+  const results = parseResults(readFileSync(join(dir, 'scaling.jsonl'), 'utf8'), 'scaling.jsonl');
+  t.deepEqual(results.map((x) => [x.kind, x.task, x.decoder, x.shape.tokens, x.shape.visibleTokens]),
+    [['scaling', 'mae', 'd1w16h2', 64, 16], ['scaling', 'mae', 'd1w16h2', 144, 36], ['scaling', 'mae', 'd1w16h2', 256, 64]]);
+  t.regex(r.stdout, /fit pit-d1w16h2 MAE d1w16h2 \(pit\)/);
+  rmSync(dir, { recursive: true });
 });
 
 test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the largest side within a memory limit', (t) => {
