@@ -3,8 +3,8 @@
 // in mixed precision. The masks come from Philox on the host, so both devices mask the same
 // pixels and differ only in summation order. Runs only where the CUDA addon sees a GPU.
 import test from 'ava';
-import { AdamW, backward, loadMnist, MaskedAutoencoder, normalize, selectBackend, tensor, tidy, type Device, type Precision } from '../lib/index.js';
-import { relativeGradientDifference } from './helpers.js';
+import { loadMnist, MaskedAutoencoder, normalize, selectBackend, tensor, type Device, type Precision } from '../lib/index.js';
+import { fiveAdamWSteps, relativeGradientDifference } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -17,22 +17,7 @@ function fiveMaeSteps(device: Device, precision: Precision = 'f32'): { losses: n
   const model = new MaskedAutoencoder({
     imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, dropPath: 0.1, decoderDepth: 1, decoderDim: 32, decoderHeads: 2, seed: 3,
   }, { device });
-  const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
-  const losses: number[] = [];
-  const grads = new Map<string, Float32Array>();
-  for (let step = 0; step < 5; step++) {
-    tidy(() => {
-      const { loss } = model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } });
-      losses.push(loss.item());
-      backward(loss);
-      if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
-      optimizer.step(1e-3);
-      optimizer.zeroGrad();
-    });
-  }
-  optimizer.dispose();
-  model.dispose();
-  return { losses, grads };
+  return fiveAdamWSteps(model, (step) => model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } }).loss);
 }
 
 // Tolerances as in cuda-model.test.ts: f32 on both sides differs in summation order only

@@ -2,10 +2,10 @@
 // GPU from the same seed and the same real digits. Runs only where the CUDA addon sees a GPU.
 import test from 'ava';
 import {
-  AdamW, backward, loadMnist, normalize, selectBackend, softmaxCrossEntropy, tensor, tidy,
+  loadMnist, normalize, selectBackend, softmaxCrossEntropy, tensor,
   VisionTransformer, type Device, type Precision,
 } from '../lib/index.js';
-import { relativeGradientDifference } from './helpers.js';
+import { fiveAdamWSteps, relativeGradientDifference } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -17,23 +17,9 @@ function fiveSteps(device: Device, precision: Precision = 'f32'): { losses: numb
   const images = normalize(train.images.slice(0, B * size), train, train.mean, train.std);
   const labels = train.labels.slice(0, B);
   const model = new VisionTransformer({ imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, classes: 10, dropPath: 0.1, seed: 3 }, { device });
-  const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
-  const losses: number[] = [];
-  const grads = new Map<string, Float32Array>();
-  for (let step = 0; step < 5; step++) {
-    tidy(() => {
-      const logits = model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } });
-      const loss = softmaxCrossEntropy(logits, tensor(labels, [B], { device }), { labelSmoothing: 0.1 });
-      losses.push(loss.toArray()[0]!);
-      backward(loss);
-      if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
-      optimizer.step(1e-3);
-      optimizer.zeroGrad();
-    });
-  }
-  optimizer.dispose();
-  model.dispose();
-  return { losses, grads };
+  return fiveAdamWSteps(model, (step) => softmaxCrossEntropy(
+    model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } }),
+    tensor(labels, [B], { device }), { labelSmoothing: 0.1 }));
 }
 
 gpuTest('5 training steps of a small PiT: CPU and GPU losses within 1e-2, every gradient close', (t) => {

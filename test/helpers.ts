@@ -1,7 +1,7 @@
 // Shared test helpers: seeded random data, float64 comparison, finite differences.
 // Tests compare native ops with float64 references written in the test files.
 import type { ExecutionContext } from 'ava';
-import { backward, noGrad, tensor, tidy, type Tensor } from '../lib/index.js';
+import { AdamW, backward, noGrad, tensor, tidy, type Module, type Tensor } from '../lib/index.js';
 
 /** A small seeded generator (mulberry32) for test inputs; separate from the library's Philox. */
 export function rng(seed: number): () => number {
@@ -87,6 +87,29 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     den = Math.max(den, Math.abs(expected[i]!));
   }
   return den === 0 ? num : num / den;
+}
+
+/**
+ * Five AdamW steps (lr 1e-3, wd 0.05, β 0.9, 0.95) of `model` on `lossAt(step)`: the losses and
+ * the last step's gradients, for CPU-vs-GPU parity. The model is disposed afterwards.
+ */
+export function fiveAdamWSteps(model: Module, lossAt: (step: number) => Tensor): { losses: number[]; grads: Map<string, Float32Array> } {
+  const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
+  const losses: number[] = [];
+  const grads = new Map<string, Float32Array>();
+  for (let step = 0; step < 5; step++) {
+    tidy(() => {
+      const loss = lossAt(step);
+      losses.push(loss.item());
+      backward(loss);
+      if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
+      optimizer.step(1e-3);
+      optimizer.zeroGrad();
+    });
+  }
+  optimizer.dispose();
+  model.dispose();
+  return { losses, grads };
 }
 
 /** ‖h − g‖ / ‖g‖ (Euclidean): how far a gradient computed another way is from the reference g. */
