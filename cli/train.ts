@@ -81,7 +81,7 @@ export function registerEval(program: Command): void {
           return;
         }
         console.log(`${dir} (${flags.ema ? 'EMA' : 'trained'} weights) on ${test.name}, ${metrics.n} images`);
-        console.log(`loss ${metrics.loss.toFixed(4)}  top-1 ${(100 * metrics.top1).toFixed(2)}%  top-5 ${(100 * metrics.top5).toFixed(2)}%`);
+        console.log(`loss ${metrics.loss.toFixed(4)}  top-1 ${percent(metrics.top1)}  top-5 ${percent(metrics.top5)}`);
       } finally {
         model.dispose();
       }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { channelStats, type Dataset } from './dataset.js';
 
 export const CIFAR_SIDE = 32, CIFAR_CHANNELS = 3, CIFAR_TRAIN = 50_000, CIFAR_TEST = 10_000;
-const SIDE = CIFAR_SIDE, CHANNELS = CIFAR_CHANNELS, PIXELS = CHANNELS * SIDE * SIDE; // 3,072
+const PIXELS = CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE; // 3,072
 
 interface Format {
   name: 'cifar10' | 'cifar100';
@@ -76,8 +76,8 @@ function readSplit(folder: string, files: string[], f: Format, split: string): D
       const out = i * PIXELS, src = r + f.labelBytes;
       for (let p = 0; p < PIXELS; p++) images[out + p] = toUnit[bytes[src + p]!]!;
     }
-  const { mean, std } = channelStats(images, n, CHANNELS, SIDE * SIDE);
-  return { images, labels, n, channels: CHANNELS, height: SIDE, width: SIDE, classes: f.classes, name: `${f.name}-${split}`, mean, std };
+  const { mean, std } = channelStats(images, n, CIFAR_CHANNELS, CIFAR_SIDE * CIFAR_SIDE);
+  return { images, labels, n, channels: CIFAR_CHANNELS, height: CIFAR_SIDE, width: CIFAR_SIDE, classes: f.classes, name: `${f.name}-${split}`, mean, std };
 }
 
 /** Below a millionth (a grey level is 1/255 ≈ 0.004), a channel's spread is rounding, not data. */

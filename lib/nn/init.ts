@@ -22,14 +22,10 @@ export class InitRng {
     this.device = device;
   }
 
-  #standardNormal(n: number): Float32Array {
+  /** One draw of n standard normal (randn) or U[0, 1) (rand) values at the next offset. */
+  #draw(fill: typeof randn, n: number): Float32Array {
     const offset = this.#offset++;
-    return tidy(() => noGrad(() => randn([n], { seed: this.seed, offset }).toArray() as Float32Array));
-  }
-
-  #standardUniform(n: number): Float32Array {
-    const offset = this.#offset++;
-    return tidy(() => noGrad(() => rand([n], { seed: this.seed, offset }).toArray() as Float32Array));
+    return tidy(() => noGrad(() => fill([n], { seed: this.seed, offset }).toArray() as Float32Array));
   }
 
   /**
@@ -41,14 +37,14 @@ export class InitRng {
     if (shape.length < 2) throw new RangeError(`xavierUniform: 'shape' must have at least 2 dims (fan_out, fan_in...), got [${shape.join(', ')}]`);
     const fanOut = shape[0]!, fanIn = size(shape) / fanOut;
     const bound = Math.sqrt(6 / (fanIn + fanOut));
-    const values = this.#standardUniform(size(shape));
+    const values = this.#draw(rand, size(shape));
     for (let i = 0; i < values.length; i++) values[i] = (2 * values[i]! - 1) * bound;
     return values;
   }
 
   /** N(0, std²) values for a tensor of `shape`. */
   normal(shape: Shape, std: number): Float32Array {
-    const values = this.#standardNormal(size(shape));
+    const values = this.#draw(randn, size(shape));
     for (let i = 0; i < values.length; i++) values[i]! *= std;
     return values;
   }
@@ -63,11 +59,11 @@ export class InitRng {
     if (!(a < b)) throw new RangeError(`truncNormal: 'a' (${a}) must be less than 'b' (${b})`);
     if (!(std > 0)) throw new RangeError(`truncNormal: 'std' must be > 0, got ${std}`);
     const lo = a / std, hi = b / std; // bounds in units of the standard normal
-    const values = this.#standardNormal(size(shape));
+    const values = this.#draw(randn, size(shape));
     const outside = (v: number) => v < lo || v > hi;
     let redo = [...values.keys()].filter((i) => outside(values[i]!));
     while (redo.length) {
-      const redraw = this.#standardNormal(redo.length);
+      const redraw = this.#draw(randn, redo.length);
       redo = redo.filter((i, k) => {
         values[i] = redraw[k]!;
         return outside(redraw[k]!);

@@ -11,7 +11,7 @@ export class LayerNorm extends Module {
 
   /** `init` draws nothing (the weights are 1 and 0); it names the device. */
   constructor(readonly dim: number, init: Init = 0, options: { eps?: number } = {}) {
-    super(initRng(init).device);
+    super(initRng(init).device);  // initRng, not initDevice: it refuses an eps passed where the init goes
     this.eps = options.eps ?? 1e-6;
     if (!(this.eps > 0)) throw new RangeError(`LayerNorm: 'eps' must be > 0, got ${String(options.eps)}`);
     if (!Number.isInteger(dim) || dim <= 0) throw new TypeError(`LayerNorm: 'dim' must be a positive integer, got ${String(dim)}`);

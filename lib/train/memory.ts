@@ -6,12 +6,32 @@
 import { totalmem } from 'node:os';
 import { native } from '../native.js';
 import type { Device } from '../tensor.js';
+import { imageDataBytes, type ImageDataSize } from './data.js';
 
 /** One thing a run holds: what it is, its bytes and the recipe keys that make it grow. */
 export interface MemoryPart {
   what: string;
   bytes: number;
   keys: readonly string[];
+}
+
+/** A count for a memory message: 12,345, or 1.23e+12 past a trillion. */
+export const formatCount = (n: number): string => (n < 1e12 ? n.toLocaleString('en-US') : n.toExponential(2));
+
+/** The training state every task's run holds: weights, their gradients, AdamW's moments and the EMA. */
+export function trainingStatePart(
+  train: { parameterCount: number; parameters: number; gradients: number; optimizer: number; ema: number },
+  ema: boolean, keys: readonly string[],
+): MemoryPart {
+  return {
+    what: `${formatCount(train.parameterCount)} parameters with their gradients, AdamW moments${ema ? ' and EMA' : ''}`,
+    bytes: train.parameters + train.gradients + train.optimizer + train.ema, keys,
+  };
+}
+
+/** The host part of an image-data run: its loaded images (lib/train/data.ts). */
+export function imagesPart(data: ImageDataSize): MemoryPart {
+  return { what: `${formatCount(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] };
 }
 
 /** A run's estimated peak: on its device (model, optimizer, activations) and on the host (the images). */

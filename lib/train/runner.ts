@@ -235,6 +235,7 @@ async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   const stepsPerEpoch = loader.batchesPerEpoch;
   const totalSteps = recipe.epochs * stepsPerEpoch;
   const schedule = { baseLr: recipe.lr, warmupSteps: Math.round(recipe.warmupEpochs * stepsPerEpoch), totalSteps, minLr: recipe.minLr };
+  const parameters = model.parameterCount();
   const metadata = {
     task: task.name, recipe, precision, config: model.config, normalization,
     data: { name: recipe.data, classes: train.classes, channels: train.channels, height: train.height, width: train.width },
@@ -255,7 +256,7 @@ async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   truncateMetrics(metricsPath, step);
   const log = (record: object) => appendMetrics(metricsPath, record);
   if (!existsSync(join(out, RUN_FILE)) || !resumeFrom)
-    writeFileAtomic(join(out, RUN_FILE), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters: model.parameterCount(), device }, null, 2) + '\n'));
+    writeFileAtomic(join(out, RUN_FILE), new TextEncoder().encode(JSON.stringify({ ...metadata, parameters, device }, null, 2) + '\n'));
 
   const save = () => {
     try {
@@ -271,7 +272,7 @@ async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   };
   const evaluate = () => task.evaluate(model, test, { normalization, batchSize: recipe.evalBatchSize, precision });
 
-  onEvent?.({ type: 'start', task: task.name, recipe, config: model.config, parameters: model.parameterCount(), device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
+  onEvent?.({ type: 'start', task: task.name, recipe, config: model.config, parameters, device, step, totalSteps, stepsPerEpoch, trainImages: train.n, testImages: test.n });
   const epochs: EpochRecord<Metrics>[] = [];
   let checkpoint = resumeFrom ?? '';
   let epochSeconds = 0, epochImages = 0;

@@ -21,7 +21,7 @@ export function taskOptimizer<P, M extends TaskModel>(task: Task<P, M, unknown>,
 /** Runs one step on `batch`; returns the batch's loss (read before the backward). */
 export function trainStep<P, M extends TaskModel>(task: Task<P, M, unknown>, model: M, optimizer: AdamW, batch: TrainBatch, o: StepOptions<P>): number {
   return tidy(() => {
-    const loss = task.loss(model, batch, { recipe: o.recipe, random: o.random, precision: o.precision });
+    const loss = task.loss(model, batch, o);  // StepOptions is a StepContext
     if (loss.size !== 1) throw new RangeError(`${task.name}: the loss must be a scalar tensor (1 element), got shape [${loss.shape.join(', ')}]`);
     const value = loss.toArray()[0]!;
     backward(loss);

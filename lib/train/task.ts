@@ -3,13 +3,14 @@
 // loader, schedule, backward, clipping, AdamW, EMA, checkpoints, resume, metrics, abort) is
 // the runner's and is the same for every task.
 //
-// The task today: classify (tasks/classify.ts): cross-entropy of the logits; eval = loss,
-// top-1, top-5; fine-tuning is classify with `init` (initialize() loads a pre-trained encoder)
-// and `layerDecay` (optimizerOptions() gives a per-parameter lrScale). The interface is shaped
-// for the planned ones (not written yet):
-//   MAE       loss = MSE on the masked pixels, masks from substream(random, 'mask')
-//   DiT       loss = diffusion MSE, timesteps and noise from their substreams;
-//             recipe.sharedDefaults sets EMA 0.9999
+// The tasks today:
+//   classify  (tasks/classify.ts) cross-entropy of the logits; eval = loss, top-1, top-5;
+//             fine-tuning is classify with `init` (initialize() loads a pre-trained encoder)
+//             and `layerDecay` (optimizerOptions() gives a per-parameter lrScale)
+//   mae       (tasks/pretrain.ts) MSE on the masked pixels, masks from substream(random,
+//             'mask'); eval = the held-out masked MSE
+// The interface is also shaped for DiT (not written yet): diffusion MSE, timesteps and noise
+// from their substreams, recipe.sharedDefaults setting EMA 0.9999.
 import type { Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import type { Device, Tensor } from '../tensor.js';

@@ -19,10 +19,11 @@ namespace pit::cpu {
 namespace {
 
 // e^x for x <= 0 (the shifted logits), ~1.4 ulp; below -87 it is e^-87 ≈ 1.6e-38, which
-// adds nothing to a row sum that is at least 1. NaN stays NaN: the max may skip a NaN logit
-// (std::max keeps its first argument), and a +Inf logit minus the +Inf max is NaN; either
-// makes the row's sum, loss and every dlogit NaN, as softmax does.
-inline float exp_nonpositive(float x) { return vmath::exp_neg(-x); }
+// adds nothing to a row sum that is at least 1. NaN stays NaN (exp_neg would cap it to
+// e^-87): the max may skip a NaN logit (std::max keeps its first argument), and a +Inf logit
+// minus the +Inf max is NaN; either makes the row's sum, loss and every dlogit NaN, as
+// softmax does. The check lives here, not in exp_neg, which GELU and SiLU run on every element.
+inline float exp_nonpositive(float x) { return x != x ? x : vmath::exp_neg(-x); }
 
 // Rows [begin, end): every pass runs over K floats already in L1 (max; e^(x - m) and its
 // sum, stored into the gradient row; Σ (x - m) when smoothing; the gradient's scale and

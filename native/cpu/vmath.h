@@ -18,9 +18,6 @@ inline float blend(int32_t mask, float if_set, float if_clear) {  // mask: all o
   return bits_float((float_bits(if_set) & mask) | (float_bits(if_clear) & ~mask));
 }
 inline int32_t negative_mask(float x) { return float_bits(x) >> 31; }  // sign bit, spread
-inline int32_t nan_mask(float x) {  // all ones for a NaN (any sign, any payload)
-  return -static_cast<int32_t>((float_bits(x) & 0x7fffffff) > 0x7f800000);
-}
 // min(a, cap) for a ≥ 0 (non-negative floats sort like their bits); a NaN gives cap.
 inline float min_nonnegative(float a, float cap) { return bits_float(std::min(float_bits(a), float_bits(cap))); }
 
@@ -28,8 +25,8 @@ inline float min_nonnegative(float a, float cap) { return bits_float(std::min(fl
 // expf polynomial, 2^n built in the exponent bits. a is capped at 87 so 2^n stays a normal
 // float (e^{-87} ≈ 1.6e-38): callers need the result to vanish there, never to be 0 or
 // denormal. Only ever negative arguments, so one cap suffices and nothing overflows.
-// A NaN gives NaN: the cap would turn it into e^{-87}, and a softmax whose max skipped a NaN
-// logit (or subtracted a +Inf max from itself: Inf - Inf) would then sum to a finite value.
+// (A NaN gives e^{-87}; GELU and SiLU multiply by x as well, so NaN still propagates there.
+// Softmax, which does not, keeps its NaN itself: softmax_cross_entropy.cc.)
 inline float exp_neg(float a) {
   const float x = -min_nonnegative(a, 87.0f);
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
@@ -42,7 +39,7 @@ inline float exp_neg(float a) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  return blend(nan_mask(a), a, p * bits_float((static_cast<int32_t>(n) + 127) << 23));
+  return p * bits_float((static_cast<int32_t>(n) + 127) << 23);
 }
 
 // σ(x) and 1 − σ(x), both to full relative accuracy: from e = e^{-|x|} ∈ (0, 1],

@@ -5,8 +5,8 @@ import { modelConfig, VisionTransformer, type VitConfig } from '../../models/vit
 import { softmaxCrossEntropy } from '../../ops/index.js';
 import { estimateInferenceMemory, estimateTrainingMemory } from '../../models/vit-memory.js';
 import type { Precision } from '../../nn/forward.js';
-import { imageDataBytes, imageDataSize, loadImageData } from '../data.js';
-import type { RunMemory } from '../memory.js';
+import { imageDataSize, loadImageData } from '../data.js';
+import { formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
 import { failField } from '../recipe-fields.js';
 import { FINETUNE_HEAD_STD, layerDecayScale, loadPretrainedEncoder } from './finetune.js';
@@ -93,19 +93,17 @@ export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }
   const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
   const evaluation = estimateInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
   const evalWins = evaluation > train.activations + train.backward;
-  const count = (n: number) => (n < 1e12 ? n.toLocaleString('en-US') : n.toExponential(2));
   // The keys that make each part grow (a learned position table grows with the image).
   const modelKeys = ['model', 'depth', 'dim', ...(recipe.posEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
   return {
     device: [
-      { what: `${count(train.parameterCount)} parameters with their gradients, AdamW moments${recipe.ema > 0 ? ' and EMA' : ''}`,
-        bytes: train.parameters + train.gradients + train.optimizer + train.ema, keys: modelKeys },
+      trainingStatePart(train, recipe.ema > 0, modelKeys),
       { what: evalWins
-          ? `activations of an evaluation batch of ${count(recipe.evalBatchSize)} images × ${count(train.tokens)} tokens, one block of width ${count(config.dim)} at a time`
-          : `activations of a training batch of ${count(recipe.batchSize)} images × ${count(train.tokens)} tokens × ${count(config.depth)} blocks of width ${count(config.dim)}`,
+          ? `activations of an evaluation batch of ${formatCount(recipe.evalBatchSize)} images × ${formatCount(train.tokens)} tokens, one block of width ${formatCount(config.dim)} at a time`
+          : `activations of a training batch of ${formatCount(recipe.batchSize)} images × ${formatCount(train.tokens)} tokens × ${formatCount(config.depth)} blocks of width ${formatCount(config.dim)}`,
         bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'patch', 'depth', 'dim', 'model'] },
     ],
-    host: [{ what: `${count(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] }],
+    host: [imagesPart(data)],
   };
 }
 

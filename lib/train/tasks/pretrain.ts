@@ -12,8 +12,8 @@ import { normalize } from '../../data/transforms.js';
 import { maxSeed, type Precision, type RandomStream } from '../../nn/forward.js';
 import { noGrad, tensor, tidy } from '../../tensor.js';
 import type { Dataset } from '../../data/dataset.js';
-import { imageDataBytes, imageDataSize, loadImageData } from '../data.js';
-import type { RunMemory } from '../memory.js';
+import { imageDataSize, loadImageData } from '../data.js';
+import { formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
 import { failField, type RecipeField } from '../recipe-fields.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
 import type { DataShape, EvalContext, Task } from '../task.js';
@@ -121,18 +121,16 @@ export function pretrainMemory(recipe: Readonly<MaeRecipe>, { precision }: { pre
   const evaluation = estimateMaeInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
   const evalWins = evaluation > train.activations + train.backward;
   const tokens = maeTokens(config);
-  const count = (n: number) => (n < 1e12 ? n.toLocaleString('en-US') : n.toExponential(2));
   const modelKeys = ['model', 'decoderDepth', 'decoderDim', ...(recipe.posEmbed === 'learned' || recipe.decoderPosEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
   const batch = evalWins ? recipe.evalBatchSize : recipe.batchSize;
   return {
     device: [
-      { what: `${count(train.parameterCount)} parameters with their gradients, AdamW moments${recipe.ema > 0 ? ' and EMA' : ''}`,
-        bytes: train.parameters + train.gradients + train.optimizer + train.ema, keys: modelKeys },
-      { what: `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ${count(batch)} images: encoder on ${count(tokens.encoder)} tokens, decoder on ${count(tokens.decoder)}`,
+      trainingStatePart(train, recipe.ema > 0, modelKeys),
+      { what: `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ${formatCount(batch)} images: encoder on ${formatCount(tokens.encoder)} tokens, decoder on ${formatCount(tokens.decoder)}`,
         bytes: evalWins ? evaluation : train.activations + train.backward,
         keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'maskRatio', 'model', 'decoderDepth', 'decoderDim'] },
     ],
-    host: [{ what: `${count(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] }],
+    host: [imagesPart(data)],
   };
 }
 
