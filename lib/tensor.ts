@@ -155,7 +155,7 @@ export class Tensor {
 
   /** A view with another shape (shares storage; -1 infers one dim). Differentiable. */
   reshape(shape: Shape): Tensor {
-    const resolved = resolveShape(shape, this.shape, 'reshape');
+    const resolved = resolveShape(shape, this.shape, this.size, 'reshape');
     const view = new Tensor(this.#handle.reshape(resolved));
     return record(view, 'reshape', [this], (g) => [g.reshape(this.shape)]);
   }
@@ -170,8 +170,9 @@ export class Tensor {
   }
 }
 
-function resolveShape(shape: Shape, from: Shape, op: string): number[] {
-  const size = from.reduce((a, b) => a * b, 1);
+// The size check repeats the addon's on purpose: there an overflowing product reads
+// "(-1 elements)"; here it is the number the caller asked for.
+function resolveShape(shape: Shape, from: Shape, size: number, op: string): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${op}: 'shape' must be an array of integers, got ${describeValue(shape)}`);
   // The shape as the caller wrote it, for messages only (built when one is thrown: reshape is hot).
   const text = () => `[${shape.map((d) => (typeof d === 'number' ? String(d) : JSON.stringify(d))).join(', ')}]`;
