@@ -1,7 +1,7 @@
 // Shared test helpers: seeded random data, float64 comparison, finite differences.
 // Tests compare native ops with float64 references written in the test files.
 import type { ExecutionContext } from 'ava';
-import { AdamW, backward, noGrad, tensor, tidy, type Module, type Tensor } from '../lib/index.js';
+import { AdamW, backward, memory, noGrad, resetPeakMemory, tensor, tidy, type Dataset, type Module, type Tensor } from '../lib/index.js';
 
 /** A small seeded generator (mulberry32) for test inputs; separate from the library's Philox. */
 export function rng(seed: number): () => number {
@@ -262,3 +262,29 @@ export function assertSameFiniteness(t: ExecutionContext, actual: ArrayLike<numb
 
 /** The non-finite values every op is fed: one of each, and all three at once. */
 export const NON_FINITE = [Number.NaN, Infinity, -Infinity] as const;
+
+/**
+ * Checks a memory estimate against the measured peak: within [0.85, 1.25]× (never more than a
+ * quarter too cautious, and a term left out shows). Adds the row to `rows` for the test's log.
+ */
+export function expectEstimateWithin(t: ExecutionContext, rows: string[], label: string, measured: number, estimate: number): void {
+  const ratio = estimate / measured;
+  rows.push(`${label}: measured ${measured}, estimated ${estimate}, ratio ${ratio.toFixed(3)}`);
+  t.true(ratio >= 0.85 && ratio <= 1.25, rows.at(-1));
+}
+
+/** Bytes at the CPU's peak while `fn` runs, above what was live before it. */
+export function cpuPeakOf(fn: () => void): number {
+  const before = memory().cpu.bytes;
+  resetPeakMemory();
+  fn();
+  return memory().cpu.peakBytes - before;
+}
+
+/** n synthetic images (sin of the index) with labels i % classes, mean 0 and std 1 per channel. */
+export function syntheticImages(n: number, channels: number, side: number, classes: number): Dataset {
+  return {
+    images: Float32Array.from({ length: n * channels * side * side }, (_, i) => Math.sin(i)), labels: Int32Array.from({ length: n }, (_, i) => i % classes),
+    n, channels, height: side, width: side, classes, name: 'synthetic', mean: new Float32Array(channels), std: new Float32Array(channels).fill(1),
+  };
+}

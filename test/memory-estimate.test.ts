@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureTrainStep } from '../bench/train.js';
 import {
-  AdamW, checkRunMemory, classifyTask, estimateInferenceMemory, estimateTrainingMemory, evaluate, makeRecipe, memory, modelConfig, resetPeakMemory, runTraining,
-  tensor, trainStep, VisionTransformer, type Dataset,
+  AdamW, checkRunMemory, classifyTask, estimateInferenceMemory, estimateTrainingMemory, evaluate, makeRecipe, modelConfig, runTraining,
+  tensor, trainStep, VisionTransformer,
 } from '../lib/index.js';
+import { cpuPeakOf, expectEstimateWithin, syntheticImages } from './helpers.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-memory-'));
 
@@ -29,9 +30,7 @@ test('estimateTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU
   for (const [model, side, channels, classes, batch] of shapes) {
     const measured = measureTrainStep('cpu', { model, side, channels, classes, batch }, { timed: false }).peakBytes;
     const estimate = estimateTrainingMemory(modelConfig(model, { imageSize: side, channels, classes }), { batch }).total;
-    const ratio = estimate / measured;
-    rows.push(`${model} ${side}×${side}×${channels} batch ${batch}: measured ${measured}, estimated ${estimate}, ratio ${ratio.toFixed(3)}`);
-    t.true(ratio >= 0.85 && ratio <= 1.25, rows.at(-1));
+    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch}`, measured, estimate);
   }
   t.log(rows.join('\n'));
 });
@@ -85,19 +84,9 @@ test('estimateInferenceMemory is within [0.85, 1.25]× the measured peak of an e
   for (const [model, side, channels, classes, batch] of [['pit-d4w64h4', 8, 1, 10, 64], ['pit-d12w32h2', 12, 3, 100, 16], ['vit-d6w64h4/2', 16, 3, 10, 32]] as const) {
     const config = modelConfig(model, { imageSize: side, channels, classes });
     const net = new VisionTransformer(config);
-    const n = batch;
-    const data: Dataset = {
-      images: Float32Array.from({ length: n * channels * side * side }, (_, i) => Math.sin(i)), labels: Int32Array.from({ length: n }, (_, i) => i % classes),
-      n, channels, height: side, width: side, classes, name: 'synthetic', mean: new Float32Array(channels), std: new Float32Array(channels).fill(1),
-    };
-    const before = memory().cpu.bytes;
-    resetPeakMemory();
-    evaluate(net, data, { normalization: { mean: data.mean, std: data.std }, batchSize: batch });
-    const measured = memory().cpu.peakBytes - before;
-    const estimate = estimateInferenceMemory(config, { batch });
-    const ratio = estimate / measured;
-    rows.push(`${model} ${side}×${side}×${channels} batch ${batch}: measured ${measured}, estimated ${estimate}, ratio ${ratio.toFixed(3)}`);
-    t.true(ratio >= 0.85 && ratio <= 1.25, rows.at(-1));
+    const data = syntheticImages(batch, channels, side, classes);
+    const measured = cpuPeakOf(() => evaluate(net, data, { normalization: { mean: data.mean, std: data.std }, batchSize: batch }));
+    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch}`, measured, estimateInferenceMemory(config, { batch }));
     net.dispose();
   }
   t.log(rows.join('\n'));
