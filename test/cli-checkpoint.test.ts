@@ -50,13 +50,19 @@ test('pit eval: a folder in place of model.safetensors and a corrupted metadata 
   rmSync(out, { recursive: true });
 });
 
+/** The fixture run with its model saved again (now with a checksum), then its bytes changed by `damage`. */
+function checksummedFixture(damage: (bytes: Buffer) => void): { out: string; modelPath: string } {
+  const fixture = copyOfFixture();
+  const file = readSafetensors(fixture.modelPath);
+  writeSafetensors(fixture.modelPath, file.tensors, file.metadata);
+  const bytes = readFileSync(fixture.modelPath);
+  damage(bytes);
+  writeFileSync(fixture.modelPath, bytes);
+  return fixture;
+}
+
 test('a checksum mismatch stops pit eval and pit train --resume naming the file; --skip-checksum (in --help) reads it anyway', (t) => {
-  const { out, modelPath } = copyOfFixture();
-  const file = readSafetensors(modelPath);
-  writeSafetensors(modelPath, file.tensors, file.metadata);   // saved again: now with a checksum
-  const bytes = readFileSync(modelPath);
-  bytes[bytes.length - 2]! ^= 0x01;   // a low mantissa bit of the last weight
-  writeFileSync(modelPath, bytes);
+  const { out, modelPath } = checksummedFixture((bytes) => (bytes[bytes.length - 2]! ^= 0x01));   // a low mantissa bit of the last weight
   for (const args of [['eval', '--checkpoint', out], ['train', '--out', out, '--resume']]) {
     const r = run(...args, '--device', 'cpu');
     t.is(r.status, 1, args[0]);
@@ -71,12 +77,7 @@ test('a checksum mismatch stops pit eval and pit train --resume naming the file;
 });
 
 test('pit eval: a corrupted metadata key in a checksummed file is a checksum mismatch (verified before the metadata is used)', (t) => {
-  const { out, modelPath } = copyOfFixture();
-  const file = readSafetensors(modelPath);
-  writeSafetensors(modelPath, file.tensors, file.metadata);   // saved again: now with a checksum
-  const bytes = readFileSync(modelPath);
-  bytes[bytes.indexOf('"normalization"') + 1] = 'N'.charCodeAt(0);
-  writeFileSync(modelPath, bytes);
+  const { out, modelPath } = checksummedFixture((bytes) => (bytes[bytes.indexOf('"normalization"') + 1] = 'N'.charCodeAt(0)));
   const r = run('eval', '--checkpoint', out, '--device', 'cpu');
   t.is(r.status, 1, r.stdout);
   t.regex(r.stderr, new RegExp(`safetensors: ${modelPath}: checksum mismatch`));
