@@ -2,11 +2,9 @@
 // follow their formulas, plot files are valid SVG/PNG of non-trivial size), the compare command
 // on fixture files, the power-law fit on exact power laws, and the peak-memory counter.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { compareResults, formatComparison } from '../bench/compare.js';
 import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
@@ -14,10 +12,9 @@ import { defaultSweep, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
 import { measureTrainStep, parseDecoderName } from '../bench/train.js';
 import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
+import { runPit as run } from './helpers.js';
 
 selectBackend({ device: 'cpu' });
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 300_000 });
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-bench-'));
 
 test('bench kernels --quick: every op family, parseable lines, values that follow the formula, copy fractions', (t) => {

@@ -1,17 +1,15 @@
 // `pit eval` and `pit train --resume` on damaged checkpoints: each is an exit 1 naming the
 // file, what was expected and what was found (non-finite weights, a folder in place of the
 // model file, a corrupted metadata key, a checksum mismatch), and --skip-checksum is offered.
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { MODEL_FILE, readSafetensors, writeSafetensors } from '../lib/index.js';
+import { fileURLToPath } from 'node:url';
+import { runPit as run } from './helpers.js';
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
 const fixture = fileURLToPath(new URL('../../test/fixtures/run-c863a29', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 120_000 });
 
 /** A copy of the fixture run (saved before checksums) and the path of its model file. */
 function copyOfFixture(): { out: string; modelPath: string } {

@@ -1,14 +1,12 @@
 // `pit train` and `pit eval` as a user runs them: argument errors, a run to the final line,
 // eval agreeing with it, and Ctrl-C or SIGTERM saving a checkpoint that --resume continues.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { pitCli as pit, runPit as run } from './helpers.js';
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 180_000 });
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-cli-'));
 const tiny = ['--image-size', '7', '--depth', '1', '--dim', '16', '--heads', '2', '--device', 'cpu'];
 

@@ -1,11 +1,8 @@
 // The `pit` command end to end: info prints what it promises; bad arguments exit non-zero
 // with a message. (The bench and study commands: bench.test.ts.)
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runPit as run } from './helpers.js';
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 120_000 });
 
 test('pit info --json reports the backend, the reasons and the build', (t) => {
   const r = run('info', '--json', '--device', 'cpu');

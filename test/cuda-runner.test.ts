@@ -2,24 +2,21 @@
 // run resumes bit-exactly with its precision, and `pit bench train` / `pit study scaling
 // --device cuda` measure instead of failing on a model left on the CPU (the bug of issue 10).
 // Runs only where the CUDA addon sees a GPU.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { measureTrainStep } from '../bench/train.js';
 import {
   classifyTask, MODEL_FILE, readSafetensors, resolveCheckpoint, runTraining, selectBackend, TRAIN_STATE_FILE, EMA_FILE,
   type ClassifierRecipe,
 } from '../lib/index.js';
+import { runPit as run } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
 if (!gpu) console.log(`GPU runner tests skipped: ${selectBackend().reasons.join('; ')}`);
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 120_000 });
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-cuda-runner-'));
 const small: Partial<ClassifierRecipe> = { imageSize: 8, depth: 2, dim: 32, heads: 2, epochs: 1, dropPath: 0.1, ema: 0.99 };
 

@@ -1,5 +1,7 @@
 // Shared test helpers: seeded random data, float64 comparison, finite differences.
 // Tests compare native ops with float64 references written in the test files.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { AdamW, backward, memory, noGrad, resetPeakMemory, tensor, tidy, type Dataset, type Module, type Tensor } from '../lib/index.js';
 
@@ -288,3 +290,9 @@ export function syntheticImages(n: number, channels: number, side: number, class
     n, channels, height: side, width: side, classes, name: 'synthetic', mean: new Float32Array(channels), std: new Float32Array(channels).fill(1),
   };
 }
+
+/** The built `pit` CLI (dist/cli/pit.js). */
+export const pitCli = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
+
+/** Runs `pit args…` in a child process to the end (5 min at most: only a hang gets there). */
+export const runPit = (...args: string[]) => spawnSync(process.execPath, [pitCli, ...args], { encoding: 'utf8', timeout: 300_000 });

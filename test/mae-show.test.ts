@@ -2,11 +2,9 @@
 // panel is the denormalised held-out image, the masked panel is grey exactly where the seed's
 // masks remove a token, the reconstruction keeps the visible pixels, a patch > 1 prediction is
 // un-patchified in patchify's order, and a checkpoint that is not an MAE's is refused naming it.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { PNG } from 'pngjs';
 import {
@@ -14,9 +12,8 @@ import {
   TRIPLET_GAP, type MaeRecipe,
 } from '../lib/index.js';
 import { regressionTask } from './regression-task.js';
+import { runPit as run } from './helpers.js';
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 180_000 });
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-mae-show-'));
 /** A tiny MAE on 7×7 digits: 49 pixels, 12 visible. */
 const tiny: Partial<MaeRecipe> = { imageSize: 7, model: 'pit-d1w16h2', decoderDepth: 1, decoderDim: 16, decoderHeads: 2 };

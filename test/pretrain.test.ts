@@ -1,19 +1,17 @@
 // MAE pre-training, the runner's 'mae' task and `pit pretrain`: the recipe (defaults, errors
 // naming the field, lr = blr · batch / 256), a tiny pre-train whose held-out reconstruction
 // loss falls, exact resume, the memory estimate against the measured peak, and the CLI.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { measureTaskStep } from '../bench/train.js';
 import {
   AdamW, estimateMaeInferenceMemory, estimateMaeTrainingMemory, evaluateReconstruction, loadImageData, makeRecipe, maeLearningRate,
   pretrainTask, recipeMaeConfig, runTraining, taskOptimizer, type MaeRecipe,
 } from '../lib/index.js';
-import { cpuPeakOf, expectEstimateWithin, syntheticImages } from './helpers.js';
 import { assertSameRun } from './same-run.js';
+import { cpuPeakOf, expectEstimateWithin, runPit as run, syntheticImages } from './helpers.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-pretrain-'));
 /** A tiny MAE on 7×7 digits: 49 pixels, 12 visible. */
@@ -145,8 +143,6 @@ test('runTraining refuses an MAE that cannot fit, naming the flags', async (t) =
   rmSync(out, { recursive: true, force: true });
 });
 
-const pit = fileURLToPath(new URL('../cli/pit.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [pit, ...args], { encoding: 'utf8', timeout: 180_000 });
 
 test('pit pretrain --help shows the MAE flags, the lr rule and the decoder cost; --lr is no flag of it', (t) => {
   const r = run('pretrain', '--help');
