@@ -148,7 +148,7 @@ export interface MaeForwardOptions extends ForwardOptions {
 }
 
 export class MaskedAutoencoder extends VitEncoder {
-  readonly config: Readonly<MaeConfig>;
+  declare readonly config: Readonly<MaeConfig>;  // set (frozen) by VitEncoder
   /** The encoder's final LayerNorm. */
   readonly norm: LayerNorm;
   /** (1, 1, dd): stands in for every removed token in the decoder. */
@@ -163,9 +163,8 @@ export class MaskedAutoencoder extends VitEncoder {
   constructor(config: Partial<MaeConfig> = {}, options: BuildOptions = {}) {
     const c: MaeConfig = { ...defaultMaeConfig, ...config };
     checkMaeConfig(c);
-    const rng = new InitRng(c.seed, options.device ?? 'cpu');
+    const rng = new InitRng(c.seed, options.device);
     super(c, rng);
-    this.config = Object.freeze(c);
     const { dim: d, decoderDim: dd, patch: p, channels: C } = c;
     this.norm = this.child('norm', new LayerNorm(d, rng));
     // Parameters before children, as PyTorch lists them: mask_token, then decoder_pos_embed.

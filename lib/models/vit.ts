@@ -113,12 +113,13 @@ export class VitEncoder extends Module {
   /** (1, N + 1, d): a parameter (learned), a fixed buffer (sincos), or null (none). */
   readonly posEmbed: Tensor | null;
   readonly blocks: BlockStack;
-  readonly #encoder: Readonly<EncoderConfig>;
+  /** The model's whole config (subclasses narrow its type), frozen. */
+  readonly config: Readonly<EncoderConfig>;
 
   /** `rng` draws every initial value in construction order and names the device. */
   constructor(config: EncoderConfig, rng: InitRng) {
     super(rng.device);
-    this.#encoder = config;
+    this.config = Object.freeze(config);
     this.grid = tokenGrid(config);
     const { dim: d, patch: p, channels: C } = config;
     this.patchEmbed = this.child('patch_embed', new PatchEmbed(C, p, d, rng));
@@ -141,7 +142,7 @@ export class VitEncoder extends Module {
 
   /** images (B, C, H, W) → (B, N, C·p²) patch tokens (see patchify for the order). */
   patchify(images: Tensor): Tensor {
-    const { channels: C, patch: p } = this.#encoder;
+    const { channels: C, patch: p } = this.config;
     const [H, W] = [this.grid[0] * p, this.grid[1] * p];
     if (images.shape.length !== 4 || images.shape[1] !== C || images.shape[2] !== H || images.shape[3] !== W)
       throw new RangeError(`ViT: 'images' must be (B, ${C}, ${H}, ${W}), got shape [${images.shape.join(', ')}]`);
@@ -159,7 +160,7 @@ export class VitEncoder extends Module {
     const x = this.patchEmbed.forward(patches);
     if (!this.posEmbed) return x;
     const [h, w] = this.grid;
-    return add(x, sliceTokens(this.posEmbed, 1, h * w).reshape([h * w, this.#encoder.dim]));
+    return add(x, sliceTokens(this.posEmbed, 1, h * w).reshape([h * w, this.config.dim]));
   }
 
   /** (B, n, d) → (B, n + 1, d): the cls token (plus position row 0) in front. */
@@ -178,7 +179,7 @@ export class VitEncoder extends Module {
   features(images: Tensor, options: ForwardOptions = {}): Tensor {
     const [h, w] = this.grid;
     let x = concatTokens(this.clsToken, this.patchEmbed.forward(this.patchify(images)));
-    if (this.posEmbed) x = add(x, this.posEmbed.reshape([h * w + 1, this.#encoder.dim]));
+    if (this.posEmbed) x = add(x, this.posEmbed.reshape([h * w + 1, this.config.dim]));
     return this.blocks.forward(x, options);
   }
 }
@@ -189,16 +190,15 @@ export interface ClassifierBuildOptions extends BuildOptions {
 }
 
 export class VisionTransformer extends VitEncoder {
-  readonly config: Readonly<VitConfig>;
+  declare readonly config: Readonly<VitConfig>;  // set (frozen) by VitEncoder
   readonly norm: LayerNorm;
   readonly head: Linear;
 
   constructor(config: Partial<VitConfig> = {}, options: ClassifierBuildOptions = {}) {
     const c: VitConfig = { ...defaultVitConfig, ...config };
     checkHead(c);
-    const rng = new InitRng(c.seed, options.device ?? 'cpu');
+    const rng = new InitRng(c.seed, options.device);
     super(c, rng);
-    this.config = Object.freeze(c);
     this.norm = this.child(c.pool === 'avg' ? 'fc_norm' : 'norm', new LayerNorm(c.dim, rng));
     this.head = this.child('head', new Linear(c.dim, c.classes, rng, { std: options.headStd }));
   }
