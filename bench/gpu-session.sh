@@ -6,13 +6,14 @@
 # Here (this machine, nvcc present):
 #   npm install && ../shared/tools/portable-node.sh build node_modules dist build build-cuda
 # On the GPU host, from the repo root, carrying .portable:
-#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9 minutes
+#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.5 minutes
+#   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
 #
 # Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
-# pit-train.jsonl, torch-train.jsonl, compare.txt. Each phase has its own time limit (they add
-# up to 530 s for the default phases), so one that hangs or runs long cannot take the rest
-# with it, and the whole fits one 10-minute device call.
+# pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
+# its own time limit (they add up to 555 s for the default phases), so one that hangs or runs
+# long cannot take the rest with it, and the whole fits one 10-minute device call.
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder for results}
 PHASES=${PHASES:-"tests kernels train"}
@@ -30,19 +31,44 @@ phase env
   nvcc --version 2>/dev/null | tail -1
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
   "${PIT[@]}" info
+  echo "-- cuBLASLt candidates (the run-time loader's search order: PIT_CUBLASLT, sonames, python3's nvidia/*/lib)"
+  ldconfig -p | grep -i cublaslt
+  python3 -c 'import glob, site; [print(f) for d in site.getsitepackages() for f in sorted(glob.glob(d + "/nvidia/*/lib/libcublasLt.so*"))]'
+  ls -d /usr/local/cuda*/include/cublasLt.h /usr/local/cuda*/lib64/libcublasLt.so* 2>&1
+  echo "-- tools"; command -v compute-sanitizer ncu cuobjdump
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
 if has tests; then
-  phase "GPU tests (every CUDA op against the CPU, bf16 attention, whole-model parity)"
-  timeout 150 bash .portable/run npx ava --timeout 2m dist/test/cuda-*.test.js > "$OUT/gpu-tests.log" 2>&1
-  echo "tests exit $?"; tail -5 "$OUT/gpu-tests.log"
+  phase "GPU tests (every CUDA op against the CPU, bf16 attention, whole-model parity), one process per file"
+  # In parallel, each file under its own limit: the bf16 attention file alone takes ~2 minutes
+  # (float64 references at L = 4096), and one file that hangs must not hide the others'
+  # results. The emulator file runs on the CPU and in CI; it is left out here.
+  pids=()
+  for f in dist/test/cuda-*.test.js dist/test/model-device.test.js; do
+    [[ $f == *cuda-emulator* ]] && continue
+    timeout -k 5 200 bash .portable/run ava "$f" > "/tmp/gpu-tests-$(basename "$f" .test.js).log" 2>&1 &
+    pids+=($!)
+  done
+  # Named pids: a bare `wait` would also wait for the tee of this script's output (bash >= 5.1).
+  wait "${pids[@]}"
+  for f in /tmp/gpu-tests-*.log; do echo "######## $(basename "$f")"; cat "$f"; done > "$OUT/gpu-tests.log"
+  grep -hE "✘|tests? (passed|failed|skipped)|Timed out" /tmp/gpu-tests-*.log
 fi
 
-LENS=1024,4096,16384
+if has sanitize; then
+  phase "compute-sanitizer racecheck and synccheck on every attention kernel at small L (dist/bench/gpu-smoke.js)"
+  for tool in racecheck synccheck; do
+    timeout -k 5 120 compute-sanitizer --tool $tool --print-limit 20 bash .portable/run node dist/bench/gpu-smoke.js > "/tmp/sanitize-$tool.log" 2>&1
+    echo "$tool exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|gpu-smoke:|Error" "/tmp/sanitize-$tool.log" | head -5
+  done
+  cat /tmp/sanitize-*.log > "$OUT/sanitize.log"
+fi
+
+LENS=${LENS:-1024,4096,16384}
 if has kernels; then
   phase "kernels: ours"
-  timeout 120 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  timeout 100 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
   phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy)"
   rm -f "$OUT/torch-kernels.jsonl"
   timeout 70 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"

@@ -1,7 +1,7 @@
 // lib/nn: deterministic init, timm names, state dicts, train/eval and drop path.
 import test from 'ava';
 import { add, memory, noGrad, tidy, type Tensor } from '../lib/index.js';
-import { Block, dropPathResidual, InitRng, LayerNorm, Linear } from '../lib/nn/index.js';
+import { attentionPrecision, BF16_HEAD_DIMS, Block, dropPathResidual, InitRng, LayerNorm, Linear } from '../lib/nn/index.js';
 import { randomF32, t32 } from './helpers.js';
 
 const values = (x: Tensor): number[] => Array.from(x.toArray());
@@ -152,4 +152,14 @@ test('drop path in training keeps each sample with probability 1 − r, scaled b
     t.deepEqual(Array.from(dropPathResidual(x, y, r, true, { seed: 5, offset: 11 }).toArray()), Array.from(out));
     t.notDeepEqual(Array.from(dropPathResidual(x, y, r, true, { seed: 5, offset: 12 }).toArray()), Array.from(out));
   }));
+});
+
+test("mixed precision runs attention in bf16 only at head dims with a bf16 kernel, else in f32 (autocast's rule)", (t) => {
+  t.deepEqual([...BF16_HEAD_DIMS], [16, 32, 64, 128]);
+  for (const D of [16, 32, 64, 128]) t.is(attentionPrecision('mixed', D), 'bf16', `D = ${D}`);
+  // The first GPU run (2026-12-04) found a mixed-precision step of an 8-wide-head model
+  // refused by the bf16 kernel; such heads now run the f32 kernel.
+  for (const D of [8, 24, 48, 256]) t.is(attentionPrecision('mixed', D), 'f32', `D = ${D}`);
+  for (const D of [8, 64]) t.is(attentionPrecision('f32', D), 'f32', `f32 run, D = ${D}`);
+  t.is(attentionPrecision(undefined, 64), 'f32');
 });

@@ -20,10 +20,11 @@ export class Attention extends Module {
     this.proj = this.child('proj', new Linear(dim, dim, rng));
   }
 
-  /** x (B, L, d) → (B, L, d); 'mixed' precision runs the bf16 attention kernels. */
+  /** x (B, L, d) → (B, L, d); 'mixed' precision runs the bf16 attention kernels (attentionPrecision). */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const [B, L] = x.shape as [number, number, number];
-    const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, this.dim / this.heads]);
-    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision) }).reshape([B, L, this.dim]));
+    const headDim = this.dim / this.heads;
+    const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, headDim]);
+    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]));
   }
 }

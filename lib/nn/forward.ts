@@ -5,7 +5,10 @@
 import type { AttentionPrecision } from '../ops/index.js';
 import type { Device } from '../tensor.js';
 
-/** 'f32' throughout, or 'mixed': attention in bf16 on the GPU's tensor cores, the rest f32. */
+/**
+ * 'f32' throughout, or 'mixed': attention in bf16 on the GPU's tensor cores where a bf16 kernel
+ * exists for the head dim (BF16_HEAD_DIMS), the rest f32.
+ */
 export type Precision = 'f32' | 'mixed';
 
 /**
@@ -56,7 +59,14 @@ export function checkPrecision(precision: unknown, device: Device): Precision {
   return precision;
 }
 
-/** The attention kernels' dtype under a run's precision. */
-export function attentionPrecision(precision: Precision | undefined): AttentionPrecision {
-  return precision === 'mixed' ? 'bf16' : 'f32';
+/** The head dims the bf16 attention kernels are built for (native/cuda/attention_bf16_d*.cu). */
+export const BF16_HEAD_DIMS: readonly number[] = [16, 32, 64, 128];
+
+/**
+ * The attention kernels' dtype under a run's precision for heads of `headDim`: under 'mixed',
+ * bf16 where a bf16 kernel exists and f32 otherwise, as autocast runs an op without a bf16
+ * kernel in f32 (a tiny model with 8-wide heads still trains in mixed precision).
+ */
+export function attentionPrecision(precision: Precision | undefined, headDim: number): AttentionPrecision {
+  return precision === 'mixed' && BF16_HEAD_DIMS.includes(headDim) ? 'bf16' : 'f32';
 }
