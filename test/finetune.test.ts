@@ -181,3 +181,14 @@ test('a fine-tuning run starts from the encoder (model and EMA), trains, and res
     resumed.model.dispose();
   }
 });
+
+test('fine-tuning defaults AdamW β to (0.9, 0.999) as SPEC §3; given betas and runs without init keep theirs', (t) => {
+  const fresh = makeRecipe(classifyTask.recipe, { model: 'pit-d3w16h2' });
+  t.deepEqual([fresh.beta1, fresh.beta2], [0.9, 0.95], 'from scratch: the shared recipe');
+  const finetune = makeRecipe(classifyTask.recipe, { model: 'pit-d3w16h2', init: 'runs/mae' });
+  t.deepEqual([finetune.beta1, finetune.beta2], [0.9, 0.999], 'with init');
+  const given = makeRecipe(classifyTask.recipe, { model: 'pit-d3w16h2', init: 'runs/mae', beta2: 0.98 });
+  t.is(given.beta2, 0.98, 'a given β₂ wins');
+  // A saved recipe is complete: rebuilding it keeps what it saved, whatever today's default.
+  t.is(makeRecipe(classifyTask.recipe, { ...finetune, beta2: 0.95 }).beta2, 0.95);
+});

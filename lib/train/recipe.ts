@@ -94,6 +94,11 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
 export interface TaskRecipePart<P> extends RecipePart<P> {
   /** Shared defaults this task changes (e.g. diffusion's EMA 0.9999). */
   readonly sharedDefaults?: Partial<SharedRecipe>;
+  /**
+   * Shared defaults that depend on fields the user gave (fine-tuning, `init` set: AdamW β₂
+   * 0.999 as SPEC §3); they win over sharedDefaults and lose to anything given.
+   */
+  defaultsFor?(given: Readonly<Partial<Recipe<P>>>): Partial<SharedRecipe>;
   /** Help lines of shared fields that read differently for this task (e.g. which parameters weight decay skips). */
   readonly sharedHelp?: Readonly<Partial<Record<keyof SharedRecipe, string>>>;
   /** A recipe saved by an earlier version of the task, in today's terms (resume and eval read it). */
@@ -120,12 +125,14 @@ export function savedRecipe<P>(part: TaskRecipePart<P>, metadata: Record<string,
 
 /**
  * The shared defaults, the data set's (CIFAR's size, crop and flip), the task's (which know
- * their model best, so they win over the data set's), then `given` (undefined fields skipped);
- * checked. A saved recipe is complete, so makeRecipe(part, saved) rebuilds it as it was.
+ * their model best, so they win over the data set's), those the task derives from what was
+ * given (defaultsFor), then `given` (undefined fields skipped); checked. A saved recipe is complete, so makeRecipe(part, saved) rebuilds it as it was.
  */
 export function makeRecipe<P>(part: TaskRecipePart<P>, given: Partial<Recipe<P>> = {}): Readonly<Recipe<P>> {
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
-  const merged = { ...sharedRecipe.defaults, ...dataDefaults(given.data), ...part.sharedDefaults, ...part.defaults, ...defined } as Recipe<P>;
+  const merged = {
+    ...sharedRecipe.defaults, ...dataDefaults(given.data), ...part.sharedDefaults, ...part.defaultsFor?.(defined as Partial<Recipe<P>>), ...part.defaults, ...defined,
+  } as Recipe<P>;
   if (!part.derived) return checkRecipe(part, merged);
   // The inputs of the rule are checked before it runs, the computed fields after.
   checkRecipe(part, merged);

@@ -59,6 +59,9 @@ export const classifyRecipe: TaskRecipePart<ClassifyRecipe> = {
   check: (r) => {
     if (!(r.layerDecay > 0)) failField(r, 'layerDecay', 'a number in (0, 1] (1 is off)');
   },
+  // Fine-tuning (SPEC §3, MAE's recipe): AdamW β (0.9, 0.999), not pre-training's 0.95.
+  defaultsFor: (given) => (given.init != null ? { beta1: 0.9, beta2: 0.999 } : {}),
+  sharedHelp: { beta1: 'AdamW betas (with --init, fine-tuning: 0.9,0.999 unless given, SPEC §3)' },
   // Runs saved before model names had one grammar called the npm start model "custom".
   upgrade: (saved) => (saved.model === 'custom' ? { ...saved, model: 'pit-d4w64h4' } : { ...saved }),
 };
