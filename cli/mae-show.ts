@@ -1,15 +1,9 @@
 // `pit mae show`: the MAE paper's reconstruction figure for a pre-training run's first held-out
-// images (lib/viz/mae-grid.ts draws it). The run's saved recipe gives the data, its saved
+// images (lib/viz/mae-figure.ts builds it). The run's saved recipe gives the data, its saved
 // normalisation the colours; the masks come from --seed, so the same command gives the same PNG.
 import { Command } from 'commander';
-import { MaskedAutoencoder, type MaeConfig } from '../lib/models/mae.js';
-import { selectBackend } from '../lib/native.js';
-import {
-  loadModelWeights, maeReconstruct, maeReconstructionGrid, makeRecipe, normalize, pretrainTask, readCheckpointWeights, resolveCheckpoint,
-  savedRecipe, writePng,
-} from '../lib/index.js';
+import { maeFigure, writePng } from '../lib/index.js';
 import { deviceOption, integer, skipChecksumOption } from './args.js';
-import { checkNormalization } from './train.js';
 
 interface ShowFlags {
   checkpoint: string;
@@ -25,31 +19,11 @@ interface ShowFlags {
 }
 
 function show(flags: ShowFlags): void {
-  const dir = resolveCheckpoint(flags.checkpoint);
-  const weights = readCheckpointWeights(dir, { ema: flags.ema, verify: !flags.skipChecksum });
-  const meta = weights.metadata;
-  const config = meta.config as MaeConfig | undefined;
-  if (meta.task !== pretrainTask.name || !config || typeof config !== 'object' || !('decoderDim' in config))
-    throw new RangeError(`mae show: ${dir} is not an MAE pre-training checkpoint (its task is ${JSON.stringify(meta.task) ?? 'not recorded'}, not '${pretrainTask.name}'); ` +
-      'pass a run folder or checkpoint of `pit pretrain`');
-  const normalization = checkNormalization(weights.path, meta.normalization, config.channels, 'mae show');
-  const recipe = makeRecipe(pretrainTask.recipe, { ...savedRecipe(pretrainTask.recipe, meta, dir), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
-  const { test } = pretrainTask.data(recipe);
-  if (flags.n > test.n) throw new RangeError(`mae show: '--n' ${flags.n} exceeds the ${test.n} held-out images of ${test.name}`);
-  const size = test.channels * test.height * test.width;
-  const images = normalize(test.images.slice(0, flags.n * size), test, normalization.mean, normalization.std);
-
-  const model = new MaskedAutoencoder(config, { device: selectBackend({ device: flags.device }).backend });
-  try {
-    loadModelWeights(weights, model);
-    const { pred, mask } = maeReconstruct(model, images, { seed: flags.seed });
-    const grid = maeReconstructionGrid({ images, pred, mask, shape: test, patch: config.patch, normalization }, { scale: flags.scale, columns: flags.columns });
-    writePng(flags.out, grid);
-    console.log(`${flags.out}: ${grid.width}×${grid.height}, the first ${flags.n} images of ${test.name} as original / masked ` +
-      `(${Math.round(config.maskRatio * 100)}%, --seed ${flags.seed}) / reconstruction, ${flags.ema ? 'EMA' : 'trained'} weights of ${dir}`);
-  } finally {
-    model.dispose();
-  }
+  const figure = maeFigure(flags.checkpoint, {
+    n: flags.n, seed: flags.seed, ema: flags.ema, scale: flags.scale, columns: flags.columns, dataDir: flags.dataDir, device: flags.device, verify: !flags.skipChecksum,
+  });
+  writePng(flags.out, figure.image);
+  console.log(`${flags.out}: ${figure.image.width}×${figure.image.height}, ${figure.caption.replace(/seed (\d+)/, '--seed $1')}`);
 }
 
 export function registerMae(program: Command): void {

@@ -31,6 +31,33 @@ interface RunFlags {
 /** The exit status of a process ended by `signal`: 128 + its number. */
 const exitStatus = { SIGINT: 130, SIGTERM: 143 } as const;
 
+/**
+ * Ctrl-C (SIGINT) or SIGTERM aborts `signal`: a run sees it between steps, finishes the step,
+ * saves and returns interrupted. A second signal quits at once. `exitStatus()` is the status
+ * to end with (130 or 143); `release()` removes the handlers.
+ */
+export function stopSignals(who: string): { signal: AbortSignal; exitStatus(): number; release(): void } {
+  const controller = new AbortController();
+  let stoppedBy: keyof typeof exitStatus | null = null;
+  const onSignal = (signal: keyof typeof exitStatus) => {
+    if (stoppedBy) process.exit(exitStatus[signal]);
+    stoppedBy = signal;
+    const again = signal === 'SIGINT' ? 'Ctrl-C again' : 'another SIGINT or SIGTERM';
+    console.error(`\n${who}: ${signal === 'SIGINT' ? 'interrupted' : 'terminated (SIGTERM)'}; finishing this step and saving a checkpoint (${again} to quit without saving)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    exitStatus: () => exitStatus[stoppedBy ?? 'SIGINT'],
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
@@ -60,30 +87,20 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
       if (resume === true && !f.out) throw new InvalidArgumentError('--resume without a folder needs --out <run folder>');
       if (!resume) makeRecipe(task.recipe, given); // fail on a bad combination before loading anything
 
-      const controller = new AbortController();
-      let stoppedBy: keyof typeof exitStatus | null = null;
-      const onSignal = (signal: keyof typeof exitStatus) => {
-        if (stoppedBy) process.exit(exitStatus[signal]);
-        stoppedBy = signal;
-        const again = signal === 'SIGINT' ? 'Ctrl-C again' : 'another SIGINT or SIGTERM';
-        console.error(`\npit ${name}: ${signal === 'SIGINT' ? 'interrupted' : 'terminated (SIGTERM)'}; finishing this step and saving a checkpoint (${again} to quit without saving)`);
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      const stop = stopSignals(`pit ${name}`);
       const reporter = progressReporter(view, { json: f.json, tty: !f.json && Boolean(process.stderr.isTTY) });
       const started = performance.now();
       try {
         // A resumed run keeps its saved precision unless --precision is given (then it must agree).
         const precision = cmd.getOptionValueSource('precision') === 'default' ? undefined : f.precision;
         const result = await runTraining(task, {
-          recipe: given, out, resume: resume ?? false, verify: !f.skipChecksum, device: f.device, precision, signal: controller.signal, onEvent: reporter.onEvent,
+          recipe: given, out, resume: resume ?? false, verify: !f.skipChecksum, device: f.device, precision, signal: stop.signal, onEvent: reporter.onEvent,
         });
         reporter.done();
         result.model.dispose();
         if (result.interrupted) {
           console.log(`resume with: pit ${name} --out ${out} --resume`);
-          process.exitCode = exitStatus[stoppedBy ?? 'SIGINT'];
+          process.exitCode = stop.exitStatus();
           return;
         }
         if (f.json) return;
@@ -91,8 +108,7 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
         console.log(view.finalLine(result.final));
       } finally {
         reporter.done();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.release();
       }
     });
 }

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
 import {
-  classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointWeights, resolveCheckpoint, savedRecipe, sharedRecipe,
+  checkpointNormalization, classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointWeights, resolveCheckpoint, savedRecipe, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
 import { deviceOption, integer, skipChecksumOption } from './args.js';
@@ -37,16 +37,6 @@ export function registerTrain(program: Command): void {
   });
 }
 
-/** The saved per-channel normalization, checked: a corrupted entry is named, not dereferenced. */
-export function checkNormalization(file: string, value: unknown, channels: number, command = 'eval'): { mean: number[]; std: number[] } {
-  const perChannel = (v: unknown, positive: boolean) =>
-    Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
-  const n = value as { mean?: unknown; std?: unknown } | null | undefined;
-  if (!n || typeof n !== 'object' || !perChannel(n.mean, false) || !perChannel(n.std, true))
-    throw new RangeError(`${command}: ${file}: metadata "normalization" must be { mean, std } with ${channels} finite number(s) each (std > 0), got ${JSON.stringify(value) ?? 'nothing'}`);
-  return n as { mean: number[]; std: number[] };
-}
-
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -68,7 +58,7 @@ export function registerEval(program: Command): void {
       const saved = savedRecipe(classifyTask.recipe, meta, dir);
       const config = meta.config as VitConfig | undefined;
       if (!config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no model config)`);
-      const normalization = checkNormalization(weights.path, meta.normalization, config.channels);
+      const normalization = checkpointNormalization(weights.path, meta.normalization, config.channels);
       const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
       const device = selectBackend({ device: flags.device }).backend;
       const { test } = classifyTask.data(recipe);

@@ -238,3 +238,13 @@ export function loadModelWeights(from: string | CheckpointWeights, model: Module
   checkLoadedFinite(weights.path, weights.tensors);
   tidy(() => model.loadStateDict(new Map([...weights.tensors].map(([n, e]) => [n, tensor(e.data, e.shape)]))));
 }
+
+/** The saved per-channel normalization, checked: a corrupted entry is named, not dereferenced. */
+export function checkpointNormalization(file: string, value: unknown, channels: number, command = 'eval'): { mean: number[]; std: number[] } {
+  const perChannel = (v: unknown, positive: boolean) =>
+    Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  const n = value as { mean?: unknown; std?: unknown } | null | undefined;
+  if (!n || typeof n !== 'object' || !perChannel(n.mean, false) || !perChannel(n.std, true))
+    throw new RangeError(`${command}: ${file}: metadata "normalization" must be { mean, std } with ${channels} finite number(s) each (std > 0), got ${JSON.stringify(value) ?? 'nothing'}`);
+  return n as { mean: number[]; std: number[] };
+}

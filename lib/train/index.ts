@@ -7,7 +7,7 @@ export {
 } from './safetensors.js';
 export { xxh32 } from './checksum.js';
 export {
-  loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, readCheckpointWeights, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
+  checkpointNormalization, loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, readCheckpointWeights, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
   type CheckpointWeights, type LoadedCheckpoint, type LoadOptions, type SaveCheckpointOptions,
 } from './checkpoint.js';
 export { CHECKPOINTS_DIR, latestStep, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';

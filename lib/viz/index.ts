@@ -1,5 +1,6 @@
-// Pictures of what a model does: the MAE reconstruction grid.
+// Pictures of what a model does: the MAE reconstruction grid and figure.
 export {
   defaultScale, gridLayout, maeReconstruct, maeReconstructionGrid, MASK_GREY, PANEL_SEPARATOR, TRIPLET_GAP, writePng,
   type GridLayout, type GridOptions, type ReconstructionInputs, type RgbaImage,
 } from './mae-grid.js';
+export { maeFigure, type MaeFigure, type MaeFigureOptions } from './mae-figure.js';
