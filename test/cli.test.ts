@@ -23,3 +23,15 @@ test('bad arguments exit non-zero and say what was wrong', (t) => {
   t.not(missing.status, 0);
   t.regex(missing.stderr, /unknown command 'nonsense'/);
 });
+
+test('pit study pretrain: bad lists are errors naming the option and what it expects', (t) => {
+  const seeds = run('study', 'pretrain', '--seeds', '1,1');
+  t.not(seeds.status, 0);
+  t.regex(seeds.stderr, /--seeds <list>.*expected different seeds, got 1,1/);
+  const model = run('study', 'pretrain', '--models', 'pit-t,vot-t');
+  t.not(model.status, 0);
+  t.regex(model.stderr, /--models <list>.*vot-t/);
+  const decay = run('study', 'pretrain', '--layer-decay', '0');
+  t.not(decay.status, 0);
+  t.regex(decay.stderr, /--layer-decay <d>.*expected a number in \(0, 1\]/);
+});
