@@ -2,10 +2,9 @@
 // `pit eval`. Flags and defaults come from the recipe tables, so the CLI cannot drift from
 // `npm start`.
 import { Command } from 'commander';
-import { VisionTransformer } from '../lib/models/vit.js';
 import { selectBackend } from '../lib/native.js';
 import {
-  checkpointNormalization, classifyTask, evaluate, loadModelWeights, makeRecipe, modelName, readCheckpointWeights, resolveCheckpoint, savedRecipe, sharedRecipe,
+  classifierFromCheckpoint, classifyTask, evaluate, makeRecipe, modelName, sharedRecipe,
   type ClassificationMetrics, type ClassifierRecipe, type VitConfig,
 } from '../lib/index.js';
 import { deviceOption, integer, skipChecksumOption } from './args.js';
@@ -49,22 +48,14 @@ export function registerEval(program: Command): void {
     .addOption(skipChecksumOption('evaluated'))
     .option('--json', 'print one JSON object', false)
     .action((flags: { checkpoint: string; dataDir?: string; ema: boolean; batchSize: number; device: 'auto' | 'cpu' | 'cuda'; skipChecksum: boolean; json: boolean }) => {
-      const dir = resolveCheckpoint(flags.checkpoint);
-      // The weights file evaluated is read once, its checksum verified before its metadata
-      // (recipe, config, normalization; ema.safetensors holds the model's) is used.
-      const weights = readCheckpointWeights(dir, { ema: flags.ema, verify: !flags.skipChecksum });
-      const meta = weights.metadata;
-      if (meta.task !== undefined && meta.task !== classifyTask.name) throw new RangeError(`eval: ${dir} is a '${String(meta.task)}' run; pit eval reads classification checkpoints`);
-      const saved = savedRecipe(classifyTask.recipe, meta, dir);
-      const config = meta.config as VitConfig | undefined;
-      if (!config) throw new RangeError(`eval: ${dir} is not a pit train checkpoint (its metadata has no model config)`);
-      const normalization = checkpointNormalization(weights.path, meta.normalization, config.channels);
-      const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
+      // The weights file is read once, its checksum verified before its metadata (recipe,
+      // config, normalization; ema.safetensors holds the model's) is used.
       const device = selectBackend({ device: flags.device }).backend;
-      const { test } = classifyTask.data(recipe);
-      const model = new VisionTransformer(config, { device });
+      const { model, normalization, checkpoint: dir, recipe: saved } =
+        classifierFromCheckpoint(flags.checkpoint, { ema: flags.ema, verify: !flags.skipChecksum, device, command: 'eval' });
       try {
-        loadModelWeights(weights, model);
+        const recipe = makeRecipe(classifyTask.recipe, { ...saved, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
+        const { test } = classifyTask.data(recipe);
         const metrics = evaluate(model, test, { normalization, batchSize: flags.batchSize });
         if (flags.json) {
           console.log(JSON.stringify({ checkpoint: dir, weights: flags.ema ? 'ema' : 'model', data: test.name, ...metrics }));

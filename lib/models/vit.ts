@@ -208,12 +208,21 @@ export class VisionTransformer extends VitEncoder {
    * `random` (seed, and an offset such as the step) for the per-sample masks.
    */
   forward(images: Tensor, options: ForwardOptions = {}): Tensor {
+    return this.head.forward(this.pooledFeatures(images, options));
+  }
+
+  /**
+   * images (B, C, H, W) f32 → (B, d): the pooled, normed vector the head sees (forward is
+   * head(pooledFeatures)), the penultimate features generation metrics compare (lib/eval).
+   * Not `features`, which the encoder already names: its tokens (B, N + 1, d) after the blocks.
+   */
+  pooledFeatures(images: Tensor, options: ForwardOptions = {}): Tensor {
     const x = this.features(images, options);
     const [B, L, d] = x.shape as [number, number, number];
     const pooled = this.config.pool === 'avg'
       ? mean(sliceTokens(x, 1, L - 1), 1)
       : sliceTokens(x, 0, 1).reshape([B, d]);   // LayerNorm is per token: norm(x)[0] = norm(x[0])
-    return this.head.forward(this.norm.forward(pooled));
+    return this.norm.forward(pooled);
   }
 }
 

@@ -21,6 +21,7 @@ export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { FINETUNE_HEAD_STD, layerDecayScale, layerId, loadPretrainedEncoder, type EncoderInit } from './tasks/finetune.js';
+export { classifierFromCheckpoint, type ClassifierCheckpointOptions, type LoadedClassifier } from './tasks/classify-checkpoint.js';
 export { evaluate, topKHits, type ClassificationMetrics, type Classifier, type EvaluateOptions } from './tasks/classify-metrics.js';
 export {
   BLR_BATCH, decoderSize, EVAL_MASK_SEED, evaluateReconstruction, maeDecoder, maeLearningRate, maeNoDecayNames, pretrainMemory, pretrainRecipe, pretrainTask, recipeMaeConfig,
