@@ -5,6 +5,7 @@ import { selectBackend } from '../lib/native.js';
 import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
+import { registerEvalGen } from './eval-gen.js';
 import { registerMae } from './mae-show.js';
 import { registerPretrain } from './pretrain.js';
 import { registerEval, registerTrain } from './train.js';
@@ -50,6 +51,7 @@ export function pitProgram(): Command {
 
   registerTrain(program);
   registerEval(program);
+  registerEvalGen(program);
   registerPretrain(program);
   registerMae(program);
 

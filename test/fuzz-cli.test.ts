@@ -1,4 +1,4 @@
-// Seeded random flags and values for `pit train`, `pit eval` and `pit bench …`, parsed
+// Seeded random flags and values for `pit train`, `pit eval`, `pit eval-gen` and `pit bench …`, parsed
 // in-process by the real program (cli/program.ts): each parse either succeeds (the action is
 // stopped before it runs) or is commander's error with exit code 1 and a message naming the
 // flag or argument at fault. Never a stack trace, a TypeError or another exception.
@@ -14,7 +14,7 @@ const values = [
 ];
 
 const commands: { argv: string[]; positional?: number }[] = [
-  { argv: ['train'] }, { argv: ['eval'] }, { argv: ['bench', 'kernels'] }, { argv: ['bench', 'train'] }, { argv: ['bench', 'compare'], positional: 2 },
+  { argv: ['train'] }, { argv: ['eval'] }, { argv: ['eval-gen'] }, { argv: ['bench', 'kernels'] }, { argv: ['bench', 'train'] }, { argv: ['bench', 'compare'], positional: 2 },
 ];
 
 /** The long flags a command declares (without --help), plus ones it does not. */
