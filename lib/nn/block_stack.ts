@@ -29,25 +29,32 @@ export class BlockStack extends Module {
   /**
    * x (B, L, d) through every block. Each block draws two drop-path masks; block i takes
    * offsets 2·depth·random.offset + 2i (+1), so one step's offset never overlaps another's.
-   * Without gradients (evaluation, sampling) nothing is kept for a backward: each block's
-   * intermediates and the previous residual stream are freed as soon as its output exists, so
-   * inference holds one block's tensors at a time instead of every block's.
    */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const { random } = options;
     const depth = this.blocks.length;
-    const keepsGraph = isGradEnabled();
-    let y = x;
-    this.blocks.forEach((block, i) => {
-      const blockOptions = { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } };
-      if (keepsGraph) {
-        y = block.forward(y, blockOptions);
-        return;
-      }
-      const next = tidy(() => block.forward(y, blockOptions));
-      if (y !== x) y.dispose();
-      y = next;
-    });
-    return y;
+    return runBlocks(x, this.blocks, (block, y, i) =>
+      block.forward(y, { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } }));
   }
+}
+
+/**
+ * x through `blocks` in order, `step` giving each block's output from its input. Without
+ * gradients (evaluation, sampling) nothing is kept for a backward: each block's intermediates
+ * and the previous residual stream are freed as soon as its output exists, so inference holds
+ * one block's tensors at a time instead of every block's. (x itself is the caller's.)
+ */
+export function runBlocks<B>(x: Tensor, blocks: readonly B[], step: (block: B, y: Tensor, i: number) => Tensor): Tensor {
+  const keepsGraph = isGradEnabled();
+  let y = x;
+  blocks.forEach((block, i) => {
+    if (keepsGraph) {
+      y = step(block, y, i);
+      return;
+    }
+    const next = tidy(() => step(block, y, i));
+    if (y !== x) y.dispose();
+    y = next;
+  });
+  return y;
 }

@@ -5,8 +5,10 @@ export { attentionPrecision, BF16_HEAD_DIMS, checkPrecision, maxSeed, substream,
 export { Linear, type LinearOptions } from './linear.js';
 export { LayerNorm } from './layernorm.js';
 export { Attention } from './attention.js';
-export { Mlp } from './mlp.js';
+export { Mlp, type MlpOptions } from './mlp.js';
+export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Block, dropPathResidual, type BlockOptions } from './block.js';
-export { BlockStack, type BlockStackOptions } from './block_stack.js';
-export { PatchEmbed, patchify } from './patch_embed.js';
+export { BlockStack, runBlocks, type BlockStackOptions } from './block_stack.js';
+export { AdaLNBlock, AdaLNBlockStack, AdaLNModulation, plainLayerNorm, type AdaLNBlockOptions } from './adaln_block.js';
+export { PatchEmbed, patchify, unpatchify } from './patch_embed.js';
 export { positionKinds, positionTable, sincosPositionTable, type PositionKind } from './position.js';

@@ -23,6 +23,25 @@ export function patchify(images: Tensor, patch: number): Tensor {
   return permute(images.reshape([B, C, h, p, w, p]), [0, 2, 4, 1, 3, 5]).reshape([B, h * w, C * p * p]);
 }
 
+/**
+ * Tokens (B, h·w, p·p·C) → images (B, C, h·p, w·p), each token's values in (row, col, channel)
+ * order: the inverse of facebookresearch/DiT's and MAE's own patchify, and the order DiT's
+ * `final_layer.linear` writes (so its weights read as the reference's). This is not the
+ * (channel, row, col) order of patchify above, which follows the convolution's weight layout;
+ * for p = 1 the two agree (a token is one pixel's channels).
+ */
+export function unpatchify(tokens: Tensor, patch: number, grid: readonly [number, number]): Tensor {
+  const [h, w] = grid, p = patch;
+  if (tokens.shape.length !== 3) throw new RangeError(`unpatchify: 'tokens' must be (B, N, p²·C), got shape [${tokens.shape.join(', ')}]`);
+  const [B, N, P] = tokens.shape as [number, number, number];
+  if (!Number.isInteger(p) || p <= 0 || N !== h * w || P % (p * p))
+    throw new RangeError(`unpatchify: 'tokens' [${tokens.shape.join(', ')}] must hold ${h}×${w} = ${h * w} tokens of p²·C values for 'patch' ${String(p)}`);
+  const C = P / (p * p);
+  if (p === 1) return permute(tokens.reshape([B, h, w, C]), [0, 3, 1, 2]);
+  // (B, h, w, p_row, p_col, C) → (B, C, h, p_row, w, p_col)
+  return permute(tokens.reshape([B, h, w, p, p, C]), [0, 5, 1, 3, 2, 4]).reshape([B, C, h * p, w * p]);
+}
+
 /** `patch_embed` with its `proj` (weight (d, C, p, p), bias (d)). */
 export class PatchEmbed extends Module {
   readonly proj: PatchProjection;
