@@ -7,4 +7,5 @@ export * from './nn/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
 export * from './viz/index.js';
+export * from './diffusion/index.js';
 export * from './eval/index.js';

@@ -79,6 +79,32 @@ export interface OpTableEntry {
   devices: Device[];
 }
 
+/**
+ * The scalars of one sampling step (native/core/diffusion.h's Step), the respaced schedule's
+ * values at the step's index: lib/diffusion/sample.ts's stepScalars() makes them.
+ */
+export interface DiffusionStepScalars {
+  /** √(1/ᾱ_t) and √(1/ᾱ_t − 1): x̂₀ = √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε̂. */
+  recipSqrtAlphaBar: number;
+  recipM1SqrtAlphaBar: number;
+  /** The posterior mean's coefficients of x̂₀ and x_t. */
+  meanX0: number;
+  meanXt: number;
+  /** Learned σ: log σ² = f·logVarMax + (1 − f)·logVarMin, f = (v + 1)/2. Fixed σ: logVarMax. */
+  logVarMax: number;
+  logVarMin: number;
+  /** DDIM (η = 0): √ᾱ_{t−1} and √(1 − ᾱ_{t−1}). */
+  sqrtAlphaBarPrev: number;
+  sqrtOneMinusAlphaBarPrev: number;
+  /** Classifier-free guidance: s·ε_c + (1 − s)·ε_u on output channels [0, guidedChannels). */
+  guidanceScale: number;
+  guidedChannels: number;
+  /** Clip x̂₀ to [−1, 1]. */
+  clip: boolean;
+  /** A DDIM step instead of an ancestral one. */
+  ddim: boolean;
+}
+
 /** The addon's exports. Arguments: outputs, then inputs, then sizes and options. */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
@@ -119,6 +145,10 @@ export interface NativeAddon {
   softmaxCrossEntropy(losses: T, dlogits: Opt, logits: T, targets: T, smoothing: number, gradScale: number): void;
   mseForward(loss: T, pred: T, target: T, mask: Opt): void;
   mseBackward(dpred: T, dloss: T, pred: T, target: T, mask: Opt): void;
+  perSampleAxpby(out: T, x: T, y: Opt, a: T, c: Opt): void;
+  diffusionLossForward(loss: T, terms: Opt, vb: Opt, modelOut: T, x0: T, xt: T, noise: T, coefs: T): void;
+  diffusionLossBackward(dout: T, dloss: T, modelOut: T, x0: T, xt: T, noise: T, coefs: T): void;
+  diffusionStep(xNext: T, modelOut: T, xt: T, noise: Opt, step: DiffusionStepScalars): void;
   sumForward(out: T, x: T, axis: number, mean: boolean): void;
   sumBackward(dx: T, dout: T, axis: number, mean: boolean): void;
   gatherTokens(out: T, x: T, ids: T): void;

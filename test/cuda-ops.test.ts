@@ -5,6 +5,7 @@
 // exactly; sums over K terms within reductionTolerance(K). Runs only where the CUDA addon sees
 // a GPU; elsewhere every test is skipped.
 import test, { type ExecutionContext } from 'ava';
+import { GaussianDiffusion, lossCoefficients, stepScalars } from '../lib/index.js';
 import { native, selectBackend, type NativeTensor } from '../lib/native.js';
 import { randomNormal, rng } from './helpers.js';
 import { runNonFiniteCases } from './nonfinite-cases.js';
@@ -161,6 +162,44 @@ gpuTest('losses: softmax cross-entropy (with smoothing and dlogits) and masked m
         call: (a, x) => a.mseBackward(x.dpred!, x.dloss!, x.pred!, x.target!, x.mask ?? null),
       });
     }
+  }
+});
+
+gpuTest('diffusion: perSampleAxpby, the hybrid loss (loss, terms, vb; backward) and one sampling step (guided, DDIM, fixed σ)', (t) => {
+  const diffusion = new GaussianDiffusion(), spaced = diffusion.respace(250);
+  // Odd element counts (no float4 path), a 32×32 latent, a single pixel; t = 0 and t = 999 in the batch.
+  for (const [B, C, H, W] of [[3, 3, 7, 11], [2, 4, 32, 32], [2, 1, 1, 1]] as const) {
+    const s = [B, C, H, W], so = [B, 2 * C, H, W], per = C * H * W;
+    const ts = Array.from({ length: B }, (_, b) => [0, 999, 417][b % 3]!);
+    const coefs: Init = { shape: [B, 7], values: lossCoefficients(diffusion, ts) };
+    const v: Init = { shape: so, values: Float32Array.from(randomNormal(2 * B * per, 0.5)) };  // ε̂ and v
+    parity(t, `perSampleAxpby ${s}`, {
+      tensors: { o: out(s), x: f32(s), y: f32(s), a: f32([B]), c: f32([B]) }, call: (a, x) => a.perSampleAxpby(x.o!, x.x!, x.y!, x.a!, x.c!),
+    });
+    parity(t, `perSampleAxpby without y ${s}`, { tensors: { o: out(s), x: f32(s), a: f32([B]) }, call: (a, x) => a.perSampleAxpby(x.o!, x.x!, null, x.a!, null) });
+    // GPU expf/logf and fused multiply-adds differ in the last bits, and x̂₀ at t = 999 amplifies
+    // x_t's rounding by √(1/ᾱ) ≈ 157: 1e-4 relative.
+    parity(t, `diffusionLossForward ${s}`, {
+      tensors: { loss: out([1]), terms: out([2]), vb: out(s), m: v, x0: f32(s, 0.6), xt: f32(s), noise: f32(s), coefs },
+      call: (a, x) => a.diffusionLossForward(x.loss!, x.terms!, x.vb!, x.m!, x.x0!, x.xt!, x.noise!, x.coefs!), rtol: 1e-4, atol: 1e-4,
+    });
+    parity(t, `diffusionLossBackward ${s}`, {
+      tensors: { d: out(so), dloss: f32([1]), m: v, x0: f32(s, 0.6), xt: f32(s), noise: f32(s), coefs },
+      call: (a, x) => a.diffusionLossBackward(x.d!, x.dloss!, x.m!, x.x0!, x.xt!, x.noise!, x.coefs!), rtol: 1e-4, atol: 1e-6,
+    });
+    for (const [label, i, options] of [['guided ancestral', 100, { guidanceScale: 4, guidedChannels: C }], ['guided, DiT slice', 249, { guidanceScale: 1.5, guidedChannels: Math.min(3, 2 * C) }],
+      ['DDIM', 3, { sampler: 'ddim' }], ['last step', 0, {}]] as const) {
+      const guided = 'guidanceScale' in options;
+      const noise = i > 0 && !('sampler' in options);
+      parity(t, `diffusionStep ${label} ${s}`, {
+        tensors: { o: out(s), m: f32([guided ? 2 * B : B, 2 * C, H, W]), x: f32(s), ...(noise ? { z: f32(s) } : {}) },
+        call: (a, x) => a.diffusionStep(x.o!, x.m!, x.x!, x.z ?? null, stepScalars(spaced, i, options)), rtol: 1e-5, atol: 1e-5,
+      });
+    }
+    parity(t, `diffusionStep fixed σ ${s}`, {
+      tensors: { o: out(s), m: f32(s), x: f32(s), z: f32(s) },
+      call: (a, x) => a.diffusionStep(x.o!, x.m!, x.x!, x.z!, stepScalars(spaced, 17, { learnedSigma: false })), rtol: 1e-5, atol: 1e-5,
+    });
   }
 });
 

@@ -9,3 +9,6 @@ export { sum, mean } from './reduce.js';
 export { softmaxCrossEntropy, mse, type CrossEntropyOptions } from './losses.js';
 export { gatherTokens, concatTokens, sliceTokens, permute } from './tokens.js';
 export { adamwStep, gradNorm, type AdamwHyper } from './optim.js';
+export {
+  perSampleAxpby, diffusionLoss, diffusionVbTerms, diffusionStep, DIFFUSION_LOSS_COEFS, type DiffusionLoss, type DiffusionStepScalars,
+} from './diffusion.js';

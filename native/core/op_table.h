@@ -31,6 +31,8 @@ namespace pit {
   X(add_forward, "add") X(mul_forward, "mul") X(scale_forward, "scale") X(axpy, "axpy")       \
   X(fill, "fill") X(softmax_cross_entropy, "softmaxCrossEntropy")                             \
   X(mse_forward, "mseForward") X(mse_backward, "mseBackward")                                 \
+  X(per_sample_axpby, "perSampleAxpby") X(diffusion_loss_forward, "diffusionLossForward")     \
+  X(diffusion_loss_backward, "diffusionLossBackward") X(diffusion_step, "diffusionStep")      \
   X(sum_forward, "sumForward") X(sum_backward, "sumBackward")                                 \
   X(gather_tokens, "gatherTokens") X(scatter_add_tokens, "scatterAddTokens")                  \
   X(concat_tokens, "concatTokens") X(slice_tokens, "sliceTokens")                             \

@@ -13,6 +13,10 @@ namespace pit {
 
 enum class GeluForm { Erf, Tanh };  // exact 0.5x(1+erf(x/√2)), or the tanh approximation
 
+namespace diffusion {
+struct Step;  // core/diffusion.h: only the diffusion files include the math
+}
+
 }  // namespace pit
 
 namespace pit::ops {
@@ -100,6 +104,38 @@ using mse_forward = void(float* loss, const float* pred, const float* target, co
 // dpred (B, L, P) = dloss[0] · ∂loss/∂pred.
 using mse_backward = void(float* dpred, const float* dloss, const float* pred, const float* target,
                           const float* mask, int64_t B, int64_t L, int64_t P);
+
+// ---- per_sample_axpby.cc ------------------------------------------------------------
+// out (B, n) = a[b]·x (B, n) + c[b]·y (B, n), one coefficient pair per sample: a, c (B). y and c
+// are null together for out = a[b]·x. out may be x or y (element for element). Diffusion's
+// q_sample (√ᾱ_t x₀ + √(1−ᾱ_t) ε) and posterior mean at per-sample t.
+using per_sample_axpby = void(float* out, const float* x, const float* y, const float* a, const float* c, int64_t B,
+                              int64_t n);
+
+// ---- diffusion_loss.cc ----------------------------------------------------------------
+// The hybrid loss of DiT / improved DDPM (SPEC §4; the per-element math: core/diffusion.h).
+// model_out (B, 2C, N): ε̂ in channels [0, C), v in [C, 2C); x0, xt, noise (B, C, N); coefs
+// (B, diffusion::kLossCoefs), each sample's schedule row at its t.
+//   terms (2) = [mean over B·C·N of (ε̂ − ε)², mean of the vb term in bits (ε̂ detached)]
+//   loss (1) = terms[0] + terms[1]
+// vb (B, C, N), when not null, receives each element's vb term. Either of terms, vb may be null.
+using diffusion_loss_forward = void(float* loss, float* terms, float* vb, const float* model_out, const float* x0,
+                                    const float* xt, const float* noise, const float* coefs, int64_t B, int64_t C,
+                                    int64_t N);
+// dout (B, 2C, N) = dloss[0]·∂loss/∂model_out: the MSE's gradient in the ε̂ channels, the vb
+// term's (through v only) in the v channels. dloss is on the device.
+using diffusion_loss_backward = void(float* dout, const float* dloss, const float* model_out, const float* x0,
+                                     const float* xt, const float* noise, const float* coefs, int64_t B, int64_t C,
+                                     int64_t N);
+
+// ---- diffusion_step.cc ----------------------------------------------------------------
+// One sampling step (ancestral or DDIM, core/diffusion.h's step_element) for every element:
+// x_next, xt (B, C, N); model_out (B, Cout, N), Cout = 2C (learned σ) or C; with guidance
+// (guided) model_out is (2B, Cout, N), the conditional half first, and the first
+// step.guided_channels of its Cout channels are guided, the rest (and the variance, unless
+// guided) taken from the conditional half. noise (B, C, N) or null (no noise this step).
+using diffusion_step = void(float* x_next, const float* model_out, const float* xt, const float* noise,
+                            const diffusion::Step& step, bool guided, int64_t B, int64_t C, int64_t Cout, int64_t N);
 
 // ---- reduce.cc ----------------------------------------------------------------------
 // x viewed as (outer, n, inner) -> out (outer, inner): sum over the middle axis (or mean).

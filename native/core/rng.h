@@ -10,11 +10,7 @@
 #include <cstdint>
 
 // The generator itself compiles for the GPU too (native/cuda/rng.cu).
-#ifdef __CUDACC__
-#define PIT_HOST_DEVICE __host__ __device__
-#else
-#define PIT_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 namespace pit {
 
