@@ -1,6 +1,6 @@
 // `pit study pretrain`: the small-scale version of the paper's Table 4. For each encoder (PiT
 // and ViT/2 of the same size by default) and each seed: MAE pre-training (`pit pretrain`), then
-// fine-tuning from its encoder (`pit train --init`, AdamW β (0.9, 0.999), layer-wise lr decay),
+// fine-tuning from its encoder (`pit train --init`, AdamW β (0.9, 0.999), optional layer-wise lr decay),
 // against the same classifier trained from scratch (`pit train`) for the same epochs. Every run
 // is an ordinary run folder under <out>/<model>/seed-<s>/{mae,finetune,scratch}; the study only
 // chooses recipes, runs them in turn and reads their metrics.jsonl, so an interrupted study
@@ -27,7 +27,7 @@ export interface PretrainStudyOptions {
   pretrainEpochs?: number;
   /** Epochs of both fine-tuning and training from scratch (default: `pit train`'s). */
   epochs?: number;
-  /** Layer-wise lr decay of fine-tuning (SPEC §3: the paper's 0.65). */
+  /** Layer-wise lr decay of fine-tuning (1 = off; SPEC §3: the paper's 0.65 for 12 blocks). */
   layerDecay: number;
   /** Shared recipe fields for every run (data, dataDir, imageSize, batchSize, …). */
   recipe?: Partial<SharedRecipe>;
