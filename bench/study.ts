@@ -64,7 +64,7 @@ export interface ScalingOptions {
   models: string[];
   sides: number[];
   batch: number;
-  /** The step timed: 'classify' (default) or 'mae' (the models as MAE encoders). */
+  /** The step timed: 'classify' (default), 'mae' (the models as MAE encoders) or 'dit' (the DiT of each model's trunk, or a dit-… name). */
   task?: BenchTask;
   /** 'mae': the decoder (default the task's for each encoder). */
   decoder?: DecoderSize;
@@ -129,7 +129,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
   }
   const all = [...results, ...(o.peer ?? []).filter((r) => r.op === 'train_step' && r.model && r.device === o.device && resultTask(r) === (o.task ?? 'classify'))];
   const fits = [...groups(all).values()].map((rs) => ({
-    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : {}),
+    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : rs[0]!.task === 'dit' ? { task: 'dit' } : {}),
     time: fitPowerLaw(rs.map((r) => ({ x: r.shape.tokens!, y: r.ms }))),
     memory: fitPowerLaw(rs.filter((r) => r.peakBytes).map((r) => ({ x: r.shape.tokens!, y: r.peakBytes! }))),
   }));

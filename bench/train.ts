@@ -1,16 +1,17 @@
 // `pit bench train`: images/s and peak memory of one full training step (the task's forward
 // and loss, backward, gradient clipping, AdamW: lib/train/step.ts, the step the runner runs) on
-// random images, for ViT/PiT classifiers (task 'classify') or MAE pre-training of the same
+// random images, for ViT/PiT classifiers (task 'classify'), MAE pre-training of the same
 // encoders (task 'mae': the encoder on the int(N·(1 − r)) + 1 kept tokens, the decoder on all
-// N + 1) at chosen image sides. Also the largest-image-side search that `pit study scaling
-// --find-max` runs.
+// N + 1) or DiT diffusion training (task 'dit': the hybrid diffusion loss of `pit diffuse`, on a
+// DiT named dit-… or with the trunk of a named pit-/vit- model) at chosen image sides. Also the
+// largest-image-side search that `pit study scaling --find-max` runs.
 //
 // images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  checkPrecision, classifyTask, decoderSize, maeTokens, makeRecipe, parseModelName, pretrainTask, randn, recipeMaeConfig, taskOptimizer, tensor, tidy, trainStep,
-  type AdamW, type Device, type Precision, type Recipe, type Task, type TaskModel,
+  checkPrecision, classifyTask, decoderSize, ditModelName, ditTask, maeTokens, makeRecipe, parseDitName, parseModelName, pretrainTask, randn, recipeMaeConfig,
+  taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { resetPeakMemory } from '../lib/tensor.js';
@@ -19,8 +20,8 @@ import { round } from './kernels.js';
 import type { BenchResult, ResultKind } from './schema.js';
 import { timeIt } from './timing.js';
 
-/** The tasks `pit bench train --task` times: classification, or MAE pre-training (lib/train/tasks). */
-export const benchTasks = ['classify', 'mae'] as const;
+/** The tasks `pit bench train --task` times: classification, MAE pre-training or DiT diffusion (lib/train/tasks). */
+export const benchTasks = ['classify', 'mae', 'dit'] as const;
 export type BenchTask = (typeof benchTasks)[number];
 
 /** An MAE decoder's size; written d<depth>w<width>h<heads> as the model names are. */
@@ -64,8 +65,14 @@ export function dataShape(side: number): { channels: number; classes: number } {
 /** The classification recipe the benchmark trains `model` with: the defaults otherwise. */
 const benchRecipe = (model: string) => makeRecipe(classifyTask.recipe, { model });
 
+/** The shape of a model name, a DiT's (dit-…) or a classifier's (throws a RangeError naming the grammar for an unknown one). */
+const modelShape = (model: string): ModelShape => (model.startsWith('dit-') ? parseDitName(model) : parseModelName(model));
+
 /** The patch size of a model name (throws a RangeError naming the grammar for an unknown one). */
-export const modelPatch = (model: string): number => parseModelName(model).patch;
+export const modelPatch = (model: string): number => modelShape(model).patch;
+
+/** The DiT task 'dit' times for `model`: a dit-… name as it is, or the DiT with a pit-/vit- model's depth, width, heads and patch. */
+export const benchDitName = (model: string): string => ditModelName(modelShape(model));
 
 const outOfMemory = (err: unknown): err is RangeError => err instanceof RangeError && /out of .*memory|too large/i.test(err.message);
 
@@ -77,6 +84,8 @@ const outOfMemory = (err: unknown): err is RangeError => err instanceof RangeErr
 export const skippable = (err: unknown): err is RangeError => outOfMemory(err) || (err instanceof RangeError && /is not a multiple of .*'s patch/.test(err.message));
 
 export interface StepMeasurement {
+  /** The model that ran, when the task renamed it (task 'dit': its DiT name). */
+  model?: string;
   ms: number;
   repeats: number;
   peakBytes: number;
@@ -140,10 +149,18 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   const patch = modelPatch(s.model);
   const tokens = (s.side / patch) ** 2;
   if (!Number.isInteger(tokens)) throw new RangeError(`image side ${s.side} is not a multiple of ${s.model}'s patch ${patch}`);
-  if ((s.task ?? 'classify') === 'classify') {
-    if (s.decoder) throw new TypeError(`a decoder (${decoderName(s.decoder)}) is for task 'mae', not 'classify'`);
+  const task = s.task ?? 'classify';
+  if (s.decoder && task !== 'mae') throw new TypeError(`a decoder (${decoderName(s.decoder)}) is for task 'mae', not '${task}'`);
+  if (task === 'classify') {
+    if (s.model.startsWith('dit-')) throw new RangeError(`${s.model} is a DiT: time it with task 'dit'`);
     return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
   }
+  if (task === 'dit') {
+    // The step's images come from `s`; the recipe gives the model and the optimizer (imageSize null: no check against a side).
+    const model = benchDitName(s.model);
+    return { ...measureTaskStep(ditTask, makeRecipe(ditTask.recipe, { model, imageSize: null }), device, s, options), tokens, model };
+  }
+  if (s.model.startsWith('dit-')) throw new RangeError(`${s.model} is a DiT: time it with task 'dit'`);
   const recipe = makeRecipe(pretrainTask.recipe, { model: s.model, decoderDepth: s.decoder?.depth, decoderDim: s.decoder?.dim, decoderHeads: s.decoder?.heads });
   const visibleTokens = maeTokens(recipeMaeConfig(recipe, { channels: s.channels, height: s.side, width: s.side })).encoder - 1;
   return { ...measureTaskStep(pretrainTask, recipe, device, s, options), tokens, visibleTokens, decoder: decoderSize(recipe) };
@@ -151,7 +168,7 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
   return {
-    kind, op: 'train_step', model: s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
+    kind, op: 'train_step', model: m.model ?? s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
     impl: 'pit', device, dtype: s.precision ?? 'f32',
     shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens, ...(m.visibleTokens !== undefined ? { visibleTokens: m.visibleTokens } : {}) },
     ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',

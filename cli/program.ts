@@ -5,6 +5,7 @@ import { selectBackend } from '../lib/native.js';
 import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
+import { registerDiffuse, registerSample } from './diffuse.js';
 import { registerEvalGen } from './eval-gen.js';
 import { registerMae } from './mae-show.js';
 import { registerPretrain } from './pretrain.js';
@@ -54,6 +55,8 @@ export function pitProgram(): Command {
   registerEvalGen(program);
   registerPretrain(program);
   registerMae(program);
+  registerDiffuse(program);
+  registerSample(program);
 
   registerBench(program);
   registerStudy(program);

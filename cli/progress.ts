@@ -1,6 +1,6 @@
 // What a training command shows while it runs: a live bar on a terminal (step, loss, lr,
 // images/s, ETA), one plain line per epoch otherwise (logs, CI, pipes). The task's view says
-// how its model and its metrics read.
+// how its model and its metrics read. And `pit sample`'s bar over the sampling steps.
 import { SingleBar } from 'cli-progress';
 import type { EpochRecord, StartEvent, TrainEvent } from '../lib/index.js';
 
@@ -76,4 +76,22 @@ export function progressReporter<Metrics>(view: TaskView<Metrics>, options: { js
     }
   };
   return { onEvent, done: stopBar };
+}
+
+/**
+ * A bar over sampling steps on stderr when `show` (a terminal, no --json): `onStep(done, total)`
+ * for generateSamples, `stop()` when it returns or throws. Without `show`, onStep is undefined.
+ */
+export function samplingProgress(show: boolean): { onStep?: (done: number, total: number) => void; stop: () => void } {
+  if (!show) return { stop: () => undefined };
+  const bar = new SingleBar({ format: 'sampling |{bar}| step {value}/{total} ETA {eta_formatted}', barsize: 24, hideCursor: true, stream: process.stderr });
+  let started = false;
+  return {
+    onStep(done, total) {
+      if (!started) bar.start(total, done);
+      else bar.update(done);
+      started = true;
+    },
+    stop: () => started && bar.stop(),
+  };
 }

@@ -5,7 +5,7 @@
 // bar or epoch lines; the final lines. A command brings only its task and how the task's run reads (TaskView).
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { fieldKeys, makeRecipe, runTraining, sharedRecipe, type Precision, type Recipe, type RecipeField, type SharedRecipe, type Task, type TaskModel } from '../lib/index.js';
+import { fieldKeys, makeRecipe, runTraining, taskSharedFields, type Precision, type Recipe, type RecipeField, type Task, type TaskModel } from '../lib/index.js';
 import { deviceOption, precisionOption, skipChecksumOption } from './args.js';
 import { formatDuration, progressReporter, type TaskView } from './progress.js';
 import { recipeFlags } from './recipe-flags.js';
@@ -67,9 +67,7 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
   const defaults = makeRecipe(task.recipe);
   // A shared field the task computes (MAE's lr from --blr) is no flag of its command.
   const computed = (field: RecipeField<Recipe<P>>) => fieldKeys(field).some((k) => k in (task.recipe.derived?.rules ?? {}));
-  const help = (field: RecipeField<Recipe<P>>) => task.recipe.sharedHelp?.[fieldKeys(field)[0] as keyof SharedRecipe];
-  const shared = sharedRecipe.fields.map((f) => ({ ...f, help: help(f as RecipeField<Recipe<P>>) ?? f.help }));
-  const fields = [...shared, ...task.recipe.fields] as RecipeField<Recipe<P>>[];
+  const fields = [...taskSharedFields(task.recipe), ...task.recipe.fields] as RecipeField<Recipe<P>>[];
   const flags = recipeFlags<Recipe<P>>(fields.filter((f) => !computed(f)), defaults);
   const command = program.command(name).description(spec.description);
   for (const option of flags.options) command.addOption(option);

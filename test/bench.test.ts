@@ -128,6 +128,26 @@ test('an MAE step at mask 0.75 holds less activation memory than the classificat
   t.throws(() => parseDecoderName('d1w16h3'), { instanceOf: RangeError, message: /heads dividing width.*"d1w16h3"/ });
 });
 
+test('bench train --task dit: the diffusion step of the DiT with a classifier\'s trunk or a named DiT; study scaling plots it', (t) => {
+  const r = run('bench', 'train', '--device', 'cpu', '--task', 'classify,dit', '--models', 'pit-d1w16h2,dit-d1w16h2/2', '--sides', '8', '--batch', '2', '--budget', '20', '--json');
+  t.not(r.status, 0, 'a DiT name is no classifier');
+  t.regex(r.stderr, /dit-d1w16h2\/2 is a DiT: time it with task 'dit'/);
+  const ok = run('bench', 'train', '--device', 'cpu', '--task', 'dit', '--models', 'pit-d1w16h2,dit-d1w16h2/2', '--sides', '8', '--batch', '2', '--budget', '20', '--json');
+  t.is(ok.status, 0, ok.stderr);
+  const results = parseResults(ok.stdout, 'stdout');
+  t.deepEqual(results.map((x) => [x.task, x.model, x.shape.tokens]), [['dit', 'dit-d1w16h2/1', 64], ['dit', 'dit-d1w16h2/2', 16]]);
+  for (const x of results) t.true(x.value > 0 && x.peakBytes! > 0, JSON.stringify(x));
+  const step = measureTrainStep('cpu', { model: 'pit-d1w16h2', task: 'dit', side: 8, channels: 1, classes: 10, batch: 2 }, { timed: false });
+  t.is(step.model, 'dit-d1w16h2/1');
+  t.throws(() => measureTrainStep('cpu', { model: 'dit-d1w16h2/1', task: 'mae', side: 8, channels: 1, classes: 10, batch: 2 }), { message: /is a DiT: time it with task 'dit'/ });
+  const dir = scratch();
+  const study = run('study', 'scaling', '--device', 'cpu', '--task', 'dit', '--models', 'dit-d1w16h2/1', '--sides', '8,12', '--budget', '20', '--out', dir);
+  t.is(study.status, 0, study.stderr);
+  t.deepEqual(parseResults(readFileSync(join(dir, 'scaling.jsonl'), 'utf8'), 'scaling.jsonl').map((x) => [x.task, x.model, x.shape.tokens]), [['dit', 'dit-d1w16h2/1', 64], ['dit', 'dit-d1w16h2/1', 144]]);
+  t.regex(study.stdout, /fit dit-d1w16h2\/1 \(pit\)/);
+  rmSync(dir, { recursive: true });
+});
+
 test('study scaling --task mae: the MAE step per side, its series named with the decoder', (t) => {
   const dir = scratch();
   const r = run('study', 'scaling', '--device', 'cpu', '--task', 'mae', '--decoder', 'd1w16h2', '--models', 'pit-d1w16h2', '--sides', '8,12,16', '--budget', '20', '--out', dir);

@@ -7,7 +7,7 @@ import test from 'ava';
 import {
   DiffusionTransformer, loadMnist, mse, normalize, randn, scale, selectBackend, tensor, tidy, type Device, type DitConfig, type Precision,
 } from '../lib/index.js';
-import { fiveAdamWSteps, relativeGradientDifference } from './helpers.js';
+import { assertStepsClose, fiveAdamWSteps } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -44,12 +44,7 @@ function fiveDitSteps(device: Device, precision: Precision = 'f32'): { losses: n
 // the output to 8 significant bits (3e-2). A wrong kernel is off by O(1).
 for (const [precision, lossTol, gradTol] of [['f32', 1e-2, 1e-3], ['mixed', 2e-2, 3e-2]] as const) {
   gpuTest(`DiT, 5 training steps, ${precision}: CPU and GPU losses and every gradient close`, (t) => {
-    const cpu = fiveDitSteps('cpu'), cuda = fiveDitSteps('cuda', precision);
-    cpu.losses.forEach((l, i) => t.true(Math.abs(cuda.losses[i]! - l) <= lossTol * Math.abs(l), `step ${i}: loss ${cuda.losses[i]} vs ${l}`));
-    for (const [name, g] of cpu.grads) {
-      const r = relativeGradientDifference(g, cuda.grads.get(name)!);
-      t.true(r <= gradTol, `${name}: relative gradient difference ${r}`);
-    }
+    assertStepsClose(t, fiveDitSteps('cpu'), fiveDitSteps('cuda', precision), lossTol, gradTol);
   });
 }
 

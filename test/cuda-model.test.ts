@@ -5,7 +5,7 @@ import {
   loadMnist, normalize, selectBackend, softmaxCrossEntropy, tensor,
   VisionTransformer, type Device, type Precision,
 } from '../lib/index.js';
-import { fiveAdamWSteps, relativeGradientDifference } from './helpers.js';
+import { assertStepsClose, fiveAdamWSteps } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -23,19 +23,13 @@ function fiveSteps(device: Device, precision: Precision = 'f32'): { losses: numb
 }
 
 gpuTest('5 training steps of a small PiT: CPU and GPU losses within 1e-2, every gradient close', (t) => {
-  const cpu = fiveSteps('cpu'), cuda = fiveSteps('cuda');
-  cpu.losses.forEach((l, i) => t.true(Math.abs(cuda.losses[i]! - l) <= 1e-2 * Math.abs(l), `step ${i}: loss ${cuda.losses[i]} vs ${l}`));
   // Both sides compute in f32 and differ only in summation order (matmul, attention and the
   // reductions), compounded over four optimizer steps: 1e-3 of each gradient's norm leaves
   // room for that and none for a wrong kernel, which is off by O(1).
-  for (const [name, g] of cpu.grads) {
-    const r = relativeGradientDifference(g, cuda.grads.get(name)!);
-    t.true(r <= 1e-3, `${name}: relative gradient difference ${r}`);
-  }
+  assertStepsClose(t, fiveSteps('cpu'), fiveSteps('cuda'), 1e-2, 1e-3);
 });
 
 gpuTest('mixed precision (bf16 attention): 5 steps track the f32 CPU run within bf16 tolerances', (t) => {
-  const cpu = fiveSteps('cpu'), mixed = fiveSteps('cuda', 'mixed');
   // q, k, v, the attention output and its gradients are rounded to bf16 (8 significant bits,
   // relative error ≤ 2^-9 each): the loss moves by far less than 2e-2, and gradients by a few
   // parts in a thousand, compounded over four steps; 3e-2 of each gradient's norm allows
@@ -44,9 +38,5 @@ gpuTest('mixed precision (bf16 attention): 5 steps track the f32 CPU run within 
   // not established: its batch gradient is no more cancelled than the others' (‖Σ_b g_b‖ /
   // Σ_b ‖g_b‖ = 0.20 on the CPU, 0.16–0.25 for the rest). It gets 1.5e-1, still far below a
   // wrong kernel's O(1).
-  cpu.losses.forEach((l, i) => t.true(Math.abs(mixed.losses[i]! - l) <= 2e-2 * Math.abs(l), `step ${i}: loss ${mixed.losses[i]} vs ${l}`));
-  for (const [name, g] of cpu.grads) {
-    const r = relativeGradientDifference(g, mixed.grads.get(name)!);
-    t.true(r <= (name === 'cls_token' ? 1.5e-1 : 3e-2), `${name}: relative gradient difference ${r}`);
-  }
+  assertStepsClose(t, fiveSteps('cpu'), fiveSteps('cuda', 'mixed'), 2e-2, (name) => (name === 'cls_token' ? 1.5e-1 : 3e-2));
 });

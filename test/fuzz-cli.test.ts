@@ -1,4 +1,4 @@
-// Seeded random flags and values for `pit train`, `pit eval`, `pit eval-gen` and `pit bench …`, parsed
+// Seeded random flags and values for `pit train`, `pit eval`, `pit eval-gen`, `pit diffuse`, `pit sample` and `pit bench …`, parsed
 // in-process by the real program (cli/program.ts): each parse either succeeds (the action is
 // stopped before it runs) or is commander's error with exit code 1 and a message naming the
 // flag or argument at fault. Never a stack trace, a TypeError or another exception.
@@ -11,10 +11,12 @@ const values = [
   '1', '0', '-1', '3', '64', '2.5', '1e3', '1e400', '-0', 'NaN', 'Infinity', '', ' ', 'abc', '0x10', '9007199254740993', '1000000000',
   '0.5', '1,2', '0.9,0.95', ',', 'f32', 'bf16', 'f32,bf16', 'cpu', 'cuda', 'gpu', 'auto', 'pit-t', 'vit-s/2', 'pit-d4w64h4', 'pit-x', 'vit-t/0',
   'mnist', 'cifar10', 'imagenet', 'learned', 'none', 'avg', '512MiB', '8GiB', '-5GiB', '--', '--lr', '/tmp/nowhere',
+  'latents', 'dit-d4w64h4/1', 'dit-s/2', 'dit-l', 'sincos', 'ddpm', 'ddim', '0,1,2', '0.18215', 'classify,dit',
 ];
 
 const commands: { argv: string[]; positional?: number }[] = [
-  { argv: ['train'] }, { argv: ['eval'] }, { argv: ['eval-gen'] }, { argv: ['bench', 'kernels'] }, { argv: ['bench', 'train'] }, { argv: ['bench', 'compare'], positional: 2 },
+  { argv: ['train'] }, { argv: ['eval'] }, { argv: ['eval-gen'] }, { argv: ['diffuse'] }, { argv: ['sample'] }, { argv: ['bench', 'kernels'] }, { argv: ['bench', 'train'] },
+  { argv: ['bench', 'compare'], positional: 2 },
 ];
 
 /** The long flags a command declares (without --help), plus ones it does not. */
@@ -24,7 +26,7 @@ function flagsOf(program: Command, argv: string[]): string[] {
   return [...c.options.map((o) => o.long!).filter(Boolean), '--bogus', '--no-such-flag'];
 }
 
-test('fuzz: 400 random pit train / eval / bench argument lists parse or exit 1 naming the flag, never crash', async (t) => {
+test('fuzz: 400 random pit train / eval / diffuse / sample / bench argument lists parse or exit 1 naming the flag, never crash', async (t) => {
   const random = rng(2024);
   const pick = <X>(xs: readonly X[]) => xs[Math.floor(random() * xs.length)]!;
   const counts = { cases: 0, parsed: 0, cleanErrors: 0, crashes: 0 };

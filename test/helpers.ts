@@ -114,6 +114,20 @@ export function fiveAdamWSteps(model: Module, lossAt: (step: number) => Tensor):
   return { losses, grads };
 }
 
+/**
+ * CPU-vs-GPU parity of fiveAdamWSteps' results: each GPU loss within lossTol of the CPU's
+ * (relative), each gradient within gradTol of the CPU's in relativeGradientDifference (a number,
+ * or one per parameter name).
+ */
+export function assertStepsClose(t: ExecutionContext, cpu: { losses: number[]; grads: Map<string, Float32Array> }, gpu: { losses: number[]; grads: Map<string, Float32Array> },
+  lossTol: number, gradTol: number | ((name: string) => number)): void {
+  cpu.losses.forEach((l, i) => t.true(Math.abs(gpu.losses[i]! - l) <= lossTol * Math.abs(l), `step ${i}: loss ${gpu.losses[i]} vs ${l}`));
+  for (const [name, g] of cpu.grads) {
+    const r = relativeGradientDifference(g, gpu.grads.get(name)!);
+    t.true(r <= (typeof gradTol === 'number' ? gradTol : gradTol(name)), `${name}: relative gradient difference ${r}`);
+  }
+}
+
 /** ‖h − g‖ / ‖g‖ (Euclidean): how far a gradient computed another way is from the reference g. */
 export function relativeGradientDifference(g: ArrayLike<number>, h: ArrayLike<number>): number {
   let diff = 0, norm = 0;

@@ -10,7 +10,7 @@ import {
   AdamW, estimateMaeInferenceMemory, estimateMaeTrainingMemory, evaluateReconstruction, loadImageData, makeRecipe, maeLearningRate,
   pretrainTask, recipeMaeConfig, runTraining, taskOptimizer, type MaeRecipe,
 } from '../lib/index.js';
-import { assertSameRun } from './same-run.js';
+import { assertExactResume } from './same-run.js';
 import { cpuPeakOf, expectEstimateWithin, runPit as run, syntheticImages } from './helpers.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-pretrain-'));
@@ -86,18 +86,8 @@ test('a tiny pre-train on MNIST: the held-out reconstruction loss falls, under t
 });
 
 test('k steps, stop, resume, N − k steps: bit-identical to N straight (model, EMA, train state, metrics)', async (t) => {
-  const straight = scratch(), split = scratch();
-  const recipe = { ...tiny, epochs: 2, ema: 0.99 };
-  const a = await runTraining(pretrainTask, { recipe, out: straight, device: 'cpu' });
-  const b1 = await runTraining(pretrainTask, { recipe, out: split, device: 'cpu', stopAtStep: 130 });
-  t.true(b1.interrupted);
-  b1.model.dispose();
-  const b2 = await runTraining(pretrainTask, { out: split, resume: true, device: 'cpu' });
-  t.is(b2.step, a.step);
-  assertSameRun(t, straight, split);
+  const { straight, split } = await assertExactResume(t, pretrainTask, { ...tiny, epochs: 2, ema: 0.99 }, 130, scratch);
   await t.throwsAsync(runTraining(pretrainTask, { recipe: { blr: 1 }, out: split, resume: true, device: 'cpu' }), { message: /resume: 'blr' is 0\.01 in the checkpoint, got 1/ });
-  a.model.dispose();
-  b2.model.dispose();
   rmSync(straight, { recursive: true });
   rmSync(split, { recursive: true });
 });

@@ -6,3 +6,4 @@ export { resizeImages } from './resize.js';
 export { augmentation, flipImage, normalize, randomCrop, randomFlip, randomTranslate, shiftImage, type AugmentOptions, type ImageShape } from './transforms.js';
 export { BatchLoader, type Batch, type LoaderOptions, type LoaderState } from './loader.js';
 export { mixSeed, permutation, Rng, shuffleInPlace } from './random.js';
+export { inspectLatents, latentTestCount, loadLatents, LATENT_LABELS_FILE, LATENT_SPLIT_SEED, LATENT_TEST_MAX, LATENT_TEST_SHARE, LATENTS_FILE, type LatentsInfo } from './latents.js';

@@ -9,4 +9,4 @@ export { nearestImages, type NearestImages, type NearestOptions } from './neares
 export {
   evaluateGeneration, type DistanceSummary, type GenerationClassifier, type GenerationEvalOptions, type GenerationMetrics, type SampleAndFloor,
 } from './generation.js';
-export { decodeNpy, encodeNpy, floatToHalf, halfToFloat, npyFloat32, npyInt32, readNpy, writeNpy, type NpyArray, type NpyDtype } from './npy.js';
+export { decodeNpy, encodeNpy, floatToHalf, halfToFloat, npyFloat32, npyInt32, readNpy, readNpyHeader, writeNpy, type NpyArray, type NpyDtype } from './npy.js';

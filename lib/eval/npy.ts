@@ -6,7 +6,7 @@
 //           padded with spaces and ended by '\n' so the data starts at a multiple of 64
 //   data: prod(shape) values, row-major
 // Every way a file can be cut short or damaged is an error naming the file and what was found.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../train/safetensors.js';
 
 export type NpyDtype = 'float32' | 'float16' | 'int32' | 'int64';
@@ -81,24 +81,44 @@ function parseHeader(file: string, header: string): { dtype: NpyDtype; shape: nu
   return { dtype: dtype!, shape };
 }
 
+/** The magic, version and header of an .npy file: its dtype, shape and where the data start. */
+interface NpyPrelude {
+  dtype: NpyDtype;
+  shape: number[];
+  /** Byte offset of the data. */
+  start: number;
+  /** Bytes the data must have: prod(shape) · item size. */
+  dataBytes: number;
+}
+
+/**
+ * Parses the prelude from `head` (the file's first bytes, at least through the header when the
+ * file has them) of a file of `size` bytes, and checks that the data are exactly as long as the
+ * shape says. Every error names `file`.
+ */
+function parsePrelude(head: Buffer, size: number, file: string): NpyPrelude {
+  if (head.length >= 2 && head[0] === 0x50 && head[1] === 0x4b) throw new RangeError(`npy: ${file}: this is a zip archive (an .npz?), not a single .npy array; save with np.save`);
+  if (size < 10 || !head.subarray(0, 6).equals(MAGIC))
+    throw new RangeError(`npy: ${file}: not an .npy file (it must begin with "\\x93NUMPY"; ${size < 10 ? `the file has only ${size} bytes` : `found ${JSON.stringify(head.subarray(0, 6).toString('latin1'))}`})`);
+  const major = head[6]!, minor = head[7]!;
+  if (major < 1 || major > 3) throw new RangeError(`npy: ${file}: format version ${major}.${minor} is not supported (1.0, 2.0 and 3.0 are)`);
+  const lengthBytes = major === 1 ? 2 : 4;
+  if (size < 8 + lengthBytes) throw new RangeError(`npy: ${file}: truncated: the file ends inside its header length (${size} bytes)`);
+  const headerLength = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
+  const start = 8 + lengthBytes + headerLength;
+  if (size < start) throw new RangeError(`npy: ${file}: truncated: the header is ${headerLength} bytes but the file ends ${start - size} bytes before its end`);
+  const { dtype, shape } = parseHeader(file, head.subarray(8 + lengthBytes, start).toString(major === 3 ? 'utf8' : 'latin1'));
+  const dataBytes = shape.reduce((a, b) => a * b, 1) * ITEM[dtype], found = size - start;
+  if (found < dataBytes) throw new RangeError(`npy: ${file}: truncated: shape (${shape.join(', ')}) of ${dtype} needs ${dataBytes} bytes of data, the file holds ${found}`);
+  if (found > dataBytes) throw new RangeError(`npy: ${file}: ${found - dataBytes} bytes follow the data of shape (${shape.join(', ')}) ${dtype} (a damaged file, or more than one array in it)`);
+  return { dtype, shape, start, dataBytes };
+}
+
 /** Decodes the bytes of an .npy file; `file` names it in errors. */
 export function decodeNpy(bytes: Uint8Array, file = '<bytes>'): NpyArray {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length >= 2 && buf[0] === 0x50 && buf[1] === 0x4b) throw new RangeError(`npy: ${file}: this is a zip archive (an .npz?), not a single .npy array; save with np.save`);
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC))
-    throw new RangeError(`npy: ${file}: not an .npy file (it must begin with "\\x93NUMPY"; ${buf.length < 10 ? `the file has only ${buf.length} bytes` : `found ${JSON.stringify(buf.subarray(0, 6).toString('latin1'))}`})`);
-  const major = buf[6]!, minor = buf[7]!;
-  if (major < 1 || major > 3) throw new RangeError(`npy: ${file}: format version ${major}.${minor} is not supported (1.0, 2.0 and 3.0 are)`);
-  const lengthBytes = major === 1 ? 2 : 4;
-  if (buf.length < 8 + lengthBytes) throw new RangeError(`npy: ${file}: truncated: the file ends inside its header length (${buf.length} bytes)`);
-  const headerLength = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = 8 + lengthBytes + headerLength;
-  if (buf.length < start) throw new RangeError(`npy: ${file}: truncated: the header is ${headerLength} bytes but the file ends ${start - buf.length} bytes before its end`);
-  const { dtype, shape } = parseHeader(file, buf.subarray(8 + lengthBytes, start).toString(major === 3 ? 'utf8' : 'latin1'));
+  const { dtype, shape, start } = parsePrelude(buf, buf.length, file);
   const count = shape.reduce((a, b) => a * b, 1);
-  const expected = count * ITEM[dtype], found = buf.length - start;
-  if (found < expected) throw new RangeError(`npy: ${file}: truncated: shape (${shape.join(', ')}) of ${dtype} needs ${expected} bytes of data, the file holds ${found}`);
-  if (found > expected) throw new RangeError(`npy: ${file}: ${found - expected} bytes follow the data of shape (${shape.join(', ')}) ${dtype} (a damaged file, or more than one array in it)`);
   // A copy, so the typed array is aligned whatever the header length was. The data are
   // little-endian, as every platform Node runs on here is.
   const raw = new Uint8Array(buf.subarray(start)).buffer;
@@ -108,6 +128,29 @@ export function decodeNpy(bytes: Uint8Array, file = '<bytes>'): NpyArray {
   const halves = new Uint16Array(raw), data = new Float32Array(count);
   for (let i = 0; i < count; i++) data[i] = halfToFloat(halves[i]!);
   return { dtype, shape, data };
+}
+
+/**
+ * The dtype and shape of an .npy file from its header alone (the data are not read), after the
+ * same checks as readNpy: a damaged header, or data shorter or longer than the shape, is an error
+ * naming the file. For sizing a run before loading it.
+ */
+export function readNpyHeader(path: string): { dtype: NpyDtype; shape: number[] } {
+  if (statSync(path).isDirectory()) throw new RangeError(`npy: ${path}: expected an .npy file, found a folder`);
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const first = Buffer.alloc(Math.min(size, 12));
+    readSync(fd, first, 0, first.length, 0);
+    // The header length sits at bytes 8..10 (v1) or 8..12 (v2, v3); read through the header's end.
+    const declared = first.length < 12 ? 0 : first[6] === 1 ? first.readUInt16LE(8) : first.readUInt32LE(8);
+    const head = Buffer.alloc(Math.min(size, 12 + declared));
+    readSync(fd, head, 0, head.length, 0);
+    const { dtype, shape } = parsePrelude(head, size, path);
+    return { dtype, shape };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads an .npy file (see decodeNpy). */

@@ -14,3 +14,4 @@ export {
   timestepEmbedding, timestepFrequencyDim, TimestepEmbedder, LabelEmbedder, FinalLayer,
   type DitConfig, type DitCountOptions, type DitForwardOptions, type DitInput,
 } from './dit.js';
+export { ditActivationsPerToken, estimateDitInferenceMemory, estimateDitTrainingMemory } from './dit-memory.js';

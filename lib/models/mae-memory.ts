@@ -12,7 +12,7 @@
 //   blocks    (K + 1)·depth·perToken(d) + (N + 1)·decoderDepth·perToken(dd)
 //   backward  one block's gradients in flight, of the larger of the two stacks
 import { maeParameterCount, keptTokens, checkMaeConfig, type MaeConfig } from './mae.js';
-import { activationsPerToken, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+import { activationsPerToken, checkBatch, stepMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
 
 const F32 = 4;
 
@@ -37,17 +37,13 @@ const decoderShape = (c: MaeConfig) => ({ dim: c.decoderDim, heads: c.decoderHea
 /** An MAE training step's peak for `config` at `batch` images; `tokens` is the decoder's N + 1. */
 export function estimateMaeTrainingMemory(config: MaeConfig, options: TrainingMemoryOptions): TrainingMemory {
   const { batch: B, precision = 'f32', ema = false } = options;
-  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateMaeTrainingMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  checkBatch('estimateMaeTrainingMemory', B);
   const { encoder: Le, decoder: Ld } = maeTokens(config);
   const blocks = Le * config.depth * activationsPerToken(config, precision) + Ld * config.decoderDepth * activationsPerToken(decoderShape(config), precision);
   const activations = B * (blocks + trunkValues(config) * F32);
   const inFlight = (L: number, d: number) => L * (2 * Math.round(d * config.mlpRatio) + 6 * d) * F32;
   const backward = B * Math.max(inFlight(Le, config.dim), inFlight(Ld, config.decoderDim));
-  const P = maeParameterCount(config);
-  const parameters = P * F32;
-  const parts = { parameters, gradients: parameters, optimizer: 2 * parameters, ema: ema ? parameters : 0, activations, backward };
-  const total = Object.values(parts).reduce((a, b) => a + b, 0);
-  return { ...parts, total, tokens: Ld, parameterCount: P };
+  return stepMemory(maeParameterCount(config), { activations, backward, ema, tokens: Ld });
 }
 
 /**
@@ -56,7 +52,7 @@ export function estimateMaeTrainingMemory(config: MaeConfig, options: TrainingMe
  */
 export function estimateMaeInferenceMemory(config: MaeConfig, options: Omit<TrainingMemoryOptions, 'ema'>): number {
   const { batch: B, precision = 'f32' } = options;
-  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateMaeInferenceMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  checkBatch('estimateMaeInferenceMemory', B);
   const { encoder: Le, decoder: Ld } = maeTokens(config);
   const block = Math.max(Le * (activationsPerToken(config, precision) + config.dim * F32),
     Ld * (activationsPerToken(decoderShape(config), precision) + config.decoderDim * F32));

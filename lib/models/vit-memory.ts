@@ -41,6 +41,22 @@ export interface TrainingMemory {
   parameterCount: number;
 }
 
+/** Throws unless `batch` is a positive integer; `op` names the estimate. */
+export function checkBatch(op: string, batch: number): void {
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`${op}: 'batch' must be a positive integer, got ${String(batch)}`);
+}
+
+/**
+ * A training step's memory from its parts: `parameterCount` f32 weights, as many gradients, two
+ * AdamW moments and (with `ema`) one more copy, beside the step's activations and backward.
+ */
+export function stepMemory(parameterCount: number, step: { activations: number; backward: number; ema: boolean; tokens: number }): TrainingMemory {
+  const parameters = parameterCount * F32;
+  const parts = { parameters, gradients: parameters, optimizer: 2 * parameters, ema: step.ema ? parameters : 0, activations: step.activations, backward: step.backward };
+  const total = Object.values(parts).reduce((a, b) => a + b, 0);
+  return { ...parts, total, tokens: step.tokens, parameterCount };
+}
+
 /** f32 values one block keeps per token for the backward (see the header). */
 export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'mlpRatio'>, precision: 'f32' | 'mixed' = 'f32'): number {
   const { dim: d, heads: H } = config;
@@ -68,7 +84,7 @@ function trunkBytes(config: VitConfig, batch: number): number {
  */
 export function estimateInferenceMemory(config: VitConfig, options: Omit<TrainingMemoryOptions, 'ema'>): number {
   const { batch: B, precision = 'f32' } = options;
-  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateInferenceMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  checkBatch('estimateInferenceMemory', B);
   const [h, w] = tokenGrid(config);
   const L = h * w + 1;
   return B * L * (activationsPerToken(config, precision) + config.dim * F32) + trunkBytes(config, B);
@@ -77,7 +93,7 @@ export function estimateInferenceMemory(config: VitConfig, options: Omit<Trainin
 /** The training step's peak memory for `config` at `batch` images (see the header for the terms). */
 export function estimateTrainingMemory(config: VitConfig, options: TrainingMemoryOptions): TrainingMemory {
   const { batch: B, precision = 'f32', ema = false } = options;
-  if (!Number.isInteger(B) || B < 1) throw new RangeError(`estimateTrainingMemory: 'batch' must be a positive integer, got ${String(B)}`);
+  checkBatch('estimateTrainingMemory', B);
   const [h, w] = tokenGrid(config);
   const { dim: d, depth } = config;
   const N = h * w, L = N + 1, hidden = Math.round(d * config.mlpRatio);
@@ -86,8 +102,5 @@ export function estimateTrainingMemory(config: VitConfig, options: TrainingMemor
   // In flight at once: the gradients of a block's widest tensors (MLP hidden twice, the
   // residual stream and qkv) and of the trunk's (B, L, d) stream.
   const backward = B * L * (2 * hidden + 3 * d + 3 * d) * F32;
-  const parameters = P * F32;
-  const parts = { parameters, gradients: parameters, optimizer: 2 * parameters, ema: ema ? parameters : 0, activations, backward };
-  const total = Object.values(parts).reduce((a, b) => a + b, 0);
-  return { ...parts, total, tokens: L, parameterCount: P };
+  return stepMemory(P, { activations, backward, ema, tokens: L });
 }

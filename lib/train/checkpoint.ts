@@ -12,7 +12,7 @@
 // (model, EMA, optimizer) before copying anything.
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { tensor, tidy, type Tensor } from '../tensor.js';
+import { tensor, tidy, type Device, type Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
 import type { Ema } from './ema.js';
 import type { AdamW } from './optimizer.js';
@@ -237,6 +237,45 @@ export function loadModelWeights(from: string | CheckpointWeights, model: Module
   checkEntries(weights.path, ema ? 'EMA' : 'model', weights.tensors, model.namedParameters());
   checkLoadedFinite(weights.path, weights.tensors);
   tidy(() => model.loadStateDict(new Map([...weights.tensors].map(([n, e]) => [n, tensor(e.data, e.shape)]))));
+}
+
+/** How a command loads a trained model (classifierFromCheckpoint, ditFromCheckpoint). */
+export interface ModelLoadOptions {
+  /** Load ema.safetensors instead of model.safetensors (an error when the run kept no EMA); the default is the loader's. */
+  ema?: boolean;
+  /** Check the weights file's checksum before using its metadata. Default true. */
+  verify?: boolean;
+  /** Where the model is built; default 'cpu'. */
+  device?: Device;
+  /** The command named in errors about the checkpoint; the default is the loader's. */
+  command?: string;
+}
+
+/** A trained model back from a checkpoint, for a command that uses it (pit eval, eval-gen, sample). */
+export interface LoadedModel<M, R, C> {
+  /** In eval mode; the caller disposes it. */
+  model: M;
+  /** The per-channel mean and std the model's inputs were normalised by: x_model = (x − mean)/std. */
+  normalization: { mean: number[]; std: number[] };
+  /** The checkpoint folder read (a run folder resolves to its latest). */
+  checkpoint: string;
+  /** Which weights: the trained model's or its EMA. */
+  weights: 'model' | 'ema';
+  /** The run's recipe as saved. */
+  recipe: R;
+  config: C;
+}
+
+/** `model` with the weights `from` holds, in eval mode; disposed (and the error passed on) when they do not fit it. */
+export function modelForEval<M extends Module>(model: M, from: CheckpointWeights): M {
+  try {
+    loadModelWeights(from, model);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  model.eval();
+  return model;
 }
 
 /** The saved per-channel normalization, checked: a corrupted entry is named, not dereferenced. */

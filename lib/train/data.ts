@@ -1,7 +1,9 @@
 // The image data a recipe names, as a train and a held-out split: every task of the runner
-// trains on images (classification on their labels, MAE and diffusion on the pixels).
+// trains on images (classification on their labels, MAE and diffusion on the pixels), or, for
+// diffusion, on pre-computed latents (lib/data/latents.ts).
 import { channelStats, type Dataset } from '../data/dataset.js';
 import { CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_TEST, CIFAR_TRAIN, loadCifar10, loadCifar100 } from '../data/cifar.js';
+import { inspectLatents, loadLatents } from '../data/latents.js';
 import { loadMnist, MNIST_SIDE, MNIST_TOTAL, MNIST_TRAIN } from '../data/mnist.js';
 import { resizeImages } from '../data/resize.js';
 import type { SharedRecipe } from './recipe.js';
@@ -16,6 +18,7 @@ export interface DataSplits {
 /** The recipe's train and test splits, resized to imageSize; both carry the train statistics. */
 export function loadImageData(recipe: Readonly<SharedRecipe>): DataSplits {
   if (recipe.data === 'mnist') return loadMnist({ size: recipe.imageSize ?? undefined });
+  if (recipe.data === 'latents') return loadLatents(recipe.dataDir!);  // at their own size (the recipe's check)
   const { train, test } = recipe.data === 'cifar10' ? loadCifar10(recipe.dataDir!) : loadCifar100(recipe.dataDir!);
   const side = recipe.imageSize;
   if (side === null || (side === train.height && side === train.width)) return { train, test };
@@ -36,9 +39,14 @@ export interface ImageDataSize extends DataShape {
 
 /**
  * What loadImageData(recipe) will hold, known before loading (CIFAR at its standard 50,000 /
- * 10,000), so that a run's memory can be checked before anything is read or resized.
+ * 10,000; latents from their files' headers and labels), so that a run's memory can be checked
+ * before anything is read or resized.
  */
 export function imageDataSize(recipe: Readonly<SharedRecipe>): ImageDataSize {
+  if (recipe.data === 'latents') {
+    const { n, testImages, ...shape } = inspectLatents(recipe.dataDir!);
+    return { ...shape, trainImages: n - testImages, testImages };
+  }
   const mnist = recipe.data === 'mnist';
   const side = recipe.imageSize ?? (mnist ? MNIST_SIDE : CIFAR_SIDE);
   return mnist

@@ -7,13 +7,13 @@ export {
 } from './safetensors.js';
 export { xxh32 } from './checksum.js';
 export {
-  checkpointNormalization, loadCheckpoint, loadModelWeights, saveCheckpoint, readCheckpointMetadata, readCheckpointWeights, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
-  type CheckpointWeights, type LoadedCheckpoint, type LoadOptions, type SaveCheckpointOptions,
+  checkpointNormalization, loadCheckpoint, loadModelWeights, modelForEval, saveCheckpoint, readCheckpointMetadata, readCheckpointWeights, EMA_FILE, MODEL_FILE, TRAIN_STATE_FILE,
+  type CheckpointWeights, type LoadedCheckpoint, type LoadedModel, type LoadOptions, type ModelLoadOptions, type SaveCheckpointOptions,
 } from './checkpoint.js';
 export { CHECKPOINTS_DIR, latestStep, removeStaleTemps, resolveCheckpoint, saveRunCheckpoint } from './run-checkpoints.js';
 export { LOCK_FILE, lockRunFolder, processStartTicks, type RunLock } from './run-lock.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
-export { checkRecipe, dataDefaults, makeRecipe, savedRecipe, sharedRecipe, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
+export { checkRecipe, dataDefaults, imageDataSets, makeRecipe, savedRecipe, sharedRecipe, taskSharedFields, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type ImageDataSize } from './data.js';
 export { checkRunMemory, formatBytes, memoryLimit, type MemoryPart, type RunMemory } from './memory.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
@@ -27,3 +27,8 @@ export {
   BLR_BATCH, decoderSize, EVAL_MASK_SEED, evaluateReconstruction, maeDecoder, maeLearningRate, maeNoDecayNames, pretrainMemory, pretrainRecipe, pretrainTask, recipeMaeConfig,
   type MaeRecipe, type PretrainRecipe, type ReconstructionMetrics,
 } from './tasks/pretrain.js';
+export {
+  DEFAULT_DIT_MODEL, DIT_EMA, diffuseMemory, diffuseRecipe, diffusionData, diffusionNormalization, diffusionOf, ditTask, EVAL_DIFFUSION_SEED, evaluateDiffusion,
+  MNIST_DIT_EPOCHS, MNIST_DIT_LR, recipeDitConfig, SD_LATENT_SCALE, SHORT_RUN_EMA, type DiffuseRecipe, type DiffusionMetrics, type DitRecipe,
+} from './tasks/diffuse.js';
+export { ditFromCheckpoint, generateSamples, type DitCheckpointOptions, type GenerateOptions, type GeneratedSamples, type LoadedDit } from './tasks/diffuse-sample.js';

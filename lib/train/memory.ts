@@ -29,6 +29,17 @@ export function trainingStatePart(
   };
 }
 
+/**
+ * The larger of a training step's activations (with the gradients in flight) and an evaluation
+ * batch's, as one part: `describe(evaluation)` says what the larger is, `keys` the recipe keys
+ * that make it grow besides its batch size (batchSize or evalBatchSize, added here).
+ */
+export function activationsPart(train: { activations: number; backward: number }, evaluation: number,
+  describe: (evaluation: boolean) => string, keys: readonly string[]): MemoryPart {
+  const evalWins = evaluation > train.activations + train.backward;
+  return { what: describe(evalWins), bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', ...keys] };
+}
+
 /** The host part of an image-data run: its loaded images (lib/train/data.ts). */
 export function imagesPart(data: ImageDataSize): MemoryPart {
   return { what: `${formatCount(data.trainImages + data.testImages)} images of ${data.channels}×${data.height}×${data.width}`, bytes: imageDataBytes(data), keys: ['imageSize'] };

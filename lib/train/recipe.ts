@@ -3,13 +3,17 @@
 // two parts: the shared one below (data, schedule, AdamW, clipping, EMA, seed), which the
 // runner reads, and one per task (its model and loss), which only the task reads.
 import { maxSeed } from '../nn/forward.js';
-import { checkPart, failField, type RecipePart } from './recipe-fields.js';
+import { LATENT_LABELS_FILE, LATENTS_FILE } from '../data/latents.js';
+import { checkPart, failField, fieldKeys, ruleText, type RecipeField, type RecipePart } from './recipe-fields.js';
 
-export type DataName = 'mnist' | 'cifar10' | 'cifar100';
+export type DataName = 'mnist' | 'cifar10' | 'cifar100' | 'latents';
+
+/** The image data sets, what a task trains on unless its recipe part says otherwise (dataSets). */
+export const imageDataSets: readonly DataName[] = Object.freeze(['mnist', 'cifar10', 'cifar100']);
 
 export interface SharedRecipe {
   data: DataName;
-  /** Folder of the CIFAR binary files (the built-in MNIST needs none). */
+  /** Folder of the CIFAR binary files or of the latents (the built-in MNIST needs none). */
   dataDir: string | null;
   /** Side the images are resized to; null keeps the data's own (28 MNIST, 32 CIFAR). */
   imageSize: number | null;
@@ -53,10 +57,13 @@ const defaults: Readonly<SharedRecipe> = Object.freeze({
 
 /**
  * What changes with the data set when not given: CIFAR keeps its 32×32 images and uses
- * crop + flip; digits are never flipped.
+ * crop + flip; digits are never flipped; latents are used as they are (no resizing, no
+ * augmentation: zero is not black in a latent space, and a mirrored latent is not the latent
+ * of the mirrored image).
  */
 export function dataDefaults(data: DataName | undefined): Partial<SharedRecipe> {
   if (data === 'cifar10' || data === 'cifar100') return { data, imageSize: null, translate: 0, cropPadding: 4, flip: true };
+  if (data === 'latents') return { data, imageSize: null, translate: 0, cropPadding: 0, flip: false };
   return {};
 }
 
@@ -66,7 +73,7 @@ const onOff = (flip: boolean | undefined) => (flip ? 'on' : 'off');
 export const sharedRecipe: RecipePart<SharedRecipe> = {
   defaults,
   fields: [
-    { key: 'data', flag: '--data <name>', help: 'data set', rule: { kind: 'choice', values: ['mnist', 'cifar10', 'cifar100'] } },
+    { key: 'data', flag: '--data <name>', help: 'data set', rule: { kind: 'choice', values: ['mnist', 'cifar10', 'cifar100', 'latents'] } },
     { key: 'dataDir', flag: '--data-dir <dir>', help: 'folder of the CIFAR binary files (cifar-10-batches-bin / cifar-100-binary)', rule: { kind: 'text', nullable: true } },
     { key: 'imageSize', flag: '--image-size <n>', help: 'resize images to n×n', rule: { kind: 'integer', min: 1, nullable: true }, defaultHelp: `${defaults.imageSize} for mnist, the data's own 32 for cifar` },
     { key: 'epochs', flag: '--epochs <n>', help: 'epochs', rule: { kind: 'integer', min: 1 } },
@@ -85,13 +92,22 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
     { key: 'evalBatchSize', flag: '--eval-batch-size <n>', help: 'images per evaluation batch', rule: { kind: 'integer', min: 1 } },
   ],
   check(r) {
-    if (r.data !== 'mnist' && (typeof r.dataDir !== 'string' || !r.dataDir)) failField(r, 'dataDir', `the folder of the ${r.data} binary files`);
+    if (r.data !== 'mnist' && (typeof r.dataDir !== 'string' || !r.dataDir))
+      failField(r, 'dataDir', r.data === 'latents' ? `the folder of ${LATENTS_FILE} and ${LATENT_LABELS_FILE}` : `the folder of the ${r.data} binary files`);
     if (!(r.warmupEpochs <= r.epochs)) failField(r, 'warmupEpochs', `a number in [0, ${r.epochs}]`);
+    if (r.data === 'latents') {
+      if (r.imageSize !== null) failField(r, 'imageSize', 'null for latents (they are used at their own size: resize the images before encoding them)');
+      if (r.flip) failField(r, 'flip', 'false for latents (a mirrored latent is not the latent of the mirrored image: flip the images before encoding them)');
+      if (r.translate) failField(r, 'translate', '0 for latents (zero is not black in a latent space)');
+      if (r.cropPadding) failField(r, 'cropPadding', '0 for latents (zero is not black in a latent space)');
+    }
   },
 };
 
 /** The task part a recipe is made with: its table and checks, and the shared defaults it changes. */
 export interface TaskRecipePart<P> extends RecipePart<P> {
+  /** The data sets this task trains on (`--data`'s choices); default imageDataSets. */
+  readonly dataSets?: readonly DataName[];
   /** Shared defaults this task changes (e.g. diffusion's EMA 0.9999). */
   readonly sharedDefaults?: Partial<SharedRecipe>;
   /**
@@ -143,8 +159,20 @@ export function makeRecipe<P>(part: TaskRecipePart<P>, given: Partial<Recipe<P>>
   return checkRecipe(part, { ...merged, ...derived });
 }
 
+/** The shared fields as a task's command shows them: its help lines, and its data sets as --data's choices. */
+export function taskSharedFields<P>(part: TaskRecipePart<P>): RecipeField<SharedRecipe>[] {
+  return sharedRecipe.fields.map((f) => {
+    const key = fieldKeys(f)[0]!;
+    const help = part.sharedHelp?.[key] ?? f.help;
+    return key === 'data' ? { ...f, help, rule: { kind: 'choice', values: part.dataSets ?? imageDataSets } } : { ...f, help };
+  });
+}
+
 /** Checks both parts (naming the first field that is wrong) and returns a frozen copy. */
 export function checkRecipe<P>(part: TaskRecipePart<P>, recipe: Recipe<P>): Readonly<Recipe<P>> {
+  // The task's data sets first: 'latents' for a classifier names what this task takes.
+  const dataSets = part.dataSets ?? imageDataSets;
+  if (!dataSets.includes(recipe.data)) failField(recipe, 'data', ruleText({ kind: 'choice', values: dataSets }));
   checkPart(sharedRecipe, recipe);
   checkPart(part, recipe);
   return Object.freeze({ ...recipe });

@@ -9,8 +9,10 @@
 //             and `layerDecay` (optimizerOptions() gives a per-parameter lrScale)
 //   mae       (tasks/pretrain.ts) MSE on the masked pixels, masks from substream(random,
 //             'mask'); eval = the held-out masked MSE
-// The interface is also shaped for DiT (not written yet): diffusion MSE, timesteps and noise
-// from their substreams, recipe.sharedDefaults setting EMA 0.9999.
+//   dit       (tasks/diffuse.ts) the hybrid diffusion loss, timesteps and noise from their
+//             substreams, label dropout from the model's; recipe.sharedDefaults set DiT's
+//             optimisation and EMA 0.9999, defaultsFor the short MNIST run's, derived a constant
+//             lr, dataSets adds latents; eval = the held-out loss at fixed draws
 import type { Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import type { Device, Tensor } from '../tensor.js';

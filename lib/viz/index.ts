@@ -1,6 +1,7 @@
-// Pictures of what a model does: the MAE reconstruction grid and figure.
+// Pictures of what a model does: the MAE reconstruction grid and figure, the grid of generated samples.
 export {
   defaultScale, gridLayout, maeReconstruct, maeReconstructionGrid, MASK_GREY, PANEL_SEPARATOR, TRIPLET_GAP, writePng,
   type GridLayout, type GridOptions, type ReconstructionInputs, type RgbaImage,
 } from './mae-grid.js';
 export { maeFigure, type MaeFigure, type MaeFigureOptions } from './mae-figure.js';
+export { SAMPLE_GAP, sampleGrid, sampleGridLayout, sampleImage, type SampleGridInputs, type SampleGridLayout } from './sample-grid.js';

@@ -6,7 +6,7 @@ import { softmaxCrossEntropy } from '../../ops/index.js';
 import { estimateInferenceMemory, estimateTrainingMemory } from '../../models/vit-memory.js';
 import type { Precision } from '../../nn/forward.js';
 import { imageDataSize, loadImageData } from '../data.js';
-import { formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
+import { activationsPart, formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
 import { failField } from '../recipe-fields.js';
 import { FINETUNE_HEAD_STD, layerDecayScale, loadPretrainedEncoder } from './finetune.js';
@@ -95,16 +95,15 @@ export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }
   const config = recipeModelConfig(recipe, data);
   const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
   const evaluation = estimateInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
-  const evalWins = evaluation > train.activations + train.backward;
   // The keys that make each part grow (a learned position table grows with the image).
   const modelKeys = ['model', 'depth', 'dim', ...(recipe.posEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
   return {
     device: [
       trainingStatePart(train, recipe.ema > 0, modelKeys),
-      { what: evalWins
-          ? `activations of an evaluation batch of ${formatCount(recipe.evalBatchSize)} images × ${formatCount(train.tokens)} tokens, one block of width ${formatCount(config.dim)} at a time`
-          : `activations of a training batch of ${formatCount(recipe.batchSize)} images × ${formatCount(train.tokens)} tokens × ${formatCount(config.depth)} blocks of width ${formatCount(config.dim)}`,
-        bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'patch', 'depth', 'dim', 'model'] },
+      activationsPart(train, evaluation, (evalWins) => evalWins
+        ? `activations of an evaluation batch of ${formatCount(recipe.evalBatchSize)} images × ${formatCount(train.tokens)} tokens, one block of width ${formatCount(config.dim)} at a time`
+        : `activations of a training batch of ${formatCount(recipe.batchSize)} images × ${formatCount(train.tokens)} tokens × ${formatCount(config.depth)} blocks of width ${formatCount(config.dim)}`,
+      ['imageSize', 'patch', 'depth', 'dim', 'model']),
     ],
     host: [imagesPart(data)],
   };

@@ -8,16 +8,15 @@
 import { maeConfig, MaskedAutoencoder, type MaeConfig } from '../../models/mae.js';
 import { estimateMaeInferenceMemory, estimateMaeTrainingMemory, maeTokens } from '../../models/mae-memory.js';
 import { modelSizes, parseModelName } from '../../models/names.js';
-import { normalize } from '../../data/transforms.js';
-import { maxSeed, type Precision, type RandomStream } from '../../nn/forward.js';
-import { noGrad, tensor, tidy } from '../../tensor.js';
+import { maxSeed, type Precision } from '../../nn/forward.js';
 import type { Dataset } from '../../data/dataset.js';
 import { imageDataSize, loadImageData } from '../data.js';
-import { formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
+import { activationsPart, formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
 import { failField, type RecipeField } from '../recipe-fields.js';
 import type { Recipe, TaskRecipePart } from '../recipe.js';
 import type { DataShape, EvalContext, Task } from '../task.js';
 import { classifyRecipe } from './classify.js';
+import { heldOutMeans } from './held-out.js';
 
 export interface PretrainRecipe {
   /** The encoder: a model name (models/names.ts: pit-t, vit-s/2, pit-d4w64h4). */
@@ -119,16 +118,14 @@ export function pretrainMemory(recipe: Readonly<MaeRecipe>, { precision }: { pre
   const config = recipeMaeConfig(recipe, data);
   const train = estimateMaeTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
   const evaluation = estimateMaeInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
-  const evalWins = evaluation > train.activations + train.backward;
   const tokens = maeTokens(config);
   const modelKeys = ['model', 'decoderDepth', 'decoderDim', ...(recipe.posEmbed === 'learned' || recipe.decoderPosEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
-  const batch = evalWins ? recipe.evalBatchSize : recipe.batchSize;
   return {
     device: [
       trainingStatePart(train, recipe.ema > 0, modelKeys),
-      { what: `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ${formatCount(batch)} images: encoder on ${formatCount(tokens.encoder)} tokens, decoder on ${formatCount(tokens.decoder)}`,
-        bytes: evalWins ? evaluation : train.activations + train.backward,
-        keys: [evalWins ? 'evalBatchSize' : 'batchSize', 'imageSize', 'maskRatio', 'model', 'decoderDepth', 'decoderDim'] },
+      activationsPart(train, evaluation, (evalWins) => `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ` +
+        `${formatCount(evalWins ? recipe.evalBatchSize : recipe.batchSize)} images: encoder on ${formatCount(tokens.encoder)} tokens, decoder on ${formatCount(tokens.decoder)}`,
+      ['imageSize', 'maskRatio', 'model', 'decoderDepth', 'decoderDim']),
     ],
     host: [imagesPart(data)],
   };
@@ -148,27 +145,11 @@ export interface ReconstructionMetrics {
 export const EVAL_MASK_SEED = maxSeed;
 
 /** The mean masked MSE of `model` on every image of `data`, in eval mode (restored afterwards). */
-export function evaluateReconstruction(model: MaskedAutoencoder, data: Dataset, { normalization, batchSize, precision }: EvalContext): ReconstructionMetrics {
-  if (data.n < 1) throw new RangeError(`evaluateReconstruction: dataset '${data.name}' is empty`);
-  const { channels: C, height: H, width: W } = data;
-  const size = C * H * W;
-  const wasTraining = model.training;
-  model.eval();
-  let sum = 0;
-  try {
-    noGrad(() => {
-      for (let start = 0, i = 0; start < data.n; start += batchSize, i++) {
-        const B = Math.min(batchSize, data.n - start);
-        const images = normalize(data.images.slice(start * size, (start + B) * size), data, normalization.mean, normalization.std);
-        const random: RandomStream = { seed: EVAL_MASK_SEED, offset: i };
-        // Every image has the same number of masked tokens: the batch mean weighted by B is the mean over all.
-        sum += tidy(() => model.forward(tensor(images, [B, C, H, W], { device: model.device }), { random, precision }).loss.toArray()[0]!) * B;
-      }
-    });
-  } finally {
-    model.train(wasTraining);
-  }
-  return { loss: sum / data.n, n: data.n };
+export function evaluateReconstruction(model: MaskedAutoencoder, data: Dataset, context: EvalContext): ReconstructionMetrics {
+  // Every image has the same number of masked tokens: the batch means weighted by B give the mean over all.
+  const [loss] = heldOutMeans(model, data, context, EVAL_MASK_SEED,
+    (images, _labels, random) => model.forward(images, { random, precision: context.precision }).loss.toArray(), 'evaluateReconstruction');
+  return { loss: loss!, n: data.n };
 }
 
 /** Names whose values (besides every 1-D parameter) AdamW does not decay: none (SPEC §3: 1-D parameters and biases only). */
