@@ -1,10 +1,11 @@
-// `pit bench compare A.jsonl B.jsonl`: pairs results with the same key (bench/schema.ts:
-// kind, op or model, device, shape) across two files and prints them side by side with the
-// ratio B / A of their values (higher is better for every unit, so > 1 means B is faster).
+// `pit bench compare A.jsonl B.jsonl`: pairs results with the same key (bench/schema.ts: kind,
+// op or model, task and decoder for MAE steps, device, shape) across two files and prints them
+// side by side with the ratio B / A of their values (higher is better for every unit, so > 1
+// means B is faster).
 // Several results under one key (PyTorch's SDPA backends, eager and compiled) pair with each
 // other one by one; the summary gives one geometric mean per pair of implementations, never
 // one across different peers. Results without a partner are counted, not dropped silently.
-import { resultKey, shapeText, type BenchResult } from './schema.js';
+import { resultKey, resultTask, shapeText, type BenchResult } from './schema.js';
 
 export interface ComparisonRow {
   key: string;
@@ -40,11 +41,14 @@ export function compareResults(a: BenchResult[], b: BenchResult[]): Comparison {
   return { rows, onlyA: a.filter((r) => !kb.has(resultKey(r))), onlyB: b.filter((r) => !ka.has(resultKey(r))) };
 }
 
+/** ' mae d8w512h16' for an MAE step (its decoder tells two MAE rows of one shape apart); '' otherwise. */
+const taskText = (r: BenchResult): string => (resultTask(r) === 'classify' ? '' : ` ${resultTask(r)}${r.decoder ? ` ${r.decoder}` : ''}`);
+
 /** A fixed-width table: what, shape, A (impl dtype value), B (impl dtype value), B/A. */
 export function formatComparison(c: Comparison, names: [string, string]): string {
   const header = ['what', 'shape', `A: ${names[0]}`, `B: ${names[1]}`, 'B/A'];
   const cells = c.rows.map((r) => [
-    `${r.a.kind} ${r.a.model ?? r.a.op} (${r.a.device})`,
+    `${r.a.kind} ${r.a.model ?? r.a.op}${taskText(r.a)} (${r.a.device})`,
     shapeText(r.a.shape),
     `${r.a.impl} ${r.a.dtype} ${r.a.value} ${r.a.unit}`,
     `${r.b.impl} ${r.b.dtype} ${r.b.value} ${r.b.unit}`,

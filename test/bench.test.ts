@@ -264,6 +264,22 @@ test('bench compare pairs equal keys across files (kernels of one dtype; trainin
   rmSync(dir, { recursive: true });
 });
 
+test('bench compare pairs MAE steps only with MAE steps of the same decoder (a peer\'s classify lines may omit task) and names the decoder in the table', (t) => {
+  const shape = { batch: 8, side: 32, channels: 3, tokens: 1024 };
+  const step = (impl: string, value: number, over: Partial<BenchResult> = {}) => fixture({ kind: 'train', op: 'train_step', model: 'pit-t', impl, dtype: 'f32', device: 'cpu',
+    unit: 'images/s', value, shape, ...over });
+  const mae = (decoder: string) => ({ task: 'mae', decoder, shape: { ...shape, visibleTokens: 256 } });
+  const ours = [step('pit', 5, { task: 'classify' }), step('pit', 2, mae('d8w512h16')), step('pit', 30, mae('d1w64h4'))];
+  const torch = [step('torch-eager', 2.5), step('torch-eager', 1, mae('d8w512h16')), step('torch-eager', 10, mae('d1w64h4')), step('torch-eager', 9, mae('d2w64h4'))];
+  const c = compareResults(ours, torch);
+  t.deepEqual(c.rows.map((r) => [r.a.task, r.a.decoder, r.b.task ?? 'classify', r.b.decoder, r.ratio]),
+    [['classify', undefined, 'classify', undefined, 0.5], ['mae', 'd8w512h16', 'mae', 'd8w512h16', 0.5], ['mae', 'd1w64h4', 'mae', 'd1w64h4', 10 / 30]]);
+  t.deepEqual(c.onlyB.map((r) => r.decoder), ['d2w64h4']);
+  const table = formatComparison(c, ['ours', 'torch']);
+  t.regex(table, /train pit-t mae d8w512h16 \(cpu\) +batch=8 side=32 channels=3 tokens=1024 visibleTokens=256 /);
+  t.regex(table, /train pit-t \(cpu\) +batch=8 side=32 channels=3 tokens=1024 +pit f32 5 images\/s/);
+});
+
 test('memory(): peakBytes tracks the most bytes live at once; resetPeakMemory restarts it from the live bytes', (t) => {
   const before = memory().cpu;
   resetPeakMemory();

@@ -219,11 +219,12 @@ def is_out_of_memory(error):
 
 
 def result(kind, op, impl, device, dtype, shape, ms, repeats, value, unit, formula, environment, **optional):
-    """A BenchResult dict in schema order; optional fields (model, work, peakBytes,
-    fractionOfCopy) are left out when None."""
+    """A BenchResult dict in schema order; optional fields (model, task, decoder, work,
+    peakBytes, fractionOfCopy) are left out when None."""
     r = {'kind': kind, 'op': op}
-    if optional.get('model') is not None:
-        r['model'] = optional['model']
+    for key in ('model', 'task', 'decoder'):
+        if optional.get(key) is not None:
+            r[key] = optional[key]
     r.update({'impl': impl, 'device': device.type, 'dtype': dtype, 'shape': shape, 'ms': float(f'{ms:.6g}'),
               'repeats': repeats, 'value': round(value, 2), 'unit': unit, 'formula': formula})
     for key in ('work', 'peakBytes', 'fractionOfCopy'):

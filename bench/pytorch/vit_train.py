@@ -1,12 +1,22 @@
-"""PyTorch peer of our training step: the same ViT (SPEC.md §1, lib/models/vit.ts; p = 1 is
-PiT), the same recipe (lib/train/recipe.ts), images/s = batch / median step time.
+"""PyTorch peer of our training step (`pit bench train`): the same ViT (SPEC.md §1,
+lib/models/vit.ts; p = 1 is PiT) or the same MAE (SPEC.md §3, lib/models/mae.ts), the same
+recipes (lib/train/tasks), images/s = batch / median step time.
 
-One step: forward (bf16 autocast on CUDA by default, f32 on CPU), cross-entropy with label
-smoothing 0.1, backward, clip_grad_norm_(1.0), AdamW (lr 1e-3, betas (0.9, 0.95), weight
-decay 0.05 except on 1-D parameters, cls_token and pos_embed; fused on CUDA where this torch
-has it), zero_grad(set_to_none=True). Images are random: data loading is not timed.
+--task classify (default): forward (bf16 autocast on CUDA by default, f32 on CPU), cross-entropy
+with label smoothing 0.1, backward, clip_grad_norm_(1.0), AdamW (lr 1e-3, betas (0.9, 0.95),
+weight decay 0.05 except on 1-D parameters, cls_token and pos_embed; fused on CUDA where this
+torch has it), zero_grad(set_to_none=True).
+
+--task mae: the masked autoencoder's forward (random masking per sample, the encoder on the
+int(N·(1 − r)) + 1 kept tokens, the decoder on all N + 1) and its loss (MSE over the masked
+tokens), backward, AdamW as ours pre-trains (lr = blr·batch/256, blr 1e-2, betas (0.9, 0.95),
+weight decay 0.05 except on 1-D parameters and biases: SPEC §3), no clipping (our recipe's
+clipGrad is 0), zero_grad(set_to_none=True).
+
+Images are random: data loading is not timed.
 
     /usr/bin/python3 bench/pytorch/vit_train.py --models pit-t --sides 32 --out torch.jsonl
+    /usr/bin/python3 bench/pytorch/vit_train.py --task classify,mae --models pit-t --sides 32 --decoder d8w512h16,d1w64h4
     python3 bench/pytorch/vit_train.py --device cuda --out torch.jsonl [--compile]
 """
 import gc
@@ -30,6 +40,11 @@ for size, (depth, dim, heads) in SIZES.items():
     PRESETS[f'vit-{size}/2'] = dict(depth=depth, dim=dim, heads=heads, patch=2)
 SHAPE_KEYS = ('depth', 'dim', 'heads', 'patch')   # what a model name fixes
 attend = getattr(F, 'scaled_dot_product_attention', eager_attention)
+# Our MAE pre-training recipe (lib/train/tasks/pretrain.ts): mask ratio, base lr, and MAE's
+# decoder for the preset encoders t, s, b, l (d…w…h… encoders get 2 blocks of their own width).
+MAE_MASK_RATIO, MAE_BLR = 0.75, 1e-2
+MAE_DECODER = dict(depth=8, dim=512, heads=16)
+DECODER_NAME = re.compile(r'd(\d+)w(\d+)h(\d+)')
 
 
 def parameter_count(depth, dim, patch, channels, tokens, classes, mlp_ratio=4):
@@ -100,28 +115,147 @@ class VisionTransformer(nn.Module):
         return self.head(self.fc_norm(x[:, 1:].mean(dim=1)))
 
 
-def adamw(model, device):
-    """AdamW in two groups (SPEC §1: no decay on 1-D parameters, cls_token, pos_embed)."""
-    exempt = {n for n, p in model.named_parameters() if p.ndim <= 1 or n in ('cls_token', 'pos_embed')}
+def mae_parameter_count(depth, dim, patch, channels, tokens, decoder_depth, decoder_dim, mlp_ratio=4):
+    """lib/models/mae.ts maeParameterCount: the trunk (the ViT without fc_norm and head) + its
+    norm + decoder_embed + mask_token + decoder_pos_embed (learned) + decoder blocks +
+    decoder_norm + decoder_pred (dd -> p²C)."""
+    def block(d):
+        return 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * d * mlp_ratio + d * mlp_ratio) + (d * mlp_ratio * d + d)
+    d, dd, values = dim, decoder_dim, patch * patch * channels
+    trunk = depth * block(d) + (values * d + d) + d + (tokens + 1) * d
+    return (trunk + 2 * d + (d * dd + dd) + dd + (tokens + 1) * dd + decoder_depth * block(dd) + 2 * dd + (dd * values + values))
+
+
+assert mae_parameter_count(12, 192, 1, 3, 32 * 32, 8, 512) == 31_382_275   # PiT-T on 32×32×3, MAE's decoder d8w512h16
+
+
+def patchify(images, patch):
+    """(B, C, H, W) -> (B, N, C·p²), patches row-major, each in (channel, row, col) order: ours
+    (lib/nn/patch_embed.ts, the stride-p convolution's layout), not MAE's (row, col, channel).
+    The MAE loss's target; at p = 1 the two orders agree."""
+    B, C, H, W = images.shape
+    x = images.reshape(B, C, H // patch, patch, W // patch, patch)
+    return torch.einsum('bchpwq->bhwcpq', x).reshape(B, (H // patch) * (W // patch), C * patch * patch)
+
+
+class MaskedAutoencoder(nn.Module):
+    """facebookresearch/mae's MaskedAutoencoderViT (its names) with learned position tables in
+    encoder and decoder (SPEC §3, ours by default), as lib/models/mae.ts computes it."""
+
+    def __init__(self, side, channels, depth, dim, heads, patch, decoder_depth, decoder_dim, decoder_heads, mask_ratio=0.75):
+        super().__init__()
+        tokens = (side // patch) ** 2
+        self.patch, self.mask_ratio = patch, mask_ratio
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(channels, dim, patch, stride=patch)   # weight (d, C, p, p)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, dim).normal_(std=0.02))
+        self.pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, tokens + 1, dim), std=0.02))
+        self.blocks = nn.Sequential(*[Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.decoder_embed = nn.Linear(dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.empty(1, 1, decoder_dim).normal_(std=0.02))
+        self.decoder_pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, tokens + 1, decoder_dim), std=0.02))
+        self.decoder_blocks = nn.Sequential(*[Block(decoder_dim, decoder_heads) for _ in range(decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_pred = nn.Linear(decoder_dim, patch * patch * channels)
+        for m in self.modules():   # MAE's init: xavier-uniform (patch embed on its flattened view), zero biases
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
+                nn.init.zeros_(m.bias)
+
+    def random_masking(self, x):   # (B, N, d) -> kept (B, K, d), mask (B, N), ids_restore (B, N)
+        B, N, d = x.shape
+        keep = int(N * (1 - self.mask_ratio))
+        noise = torch.rand(B, N, device=x.device)
+        ids_shuffle = torch.argsort(noise, dim=1)   # ascending: the first K are kept
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        kept = torch.gather(x, 1, ids_shuffle[:, :keep].unsqueeze(-1).expand(-1, -1, d))
+        mask = torch.ones(B, N, device=x.device)
+        mask[:, :keep] = 0
+        return kept, torch.gather(mask, 1, ids_restore), ids_restore
+
+    def forward_encoder(self, images):   # (B, C, H, W) -> latent (B, K + 1, d), mask, ids_restore
+        x = self.patch_embed.proj(images).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]   # (B, N, d)
+        x, mask, ids_restore = self.random_masking(x)
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        return self.norm(self.blocks(torch.cat([cls, x], dim=1))), mask, ids_restore
+
+    def forward_decoder(self, latent, ids_restore):   # (B, K + 1, d) -> (B, N, p²C)
+        x = self.decoder_embed(latent)                                                  # (B, K + 1, dd)
+        B, N = ids_restore.shape
+        masked = self.mask_token.expand(B, N + 1 - x.shape[1], -1)
+        x_ = torch.gather(torch.cat([x[:, 1:], masked], dim=1), 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))   # un-shuffle
+        x = torch.cat([x[:, :1], x_], dim=1) + self.decoder_pos_embed                  # (B, N + 1, dd)
+        return self.decoder_pred(self.decoder_norm(self.decoder_blocks(x)))[:, 1:]    # drop cls
+
+    def forward(self, images):   # (B, C, H, W) -> scalar loss: per-token MSE averaged over the masked tokens
+        latent, mask, ids_restore = self.forward_encoder(images)
+        pred = self.forward_decoder(latent, ids_restore)
+        loss = ((pred - patchify(images, self.patch)) ** 2).mean(dim=-1)   # (B, N)
+        return (loss * mask).sum() / mask.sum()
+
+
+def adamw(model, device, task='classify', batch=None):
+    """AdamW in two groups: no decay on 1-D parameters, cls_token, pos_embed (SPEC §1, classify,
+    lr 1e-3) or on 1-D parameters and biases only (SPEC §3, mae, lr = blr·batch/256 as ours)."""
+    names = ('cls_token', 'pos_embed') if task == 'classify' else ()
+    exempt = {n for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith('.bias') or n in names}
     groups = [{'params': [p for n, p in model.named_parameters() if n not in exempt], 'weight_decay': 0.05},
               {'params': [p for n, p in model.named_parameters() if n in exempt], 'weight_decay': 0.0}]
-    options = dict(lr=1e-3, betas=(0.9, 0.95))
+    options = dict(lr=1e-3 if task == 'classify' else MAE_BLR * batch / 256, betas=(0.9, 0.95))
     if device.type == 'cuda' and 'fused' in inspect.signature(torch.optim.AdamW).parameters:
         return torch.optim.AdamW(groups, fused=True, **options)
     return torch.optim.AdamW(groups, **options)
 
 
-def run_shape(name, config, side, batch, device, args, environment):
-    """Measures and emits one (model, side, batch); returns 'ok', 'oom' or 'failed'."""
+def parse_decoder(name):
+    """'d8w512h16' -> dict(depth=8, dim=512, heads=16), as bench/train.ts parseDecoderName."""
+    m = DECODER_NAME.fullmatch(name)
+    depth, dim, heads = (int(g) for g in m.groups()) if m else (0, 0, 0)
+    if not m or min(depth, dim, heads) < 1 or dim % heads:
+        raise ValueError(f'--decoder: must be d<depth>w<width>h<heads> with positive sizes and heads dividing width '
+                         f'(e.g. d8w512h16), got "{name}"')
+    return dict(depth=depth, dim=dim, heads=heads)
+
+
+def default_decoder(config):
+    """pretrain.ts decoderSize: MAE's d8w512h16 for a preset encoder, else 2 blocks of the encoder's width and heads."""
+    preset = any(all(PRESETS[f'pit-{s}'][k] == config[k] for k in ('depth', 'dim', 'heads')) for s in SIZES)
+    return dict(MAE_DECODER) if preset else dict(depth=2, dim=config['dim'], heads=config['heads'])
+
+
+def decoder_name(decoder):
+    return 'd{depth}w{dim}h{heads}'.format(**decoder)
+
+
+def build(name, config, task, decoder, side, channels, classes, tokens):
+    """The model of one case, its parameter count checked against the formula ours uses."""
+    if task == 'classify':
+        model = VisionTransformer(side, channels, classes, **config)
+        expected = parameter_count(config['depth'], config['dim'], config['patch'], channels, tokens, classes)
+        what = f'{classes} classes'
+    else:
+        model = MaskedAutoencoder(side, channels, **config, decoder_depth=decoder['depth'], decoder_dim=decoder['dim'],
+                                  decoder_heads=decoder['heads'], mask_ratio=MAE_MASK_RATIO)
+        expected = mae_parameter_count(config['depth'], config['dim'], config['patch'], channels, tokens, decoder['depth'], decoder['dim'])
+        what = f'mae, decoder {decoder_name(decoder)}'
+    count = sum(p.numel() for p in model.parameters())
+    assert count == expected, f'{name} {what}: {count} parameters, the formula says {expected}'
+    note(f'{name} at {side}x{side}x{channels}, {what}: {count:,} parameters')
+    return model
+
+
+def run_shape(name, config, task, decoder, side, batch, device, args, environment):
+    """Measures and emits one (model, task, decoder, side, batch); returns 'ok', 'oom' or 'failed'."""
     # As `pit bench train`: 28 is MNIST-like; the scaling study (as `pit study scaling`) is 3, 100 throughout.
     channels, classes = (1, 10) if side == 28 and args.kind == 'train' else (3, 100)
-    shape = {'batch': batch, 'side': side, 'channels': channels, 'tokens': (side // config['patch']) ** 2}
+    tokens = (side // config['patch']) ** 2
+    shape = {'batch': batch, 'side': side, 'channels': channels, 'tokens': tokens}
+    if task == 'mae':   # the tokens the encoder sees, without cls: int(N·(1 − r)), as ours
+        shape['visibleTokens'] = int(tokens * (1 - MAE_MASK_RATIO))
     impl = 'torch-compile' if args.compile else 'torch-eager'
-    model = VisionTransformer(side, channels, classes, **config).to(device)
-    count = sum(p.numel() for p in model.parameters())
-    assert count == parameter_count(config['depth'], config['dim'], config['patch'], channels, shape['tokens'], classes)
-    note(f'{name} at {side}x{side}x{channels}, {classes} classes: {count:,} parameters')
-    optimizer = adamw(model, device)
+    model = build(name, config, task, decoder, side, channels, classes, tokens).to(device)
+    optimizer = adamw(model, device, task, batch)
     forward = model
     if args.compile:
         importlib.import_module('torch._dynamo').reset()   # a fresh model per shape: stay under the recompile limit
@@ -131,15 +265,17 @@ def run_shape(name, config, side, batch, device, args, environment):
     def step(data):
         images, labels = data
         with autocast:
-            loss = F.cross_entropy(forward(images).float(), labels, label_smoothing=0.1)
+            loss = F.cross_entropy(forward(images).float(), labels, label_smoothing=0.1) if task == 'classify' else forward(images).float()
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if task == 'classify':   # our MAE recipe does not clip (clipGrad 0, as MAE's pre-training)
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     image_bytes = batch * channels * side * side * 4
     sets = [(torch.randn(batch, channels, side, side, device=device), torch.randint(classes, (batch,), device=device))
             for _ in range(rotation_count(image_bytes, device, args.rotate))]
+    what = f'{name}' + (f' mae {decoder_name(decoder)}' if task == 'mae' else '')
     try:
         for i in range(args.warmup):   # compiles, when compiling
             step(sets[i % len(sets)])
@@ -152,11 +288,12 @@ def run_shape(name, config, side, batch, device, args, environment):
             raise
         oom = is_out_of_memory(error)
         reason = 'out of memory' if oom else f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0][:160]}'
-        note(f'{name} {impl} skipped at {shape}: {reason}')
+        note(f'{what} {impl} skipped at {shape}: {reason}')
         return 'oom' if oom else 'failed'
     peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None
     emit(result(args.kind, 'train_step', impl, device, 'bf16' if args.amp else 'f32', shape, ms, repeats,
-                batch / (ms / 1e3), 'images/s', 'batch / t_step', environment, model=name, peakBytes=peak), args.out)
+                batch / (ms / 1e3), 'images/s', 'batch / t_step', environment, model=name, task=task,
+                decoder=decoder_name(decoder) if decoder else None, peakBytes=peak), args.out)
     return 'ok'
 
 
@@ -192,9 +329,14 @@ def model_config(model, args):
 
 
 def main():
-    p = base_parser('PyTorch peer benchmark: ViT / PiT training steps, images/s.', 3.0, ('--steps-budget', '--budget'))
+    p = base_parser('PyTorch peer benchmark: ViT / PiT training steps (classification or MAE pre-training), images/s.',
+                    3.0, ('--steps-budget', '--budget'))
     p.add_argument('--models', type=str_list, help='model names: pit-<size> or vit-<size>/<patch>, <size> one of t, s, b, l '
-                   'or d<depth>w<width>h<heads> (default pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda)')
+                   'or d<depth>w<width>h<heads> (default pit-t,vit-t/2 on cpu; pit-t,pit-s,pit-b,vit-t/2 on cuda); for mae, the encoders')
+    p.add_argument('--task', type=str_list, default=['classify'], help='classify and/or mae (MAE pre-training: the encoder on '
+                   'the kept 25%% of the tokens, then the decoder on all), each timed for every model and side (default classify)')
+    p.add_argument('--decoder', type=str_list, help='MAE decoder(s), d<depth>w<width>h<heads> each (default, as ours: MAE\'s '
+                   'd8w512h16 for the presets t, s, b, l; 2 blocks of the encoder\'s width and heads for d…w…h… encoders)')
     for key in SHAPE_KEYS:
         p.add_argument(f'--{key}', type=int, help=f'override every model\'s {key} (it is then named by its sizes)')
     p.add_argument('--sides', type=int_list, help='image sides; 28: 1 channel, 10 classes; others 3, 100 (default 28,32 on cpu; 28,32,64 on cuda)')
@@ -215,8 +357,14 @@ def main():
     batches = batches * len(sides) if len(batches) == 1 else batches
     if len(batches) != len(sides):
         p.error(f'--batch: give one batch, one per side ({len(sides)}) or "auto"; got {args.batch}')
+    bad = [t for t in args.task if t not in ('classify', 'mae')]
+    if bad or not args.task:
+        p.error(f'--task: classify and/or mae (comma-separated), got {",".join(args.task)}')
+    if args.decoder and 'mae' not in args.task:
+        p.error('--decoder is for --task mae')
     try:
         configs = [model_config(m, args) for m in models]
+        decoders = [parse_decoder(d) for d in args.decoder or []]
     except ValueError as error:
         p.error(str(error))
     if args.compile and not hasattr(torch, 'compile'):
@@ -224,19 +372,22 @@ def main():
         return
     environment = env(device)
     for name, config in configs:
-        for side, batch in zip(sides, batches):
+        # As `pit bench train`: per model and side, classify, then mae with each decoder.
+        cases = [(t, d) for t in args.task for d in ((decoders or [default_decoder(config)]) if t == 'mae' else [None])]
+        for side, side_batch in zip(sides, batches):
             if side % config['patch'] or config['dim'] % config['heads']:
                 note(f'{name} skipped at side {side}: patch must divide the side and heads the width')
                 continue
-            auto = batch == 'auto'   # as `pit bench train`: the largest power of two with batch * tokens <= 2^18
-            batch = 2 ** int(math.log2(max(1, 2**18 // (side // config['patch']) ** 2))) if auto else batch
-            while run_shape(name, config, side, batch, device, args, environment) == 'oom' and auto and batch > 1:
+            for task, decoder in cases:
+                auto = side_batch == 'auto'   # as `pit bench train`: the largest power of two with batch * tokens <= 2^18
+                batch = 2 ** int(math.log2(max(1, 2**18 // (side // config['patch']) ** 2))) if auto else side_batch
+                while run_shape(name, config, task, decoder, side, batch, device, args, environment) == 'oom' and auto and batch > 1:
+                    gc.collect()
+                    torch.cuda.empty_cache()
+                    batch //= 2
                 gc.collect()
-                torch.cuda.empty_cache()
-                batch //= 2
-            gc.collect()
-            if cuda:
-                torch.cuda.empty_cache()
+                if cuda:
+                    torch.cuda.empty_cache()
 
 if __name__ == '__main__':
     main()
