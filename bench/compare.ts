@@ -47,11 +47,12 @@ const taskText = (r: BenchResult): string => (resultTask(r) === 'classify' ? '' 
 /** A fixed-width table: what, shape, A (impl dtype value), B (impl dtype value), B/A. */
 export function formatComparison(c: Comparison, names: [string, string]): string {
   const header = ['what', 'shape', `A: ${names[0]}`, `B: ${names[1]}`, 'B/A'];
+  const impl = (r: BenchResult) => `${r.impl}${r.path ? ` [${r.path}]` : ''}`;
   const cells = c.rows.map((r) => [
     `${r.a.kind} ${r.a.model ?? r.a.op}${taskText(r.a)} (${r.a.device})`,
     shapeText(r.a.shape),
-    `${r.a.impl} ${r.a.dtype} ${r.a.value} ${r.a.unit}`,
-    `${r.b.impl} ${r.b.dtype} ${r.b.value} ${r.b.unit}`,
+    `${impl(r.a)} ${r.a.dtype} ${r.a.value} ${r.a.unit}`,
+    `${impl(r.b)} ${r.b.dtype} ${r.b.value} ${r.b.unit}`,
     `${r.ratio.toFixed(2)}×`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));

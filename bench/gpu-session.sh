@@ -6,14 +6,16 @@
 # Here (this machine, nvcc present):
 #   npm install && ../shared/tools/portable-node.sh build node_modules dist build build-cuda
 # On the GPU host, from the repo root, carrying .portable:
-#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.5 minutes
+#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.6 minutes
 #   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
 #
 # Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
 # pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
-# its own time limit (they add up to 555 s for the default phases), so one that hangs or runs
-# long cannot take the rest with it, and the whole fits one 10-minute device call.
+# its own time limit (they add up to 575 s for the default phases), so one that hangs or runs
+# long cannot take the rest with it, and the whole fits one 10-minute device call. The GEMM
+# cases (matmul_*, linear_*) come before attention in `pit bench kernels`, so a kernels phase
+# cut short loses attention lines, not GEMM lines; each GEMM line says which path ran it.
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder for results}
 PHASES=${PHASES:-"tests kernels train"}
@@ -35,6 +37,15 @@ phase env
   ldconfig -p | grep -i cublaslt
   python3 -c 'import glob, site; [print(f) for d in site.getsitepackages() for f in sorted(glob.glob(d + "/nvidia/*/lib/libcublasLt.so*"))]'
   ls -d /usr/local/cuda*/include/cublasLt.h /usr/local/cuda*/lib64/libcublasLt.so* 2>&1
+  echo "-- our cuBLASLt declarations against this host's cublasLt.h (native/cuda/dev/cublaslt_check.cc, static_asserts)"
+  for h in /usr/local/cuda/include/cublasLt.h $(python3 -c 'import glob, site; [print(f) for d in site.getsitepackages() for f in sorted(glob.glob(d + "/nvidia/*/include/cublasLt.h"))]' 2>/dev/null); do
+    [ -f "$h" ] || continue
+    if ${CXX:-g++} -std=c++17 -fsyntax-only -Inative -I"$(dirname "$h")" -I/usr/local/cuda/include native/cuda/dev/cublaslt_check.cc; then
+      echo "cublaslt_check: every declared value, size, offset and prototype matches $h"
+    else
+      echo "cublaslt_check: MISMATCH against $h (the errors above)"
+    fi
+  done
   echo "-- tools"; command -v compute-sanitizer ncu cuobjdump
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
@@ -44,10 +55,11 @@ if has tests; then
   # In parallel, each file under its own limit: the bf16 attention file alone takes ~2 minutes
   # (float64 references at L = 4096), and one file that hangs must not hide the others'
   # results. The emulator file runs on the CPU and in CI; it is left out here.
+  # PIT_EXPECT_CUBLASLT: this host has cuBLASLt, so cuda-matmul-lt fails (not skips) without it.
   pids=()
   for f in dist/test/cuda-*.test.js dist/test/model-device.test.js; do
     [[ $f == *cuda-emulator* ]] && continue
-    timeout -k 5 200 bash .portable/run ava "$f" > "/tmp/gpu-tests-$(basename "$f" .test.js).log" 2>&1 &
+    PIT_EXPECT_CUBLASLT=1 timeout -k 5 200 bash .portable/run ava "$f" > "/tmp/gpu-tests-$(basename "$f" .test.js).log" 2>&1 &
     pids+=($!)
   done
   # Named pids: a bare `wait` would also wait for the tee of this script's output (bash >= 5.1).
@@ -69,10 +81,11 @@ LENS=${LENS:-1024,4096,16384}
 if has kernels; then
   phase "kernels: ours"
   timeout 100 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
-  phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy)"
+  phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy, GEMMs)"
   rm -f "$OUT/torch-kernels.jsonl"
   timeout 70 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"
   timeout 25 python3 bench/pytorch/layernorm.py --device cuda --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch layernorm exit $?"
+  timeout 20 python3 bench/pytorch/matmul.py --device cuda --budget 0.1 --out "$OUT/torch-kernels.jsonl" || echo "torch matmul exit $?"
 fi
 
 if has train; then

@@ -3,6 +3,8 @@
 //
 // Compute-bound ops report GFLOP/s:
 //   matmul_forward 2·m·n·k; matmul_backward 4·m·n·k (dA and dB);
+//   linear_forward 2·m·n·k (x (m, k) · Wᵀ (W (n, k)) + bias: the bias add is not counted);
+//   linear_backward 4·m·n·k (dx and dW; dbias, m·n adds, not counted);
 //   attention_forward 4·B·H·L²·D, backward 2.5× that, forward + backward 3.5× (the
 //   FlashAttention convention, which counts the backward's recomputation of the scores as part
 //   of its 2.5×).
@@ -12,6 +14,10 @@
 //   and bias in); layernorm_backward 3·n·c·s + 8·n + 3·c·s; gelu_forward 2·n·s; gelu_backward
 //   3·n·s; add 3·n·s; softmax_cross_entropy 2·n·k·s + 8·n (logits in, dlogits out, targets in,
 //   losses out); adamw 7·P·4 (param, grad, m, v in; param, m, v out).
+//
+// GEMMs on the GPU also record the path they took (`path`: "cublasLt/BIAS", "simt", ...: the
+// counts of matmulInfo() that moved while the case was timed), since which engine ran them
+// depends on the machine (cuBLASLt loaded or not) and on PIT_MATMUL.
 //
 // Attention shapes follow one rule, shared with bench/pytorch/attention.py: H heads (12),
 // B = max(1, ⌊tokens / L⌋) so that each shape does about the same work per L.
@@ -44,7 +50,7 @@ export interface KernelSweep {
   /** Rows of the memory-bound ops (tokens in a batch). */
   rows: number;
   channels: number[];
-  /** Matmul M (tokens) and model widths d: (M, 3d, d), (M, 4d, d), (M, d, 4d). */
+  /** Matmul and linear M (tokens) and model widths d: (M, 3d, d), (M, 4d, d), (M, d, 4d). matmul_* run in f32, linear_* in every dtype of the sweep. */
   matmulRows: number;
   widths: number[];
   /** Parameter counts for AdamW. */
@@ -141,6 +147,32 @@ function matmulCases(m: number, n: number, k: number): KernelCase[] {
   ];
 }
 
+/** A linear layer as the models run it: out (m, n) = x (m, k) · Wᵀ + bias, W (n, k); backward dx, dW, dbias. */
+function linearCases(m: number, n: number, k: number, dtype: DType): KernelCase[] {
+  const shape = { m, n, k };
+  const a = native();
+  return [
+    { op: 'linear_forward', dtype, shape, unit: 'GFLOP/s', formula: '2*m*n*k', work: 2 * m * n * k,
+      setup(device) {
+        const sets = rotated(device, dtype, [[m, k], [n, k], [n]]);
+        const out = empty([m, n], { device, dtype });
+        return (i) => {
+          const [x, w, bias] = sets(i) as [Tensor, Tensor, Tensor];
+          a.matmulForward(out.handle, x.handle, w.handle, bias.handle, false, true, false);
+        };
+      } },
+    { op: 'linear_backward', dtype, shape, unit: 'GFLOP/s', formula: '4*m*n*k', work: 4 * m * n * k,
+      setup(device) {
+        const sets = rotated(device, dtype, [[m, k], [n, k], [m, n]]);
+        const dx = empty([m, k], { device, dtype }), dw = empty([n, k], { device, dtype }), dbias = empty([n], { device, dtype });
+        return (i) => {
+          const [x, w, dout] = sets(i) as [Tensor, Tensor, Tensor];
+          a.matmulBackward(dx.handle, dw.handle, dbias.handle, dout.handle, x.handle, w.handle, false, true);
+        };
+      } },
+  ];
+}
+
 function memoryBoundCases(n: number, c: number, dtype: DType): KernelCase[] {
   const s = elementSize(dtype), a = native();
   const copy: KernelCase = { op: 'copy', dtype, shape: { n: n * c }, unit: 'GB/s', formula: '2*n*s', work: 2 * n * c * s,
@@ -221,8 +253,10 @@ export function kernelCases(sweep: KernelSweep): KernelCase[] {
   cases.push(...elementwiseCases(sweep.rows * Math.max(...sweep.channels)));
   cases.push(crossEntropyCase(Math.max(1, sweep.rows >> 6), 1000));
   for (const P of sweep.params) cases.push(adamwCase(P));
-  for (const d of sweep.widths)
-    for (const [n, k] of [[3 * d, d], [4 * d, d], [d, 4 * d]] as const) cases.push(...matmulCases(sweep.matmulRows, n, k));
+  const gemmShapes = sweep.widths.flatMap((d) => [[3 * d, d], [4 * d, d], [d, 4 * d]] as const);
+  for (const [n, k] of gemmShapes) cases.push(...matmulCases(sweep.matmulRows, n, k));
+  for (const dtype of sweep.dtypes)
+    for (const [n, k] of gemmShapes) cases.push(...linearCases(sweep.matmulRows, n, k, dtype));
   for (const dtype of sweep.dtypes)
     for (const D of sweep.headDims)
       for (const L of sweep.lens) cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
@@ -245,11 +279,14 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
   const copyBandwidth = new Map<DType, number>();
   const results: BenchResult[] = [];
   for (const c of kernelCases(options.sweep)) {
-    let timing;
+    let timing, path: string | undefined;
     try {
       timing = tidy(() => {
         const fn = c.setup(device);
-        return timeIt(fn, { device, budgetMs, maxRepeats: 200 });
+        const before = gemmCalls(c, device);
+        const t = timeIt(fn, { device, budgetMs, maxRepeats: 200 });
+        path = gemmPath(before, gemmCalls(c, device));
+        return t;
       });
     } catch (err) {
       // An op without a kernel for this dtype, head dim or device, or a shape that does not fit
@@ -267,7 +304,7 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
     const r: BenchResult = {
       kind: 'kernel', op: c.op, impl: 'pit', device, dtype: c.dtype, shape: c.shape,
       ms: Number(timing.medianMs.toPrecision(6)), repeats: timing.repeats, value: round(value, 2), unit: c.unit,
-      formula: formulaText(c), work: c.work,
+      formula: formulaText(c), work: c.work, ...(path ? { path } : {}),
       ...(c.unit === 'GB/s' && c.op !== 'copy' && copy ? { fractionOfCopy: round(value / copy, 3) } : {}),
       env,
     };
@@ -278,6 +315,20 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
 }
 
 export const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+const isGemm = (c: KernelCase) => c.op.startsWith('matmul_') || c.op.startsWith('linear_');
+
+/** matmulInfo()'s per-path GEMM counts, for GEMM cases on the GPU; null otherwise. */
+function gemmCalls(c: KernelCase, device: Device): Record<string, number> | null {
+  return isGemm(c) && device === 'cuda' ? { ...native().matmulInfo().calls } : null;
+}
+
+/** The paths whose counts moved between two gemmCalls() snapshots: "cublasLt + cublasLt/BGRADB". */
+export function gemmPath(before: Record<string, number> | null, after: Record<string, number> | null): string | undefined {
+  if (!before || !after) return undefined;
+  const moved = Object.keys(after).filter((k) => after[k]! > (before[k] ?? 0)).sort();
+  return moved.length ? moved.join(' + ') : undefined;
+}
 
 /** "4*B*H*L^2*D / t", or "(2*n*s) / t, s=4" for the byte counts, with the element size given. */
 function formulaText(c: KernelCase): string {

@@ -1,7 +1,7 @@
 // The `pit` program: every subcommand registered on one commander Command, built by a
 // function so tests can parse arguments in-process (the fuzz of the flags) without a process each.
 import { Command } from 'commander';
-import { selectBackend } from '../lib/native.js';
+import { selectBackend, type MatmulInfo } from '../lib/native.js';
 import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
@@ -10,6 +10,14 @@ import { registerEvalGen } from './eval-gen.js';
 import { registerMae } from './mae-show.js';
 import { registerPretrain } from './pretrain.js';
 import { registerEval, registerTrain } from './train.js';
+
+/** One line on the GPU GEMM engines: the cuBLASLt library and where it came from, or why none. */
+function matmulSummary(m: MatmulInfo): string {
+  const mode = m.mode === 'auto' ? '' : ` (PIT_MATMUL=${m.mode})`;
+  const lt = m.cublasLt;
+  if (lt.loaded) return `cuBLASLt ${lt.version} from ${lt.path} (found by ${lt.source}; handle ${lt.handle}; declarations ${lt.declarations}), SIMT fallback${mode}`;
+  return `our SIMT kernel only${mode}: ${lt.reason}`;
+}
 
 /** A fresh `pit` program with every subcommand. */
 export function pitProgram(): Command {
@@ -29,8 +37,10 @@ export function pitProgram(): Command {
       const selection = selectBackend({ device: opts.device });
       const build = selection.addon.buildInfo();
       const memory = selection.addon.memory();
+      // The GEMM engines, asked of the CUDA addon whenever it loaded (it finds cuBLASLt without a GPU).
+      const matmul = (selection.cudaAddon ?? selection.addon).matmulInfo();
       const report = { backend: selection.backend, addon: selection.path, requested: selection.requested, reasons: selection.reasons,
-        build, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
+        build, matmul, memory, node: process.version, platform: `${process.platform}-${process.arch}` };
       if (opts.json) {
         console.log(JSON.stringify(report));
         return;
@@ -45,6 +55,7 @@ export function pitProgram(): Command {
         for (const d of c.devices) console.log(`  GPU          ${d.name}, sm_${d.capability.replace('.', '')}, ${formatBytes(d.memoryBytes)}, ${d.multiprocessors} SMs`);
         if (c.reason) console.log(`  unavailable  ${c.reason}`);
       }
+      console.log(`GPU matmul     ${matmulSummary(matmul)}`);
       console.log(`memory         cpu: ${memory.cpu.tensors} tensors, ${formatBytes(memory.cpu.bytes)}` +
         (memory.cuda ? `; cuda: ${memory.cuda.tensors} tensors, ${formatBytes(memory.cuda.bytes)}, ${formatBytes(memory.cuda.free)} free` : ''));
       console.log(`node           ${process.version} ${process.platform}-${process.arch}`);

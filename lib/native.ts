@@ -53,7 +53,6 @@ export interface CudaBuildInfo {
   /** CUDA version the driver supports, or null without a driver. */
   driverVersion: string | null;
   architectures: string;
-  cublasLt: boolean;
   devices: { name: string; capability: string; memoryBytes: number; multiprocessors: number }[];
   reason?: string;
 }
@@ -65,6 +64,36 @@ export interface BuildInfo {
   compiler: string;
   debug: boolean;
   cuda?: CudaBuildInfo;
+}
+
+/**
+ * The GPU GEMM engines (native/cuda/gemm_lt.cu): cuBLASLt, loaded at run time, and our own
+ * SIMT kernel. matmulInfo() loads cuBLASLt on its first call (no GPU is needed for that).
+ */
+export interface MatmulInfo {
+  /** PIT_MATMUL as the GEMMs read it: "auto" (cuBLASLt where it can, else SIMT), "simt", "cublaslt" (or an error). */
+  mode: string;
+  cublasLt: {
+    loaded: boolean;
+    /** The file mapped, symlinks resolved. */
+    path?: string;
+    /** "13.1.0": cublasLtGetVersion(). */
+    version?: string;
+    /** Where it was found: "PIT_CUBLASLT", "soname" or "python3" (its sys.path's nvidia/<package>/lib folders). */
+    source?: 'PIT_CUBLASLT' | 'soname' | 'python3';
+    /** "created", "not created yet" (the first GEMM makes it), or why cublasLtCreate failed. */
+    handle?: string;
+    /** Why no library was loaded. */
+    reason?: string;
+    /** Every candidate, in search order, and what became of it. */
+    tried: string[];
+    /** Whether the hand-written declarations were checked against a real cublasLt.h where this addon was built. */
+    declarations: string;
+  };
+  /** GEMMs (and separate bias-gradient sums) so far, per path: "cublasLt", "cublasLt/BIAS", "cublasLt/BGRADA", "cublasLt/BGRADB", "simt", "colsum". */
+  calls: Record<string, number>;
+  /** Why GEMMs that could have gone to cuBLASLt did not, with counts. */
+  fallbacks: Record<string, number>;
 }
 
 /** One entry of the native op table (native/core/op_table.h), as opTable() lists it. */
@@ -108,6 +137,7 @@ export interface DiffusionStepScalars {
 /** The addon's exports. Arguments: outputs, then inputs, then sizes and options. */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
+  matmulInfo(): MatmulInfo;
   /** The op table's entries; test/native-surface.test.ts checks them against this interface. */
   opTable(): OpTableEntry[];
   memory(): MemoryInfo;
@@ -172,6 +202,8 @@ export interface Selection {
   requested: BackendChoice;
   /** Why this addon was picked, and why the others were not. */
   reasons: string[];
+  /** The CUDA addon whenever it loaded, picked or not (`pit info` asks it about cuBLASLt). */
+  cudaAddon?: NativeAddon;
 }
 
 const cudaAddonPath = join(packageRoot, 'build-cuda', 'Release', 'pit_cuda.node');
@@ -182,25 +214,26 @@ function loadCpuAddon(): { addon: NativeAddon; path: string } {
   return { addon: load(packageRoot), path: load.resolve(packageRoot) };
 }
 
-function tryCudaAddon(reasons: string[]): NativeAddon | null {
+/** The CUDA addon if it loads (`loaded`), and whether it sees a GPU (`usable`: the same addon, or null). */
+function tryCudaAddon(reasons: string[]): { loaded: NativeAddon | null; usable: NativeAddon | null } {
   if (!existsSync(cudaAddonPath)) {
     reasons.push(`CUDA addon not built (${cudaAddonPath} missing; it is built when nvcc is present at install)`);
-    return null;
+    return { loaded: null, usable: null };
   }
   let addon: NativeAddon;
   try {
     addon = require(cudaAddonPath) as NativeAddon;
   } catch (err) {
     reasons.push(`CUDA addon failed to load: ${(err as Error).message.split('\n')[0]}`);
-    return null;
+    return { loaded: null, usable: null };
   }
   const cuda = addon.buildInfo().cuda;
   if (!cuda || !cuda.available) {
     reasons.push(`CUDA addon loaded but sees no usable GPU: ${cuda?.reason ?? 'no devices'}`);
-    return null;
+    return { loaded: addon, usable: null };
   }
   reasons.push(`CUDA addon loaded; GPU 0: ${cuda.devices[0]!.name} (sm_${cuda.devices[0]!.capability.replace('.', '')})`);
-  return addon;
+  return { loaded: addon, usable: addon };
 }
 
 function parseChoice(value: string | undefined, source: string): BackendChoice {
@@ -224,19 +257,21 @@ export function selectBackend(options: { device?: BackendChoice } = {}): Selecti
     return selection;
   }
   const reasons: string[] = [];
+  let cudaAddon: NativeAddon | undefined;
   if (requested === 'cpu') {
     reasons.push('CPU requested (' + (options.device ? "option 'device'" : 'PIT_DEVICE=cpu') + ')');
   } else {
     const cuda = tryCudaAddon(reasons);
-    if (cuda) {
-      selection = { addon: cuda, backend: 'cuda', path: cudaAddonPath, requested, reasons };
+    if (cuda.usable) {
+      selection = { addon: cuda.usable, backend: 'cuda', path: cudaAddonPath, requested, reasons, cudaAddon: cuda.usable };
       return selection;
     }
     if (requested === 'cuda') throw new Error('device "cuda" requested but unavailable: ' + reasons.join('; '));
+    cudaAddon = cuda.loaded ?? undefined;
   }
   const cpu = loadCpuAddon();
   reasons.push(`CPU addon: ${cpu.path}`);
-  selection = { addon: cpu.addon, backend: 'cpu', path: cpu.path, requested, reasons };
+  selection = { addon: cpu.addon, backend: 'cpu', path: cpu.path, requested, reasons, ...(cudaAddon ? { cudaAddon } : {}) };
   return selection;
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { compareResults, formatComparison } from '../bench/compare.js';
 import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
-import { defaultSweep, runKernelBench } from '../bench/kernels.js';
+import { defaultSweep, gemmPath, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
 import { measureTrainStep, parseDecoderName } from '../bench/train.js';
 import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
@@ -26,7 +26,8 @@ test('bench kernels --quick: every op family, parseable lines, values that follo
   t.deepEqual(written, printed);
   const ops = new Set(printed.map((x) => x.op));
   for (const op of ['copy', 'layernorm_forward', 'layernorm_backward', 'gelu_forward', 'gelu_backward', 'add', 'softmax_cross_entropy',
-    'adamw', 'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward', 'attention_forward_backward'])
+    'adamw', 'matmul_forward', 'matmul_backward', 'linear_forward', 'linear_backward', 'attention_forward', 'attention_backward',
+    'attention_forward_backward'])
     t.true(ops.has(op), `missing ${op}`);
   for (const x of printed) {
     t.is(x.kind, 'kernel');
@@ -303,4 +304,15 @@ test('a case that fails leaves nothing behind: skipped bf16 kernels, a mixed-pre
   t.is(memory().cpu.tensors, before, 'the inputs of skipped cases are freed');
   t.throws(() => measureTrainStep('cpu', { model: 'pit-d1w16h2', side: 8, channels: 3, classes: 10, batch: 1, precision: 'mixed' }), { message: /needs the cuda device/ });
   t.is(memory().cpu.tensors, before);
+});
+
+test('gemmPath: the GEMM paths whose counts moved while a case ran; none off the GPU', (t) => {
+  t.is(gemmPath(null, null), undefined, 'not a GPU GEMM case');
+  t.is(gemmPath({ simt: 3 }, { simt: 3 }), undefined, 'nothing moved');
+  t.is(gemmPath({ cublasLt: 2, simt: 1 }, { cublasLt: 9, 'cublasLt/BGRADB': 7, simt: 1 }), 'cublasLt + cublasLt/BGRADB');
+  const line = (impl: string, path?: string): BenchResult => ({ kind: 'kernel', op: 'linear_forward', impl, device: 'cuda', dtype: 'bf16',
+    shape: { m: 1, n: 2, k: 3 }, ms: 1, repeats: 5, value: 10, unit: 'GFLOP/s', formula: '2*m*n*k / t', ...(path ? { path } : {}),
+    env: { device: 'gpu', date: '', version: '', runtime: '' } });
+  const table = formatComparison(compareResults([line('pit', 'cublasLt/BIAS')], [line('torch')]), ['ours', 'torch']);
+  t.regex(table, /pit \[cublasLt\/BIAS\] bf16 10 GFLOP\/s/, 'compare shows the path beside the impl');
 });

@@ -13,7 +13,7 @@
 // tensors exist there; bf16 attention does not).
 import test, { type ExecutionContext } from 'ava';
 import { native, selectBackend, type Device, type NativeTensor } from '../lib/native.js';
-import { assertSameFiniteness, attentionLabel, attentionReference, NON_FINITE, prod, qkvShape, randomNormal, type AttentionDims } from './helpers.js';
+import { assertSameFiniteness, attentionLabel, attentionReference, NON_FINITE, prod, qkvShape, randomNormal, roundBf16 as bf16, type AttentionDims } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -23,17 +23,6 @@ const outShape = ({ B, L, H, D }: AttentionDims) => [B, L, H, D];
 const lseShape = ({ B, L, H }: AttentionDims) => [B, H, L];
 
 // ---- bf16 and the references -------------------------------------------------------------
-
-const f32Word = new Float32Array(1);
-const u32Word = new Uint32Array(f32Word.buffer);
-/** x rounded to bf16 (through f32, to nearest even), as a number. */
-function bf16(x: number): number {
-  f32Word[0] = x;
-  const bits = u32Word[0]!;
-  if ((bits & 0x7fffffff) > 0x7f800000) return Number.NaN;
-  u32Word[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
-  return f32Word[0]!;
-}
 
 /** One head's q, k, v (L, D) (or dout, out rows) copied out of the packed layouts. */
 function headRows(x: ArrayLike<number>, dims: AttentionDims, b: number, h: number, part: number | null): Float64Array {

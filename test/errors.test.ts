@@ -21,7 +21,9 @@ test('wrong dtypes are TypeErrors', (t) => {
   const bf = randn([2, 3]);
   const b16 = empty([2, 3], { dtype: 'bf16' });
   native().copy(b16.handle, bf.handle);
-  t.throws(() => matmul(b16, zeros([3, 2])), { instanceOf: TypeError, message: /matmulForward: 'a' must be f32, got bf16/ });
+  // bf16 operands go together (a GPU GEMM); an f32 'b' beside a bf16 'a' is named.
+  t.throws(() => matmul(b16, zeros([3, 2])), { instanceOf: TypeError, message: /matmulForward: 'b' must be bf16, got f32/ });
+  t.throws(() => matmul(tensor(new Int32Array(6), [2, 3]), zeros([3, 2])), { instanceOf: TypeError, message: /matmulForward: 'a' must be f32 or bf16, got i32/ });
   t.throws(() => softmaxCrossEntropy(zeros([2, 3]), zeros([2])), { instanceOf: TypeError, message: /'targets' must be i32, got f32/ });
   t.throws(() => gatherTokens(zeros([1, 4, 8]), zeros([1, 2])), { instanceOf: TypeError, message: /gatherTokens: 'ids' must be i32, got f32/ });
 });

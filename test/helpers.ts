@@ -36,6 +36,17 @@ export function randomF32(n: number, std = 1): Float64Array {
   return Float64Array.from(Float32Array.from(randomNormal(n, std)));
 }
 
+const bf16F32 = new Float32Array(1);
+const bf16U32 = new Uint32Array(bf16F32.buffer);
+/** x rounded to bf16 (through f32, to nearest even; NaN stays NaN), as a number: what a bf16 tensor holds. */
+export function roundBf16(x: number): number {
+  bf16F32[0] = x;
+  const bits = bf16U32[0]!;
+  if ((bits & 0x7fffffff) > 0x7f800000) return Number.NaN;
+  bf16U32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
+  return bf16F32[0]!;
+}
+
 /** An f32 tensor from float64 values (rounded once). */
 export function t32(values: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor {
   return tensor(Float32Array.from(values), shape, { requiresGrad });

@@ -1,7 +1,13 @@
 // matmul and linear: out = op(a) · op(b) (+ bias), one native GEMM forward and one backward.
+// f32 operands on every device; bf16 operands (fp32 accumulation) on the GPU, where the output
+// and every gradient keep their tensor's dtype (bf16 out, bias bf16). The full mixed-precision
+// policy (f32 master weights cast per step, f32 gradients) is a later part of issue 15.
 import { native } from '../native.js';
-import { record, Tensor } from '../tensor.js';
-import { emptyOn, expectTensor, gradBufferFor, handleOrNull } from './util.js';
+import { empty, record, Tensor } from '../tensor.js';
+import { expectTensor, handleOrNull } from './util.js';
+
+/** A gradient buffer of t's dtype and device when t takes part in the graph, else null. */
+const gradOf = (t: Tensor | null): Tensor | null => (t?.requiresGrad ? empty(t.shape, { dtype: t.dtype, device: t.device }) : null);
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -22,10 +28,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (b.shape.length < 2) throw new RangeError(`matmul: 'b' must have at least 2 dims (K, N), got shape [${b.shape.join(', ')}]`);
   const M = transA ? a.shape.at(-1)! : a.shape.at(-2)!;
   const N = transB ? b.shape.at(-2)! : b.shape.at(-1)!;
-  const out = emptyOn(a, [...a.shape.slice(0, -2), M, N]);
+  const out = empty([...a.shape.slice(0, -2), M, N], { dtype: a.dtype, device: a.device });
   native().matmulForward(out.handle, a.handle, b.handle, handleOrNull(bias), transA, transB, false);
   return record(out, 'matmul', [a, b, bias], (g) => {
-    const da = gradBufferFor(a), db = gradBufferFor(b), dbias = gradBufferFor(bias);
+    const da = gradOf(a), db = gradOf(b), dbias = gradOf(bias);
     native().matmulBackward(handleOrNull(da), handleOrNull(db), handleOrNull(dbias), g.handle, a.handle, b.handle, transA, transB);
     return [da, db, dbias];
   });

@@ -41,6 +41,7 @@ namespace pit {
   X(fill_uniform, "randomFill") X(fill_normal, "randomFill")
 // GPU-only ops: no CPU counterpart (the CPU table leaves them null).
 #define PIT_GPU_OPS(X)                                                                        \
+  X(matmul_forward_bf16, "matmulForward") X(matmul_backward_bf16, "matmulBackward")           \
   X(attention_forward_bf16, "attentionForward") X(attention_backward_bf16, "attentionBackward")
 
 struct OpTable {

@@ -1,15 +1,16 @@
 // f32 <-> bf16 conversion on the GPU (round to nearest even), the storage format of GPU
 // activations. Same op as cpu/cast.cc, bit for bit: the conversion is core/dtype.h's integer
-// f32_to_bf16 written again for the device (not __float2bfloat16, so NaN handling and
-// rounding are the CPU's by construction): a NaN keeps its sign and top payload bits and is
-// made quiet (| 0x40), everything else (infinities, denormals included) rounds to nearest
-// even on the bit pattern, overflowing to infinity.
+// f32_to_bf16 written again for the device in cuda/bf16.cuh (not __float2bfloat16, so NaN
+// handling and rounding are the CPU's by construction): a NaN keeps its sign and top payload
+// bits and is made quiet (| 0x40), everything else (infinities, denormals included) rounds to
+// nearest even on the bit pattern, overflowing to infinity.
 //
 // Launch shape: memory-bound, one thread per element in a grid-stride loop, four elements
 // per thread (16-byte f32 and 8-byte bf16 accesses) when both pointers allow it; the
 // n % 4 tail is done by the first threads afterwards.
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cuda/context.h"
 #include "cuda/op_table.h"
 
@@ -17,16 +18,6 @@ namespace pit::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// core/dtype.h's f32_to_bf16 and bf16_to_f32.
-__device__ __forceinline__ uint16_t to_bf16(float f) {
-  uint32_t bits = __float_as_uint(f);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-__device__ __forceinline__ float from_bf16(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
 
 // out (n) bf16 bits = x (n) f32; float4 -> 4 x u16 (one 8-byte store) when kVec4.
 template <bool kVec4>

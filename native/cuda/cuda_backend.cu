@@ -238,11 +238,6 @@ Napi::Object build_info(Napi::Env env) {
   info.Set("driverVersion", s.driver_version > 0 ? Napi::Value(Napi::String::New(env, version_string(s.driver_version)))
                                                  : env.Null());
   info.Set("architectures", PIT_CUDA_ARCHITECTURES);
-#ifdef PIT_HAVE_CUBLASLT
-  info.Set("cublasLt", true);
-#else
-  info.Set("cublasLt", false);
-#endif
   Napi::Array devices = Napi::Array::New(env, s.devices.size());
   for (size_t i = 0; i < s.devices.size(); ++i) {
     const DeviceInfo& d = s.devices[i];

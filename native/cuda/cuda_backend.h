@@ -20,7 +20,12 @@ struct MemInfo {
 MemInfo mem_info();
 
 // { available, runtimeVersion "13.0", driverVersion (null without a driver), architectures,
-//   cublasLt, devices: [{ name, capability "9.0", memoryBytes, multiprocessors }], reason? }
+//   devices: [{ name, capability "9.0", memoryBytes, multiprocessors }], reason? }
 Napi::Object build_info(Napi::Env env);
+
+// The GEMM engines (gemm_lt.cu): { mode (PIT_MATMUL), cublasLt: { loaded, path, version,
+// source, handle | reason, tried }, calls: { path: count }, fallbacks: { reason: count } }.
+// Loads cuBLASLt on first use (no GPU needed for that); buildInfo() never does.
+Napi::Object matmul_info(Napi::Env env);
 
 }  // namespace pit::cuda

@@ -1,31 +1,45 @@
 // matmul on the GPU: out (batch, M, N) = op(A) · op(B) (+ bias), and its gradients, with the
-// semantics of native/cpu/matmul.cc (see ops.h).
+// semantics of native/cpu/matmul.cc (see ops.h), for f32 operands (matmul_forward/_backward)
+// and bf16 operands with fp32 accumulation (matmul_forward_bf16/_backward_bf16).
 //
-// This is the correctness-first f32 path: fp32 operands, fp32 accumulation, plain CUDA
-// cores (no tensor cores, no TF32). It stands in until the bf16 tensor-core path exists.
-//
-// Everything goes through one strided-batched SGEMM kernel:
+// Every product is one strided-batched GEMM (cuda/gemm.h's Gemm):
 //   C[z] (M, N, ld ldc) = [C[z] +] op(A[z]) (M, K) · op(B[z]) (K, N) [+ bias (N)]
-// with op = optional transpose (a template parameter each) and a per-operand batch stride
-// (0 for an operand shared by the whole batch). Classic shared-memory tiling: a 64 x 64
-// block tile, K slices of 16, 256 threads each holding a 4 x 4 micro-tile of C in registers.
-// Thread (tx, ty) = (t % 16, t / 16) owns rows ty + 16·i and columns tx + 16·j (i, j < 4), so
-// a warp's stores cover 16 adjacent columns. Tiles are loaded with bounds checks and zero
-// filled outside op(A) / op(B), so any M, N, K >= 0 works; K = 0 gives C = [C +] bias (or
-// zeros), as on the CPU. Blocks grid-stride over N tiles, M tiles and the batch, so no grid
-// dimension limit is ever hit.
+// run by cuBLASLt when it is loaded (gemm_lt.cu: tensor cores for bf16; for f32
+// CUBLAS_COMPUTE_32F, fp32 products and sums like ours, never TF32, which PyTorch too keeps off
+// by default), else, or with PIT_MATMUL=simt, by the SIMT kernel below. The forward's bias
+// rides cuBLASLt's BIAS epilogue; the backward's bias gradient its BGRADA/BGRADB epilogue on
+// the weight-gradient GEMM, when that GEMM covers every row at once; otherwise (and on the
+// SIMT path) a deterministic two-pass column sum of dout.
 //
-// The backward uses exactly the CPU's decomposition into GEMMs (matmul.cc, matmul_backward).
-// Everything is deterministic: no atomics. db summed over a shared-B batch is one GEMM over
-// the concatenated rows when A is not transposed, and otherwise one GEMM per batch entry,
-// accumulating in batch order on the one stream. dbias (column sums of dout viewed as
-// (batch·M, N)) uses row blocks of a length that depends on the row count only, each
-// writing a partial row, then a fixed-order pass over the partials per column.
+// The SIMT kernel (correctness first: plain CUDA cores, fp32 accumulation whatever the element
+// type): a 64 x 64 block tile, K slices of 16, 256 threads each holding a 4 x 4 micro-tile of
+// C in registers. Thread (tx, ty) = (t % 16, t / 16) owns rows ty + 16·i and columns tx + 16·j
+// (i, j < 4), so a warp's stores cover 16 adjacent columns. Tiles are loaded with bounds
+// checks and zero filled outside op(A) / op(B), so any M, N, K >= 0 works; K = 0 gives C = [C
+// +] bias (or zeros), as on the CPU. Blocks grid-stride over N tiles, M tiles and the batch,
+// so no grid dimension limit is ever hit. Elements are loaded as f32 or bf16 and stored as
+// f32 or bf16 (rounded once, to nearest even).
+//
+// Which GEMMs an op is made of is cuda/matmul_plan.h's (pure C++, checked on the CPU with
+// cuBLASLt's documented semantics by dev/gemm_lt_map_check.cc); this file runs them. The
+// backward uses exactly the CPU's decomposition (matmul.cc, matmul_backward). Everything is
+// deterministic: no atomics, and cuBLASLt runs the one algorithm cached for each call's shape.
+// db summed over a shared-B batch is one GEMM over the concatenated rows when A is not
+// transposed, and otherwise one GEMM per batch entry, accumulating in batch order on the one
+// stream. dbias (column sums of dout viewed as (batch·M, N)), when not fused, uses row blocks
+// of a length that depends on the row count only, each writing a partial row, then a
+// fixed-order pass over the partials per column.
 #include <climits>
 #include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
 
+#include "cuda/bf16.cuh"
 #include "cuda/column_sums.cuh"
 #include "cuda/context.h"
+#include "cuda/gemm.h"
+#include "cuda/matmul_plan.h"
 #include "cuda/op_table.h"
 
 namespace pit::cuda {
@@ -38,13 +52,13 @@ constexpr int kMaxGridYZ = 65535;
 constexpr int64_t kMaxRowBlocks = 512;  // partial rows for dbias
 constexpr int64_t kMinRowsPerBlock = 32;
 
-// One strided-batched GEMM (all element counts, not bytes). op(A)(i, k) is a[i·lda + k],
-// or a[k·lda + i] when transposed; op(B)(k, j) is b[k·ldb + j], or b[j·ldb + k].
-struct Gemm {
-  const float* a;
-  const float* b;
-  float* c;
-  const float* bias;  // (N) or null
+// The SIMT kernel's arguments: cuda/gemm.h's Gemm with its element types made static.
+template <typename In, typename Out>
+struct SimtArgs {
+  const In* a;
+  const In* b;
+  Out* c;
+  const Out* bias;  // (N) or null
   int64_t M, N, K, batch;
   int64_t lda, ldb, ldc;
   int64_t stride_a, stride_b, stride_c;  // per batch entry; 0 = shared
@@ -53,8 +67,8 @@ struct Gemm {
 
 // grid = (N tiles, M tiles, batch), each capped; blocks grid-stride over all three (the loop
 // bounds are the same for every thread of a block, so the __syncthreads are uniform).
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
+template <bool TA, bool TB, typename In, typename Out>
+__global__ void __launch_bounds__(kGemmThreads) simt_gemm_kernel(const SimtArgs<In, Out> g) {
   // k-major tiles: As[k][i] = op(A)(m0 + i, k0 + k), Bs[k][j] = op(B)(k0 + k, n0 + j).
   // Padded by one: the transposing tile loads are not 16-way bank conflicts.
   __shared__ float As[kTileK][kTileM + 1];
@@ -63,9 +77,9 @@ __global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
   const int64_t m_tiles = (g.M + kTileM - 1) / kTileM, n_tiles = (g.N + kTileN - 1) / kTileN;
 
   for (int64_t z = blockIdx.z; z < g.batch; z += gridDim.z) {
-    const float* A = g.a + z * g.stride_a;
-    const float* B = g.b + z * g.stride_b;
-    float* C = g.c + z * g.stride_c;
+    const In* A = g.a + z * g.stride_a;
+    const In* B = g.b + z * g.stride_b;
+    Out* C = g.c + z * g.stride_c;
     for (int64_t tm = blockIdx.y; tm < m_tiles; tm += gridDim.y) {
       for (int64_t tn = blockIdx.x; tn < n_tiles; tn += gridDim.x) {
         const int64_t m0 = tm * kTileM, n0 = tn * kTileN;
@@ -87,7 +101,7 @@ __global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
               const int kk = TA ? idx / kTileM : idx % kTileK;
               const int64_t gi = m0 + row, gk = k0 + kk;
               float v = 0.0f;
-              if (gi < g.M && gk < g.K) v = TA ? A[gk * g.lda + gi] : A[gi * g.lda + gk];
+              if (gi < g.M && gk < g.K) v = load_f32(TA ? A + gk * g.lda + gi : A + gi * g.lda + gk);
               As[kk][row] = v;
             }
             // op(B) tile
@@ -96,7 +110,7 @@ __global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
               const int kk = TB ? idx % kTileK : idx / kTileN;
               const int64_t gj = n0 + col, gk = k0 + kk;
               float v = 0.0f;
-              if (gj < g.N && gk < g.K) v = TB ? B[gj * g.ldb + gk] : B[gk * g.ldb + gj];
+              if (gj < g.N && gk < g.K) v = load_f32(TB ? B + gj * g.ldb + gk : B + gk * g.ldb + gj);
               Bs[kk][col] = v;
             }
           }
@@ -120,15 +134,15 @@ __global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
         for (int i = 0; i < 4; ++i) {
           const int64_t r = m0 + ty + 16 * i;
           if (r >= g.M) continue;
-          float* row = C + r * g.ldc;
+          Out* row = C + r * g.ldc;
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             const int64_t c = n0 + tx + 16 * j;
             if (c >= g.N) continue;
             float v = acc[i][j];
-            if (g.accumulate) v = row[c] + v;
-            if (g.bias) v += g.bias[c];
-            row[c] = v;
+            if (g.accumulate) v = load_f32(row + c) + v;
+            if (g.bias) v += load_f32(g.bias + c);
+            store_f32(row + c, v);
           }
         }
       }
@@ -136,54 +150,92 @@ __global__ void __launch_bounds__(kGemmThreads) sgemm_kernel(const Gemm g) {
   }
 }
 
-// Launches one strided-batched GEMM; nothing to do when batch, M or N is empty. K <= 0
-// still writes C = [C +] bias (zeros without bias or accumulate).
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda,
-          int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
-          int64_t stride_c, int64_t batch, bool accumulate, const float* bias, const char* op) {
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  const Gemm g{a,   b,   c,   bias,     M,        N,        std::max<int64_t>(K, 0), batch,
-               lda, ldb, ldc, stride_a, stride_b, stride_c, accumulate};
-  const int64_t m_tiles = (M + kTileM - 1) / kTileM, n_tiles = (N + kTileN - 1) / kTileN;
+template <typename In, typename Out>
+void launch_simt(const Gemm& g, const char* op) {
+  const SimtArgs<In, Out> s{static_cast<const In*>(g.a), static_cast<const In*>(g.b), static_cast<Out*>(g.c),
+                            static_cast<const Out*>(g.bias), g.M, g.N, std::max<int64_t>(g.K, 0), g.batch,
+                            g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.accumulate};
+  const int64_t m_tiles = (g.M + kTileM - 1) / kTileM, n_tiles = (g.N + kTileN - 1) / kTileN;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(n_tiles, INT_MAX)),
                   static_cast<unsigned>(std::min<int64_t>(m_tiles, kMaxGridYZ)),
-                  static_cast<unsigned>(std::min<int64_t>(batch, kMaxGridYZ)));
-  if (!trans_a && !trans_b)
-    sgemm_kernel<false, false><<<grid, kGemmThreads, 0, stream()>>>(g);
-  else if (!trans_a && trans_b)
-    sgemm_kernel<false, true><<<grid, kGemmThreads, 0, stream()>>>(g);
-  else if (trans_a && !trans_b)
-    sgemm_kernel<true, false><<<grid, kGemmThreads, 0, stream()>>>(g);
+                  static_cast<unsigned>(std::min<int64_t>(g.batch, kMaxGridYZ)));
+  if (!g.trans_a && !g.trans_b)
+    simt_gemm_kernel<false, false, In, Out><<<grid, kGemmThreads, 0, stream()>>>(s);
+  else if (!g.trans_a && g.trans_b)
+    simt_gemm_kernel<false, true, In, Out><<<grid, kGemmThreads, 0, stream()>>>(s);
+  else if (g.trans_a && !g.trans_b)
+    simt_gemm_kernel<true, false, In, Out><<<grid, kGemmThreads, 0, stream()>>>(s);
   else
-    sgemm_kernel<true, true><<<grid, kGemmThreads, 0, stream()>>>(g);
+    simt_gemm_kernel<true, true, In, Out><<<grid, kGemmThreads, 0, stream()>>>(s);
   check_launch(op);
 }
 
+// Runs one GEMM; nothing to do when batch, M or N is empty. K <= 0 still writes C = [C +]
+// bias (zeros without bias or accumulate). Returns whether g.bias_grad was written too (only
+// cuBLASLt fuses it; the caller sums dout apart otherwise).
+bool gemm(const Gemm& g, const char* op) {
+  if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return false;
+  const MatmulMode mode = matmul_mode();
+  std::string why = "K = 0";
+  if (g.K > 0) {
+    if (gemm_cublaslt(g, &why)) return g.bias_grad != Gemm::BiasGrad::None;
+    if (g.bias_grad != Gemm::BiasGrad::None) {  // the GEMM without the fused bias gradient, then
+      if (mode == MatmulMode::Auto) count_fallback(why);
+      Gemm plain = g;
+      plain.bias_grad = Gemm::BiasGrad::None;
+      plain.grad = nullptr;
+      if (gemm_cublaslt(plain, &why)) return false;
+    }
+    if (mode == MatmulMode::Cublaslt)
+      throw TypeError(cat(op, ": PIT_MATMUL=cublaslt, but cuBLASLt cannot run this GEMM: ", why));
+    if (mode == MatmulMode::Auto) count_fallback(why);
+  }
+  count_path("simt");
+  if (g.in == DType::F32 && g.out == DType::F32)
+    launch_simt<float, float>(g, op);
+  else if (g.in == DType::BF16 && g.out == DType::BF16)
+    launch_simt<uint16_t, uint16_t>(g, op);
+  else if (g.in == DType::BF16 && g.out == DType::F32)
+    launch_simt<uint16_t, float>(g, op);
+  else
+    throw TypeError(cat(op, ": no GEMM for ", dtype_name(g.in), " operands into ", dtype_name(g.out)));
+  return false;
+}
+
 // Partial column sums of x (rows, N): part (row_blocks, N) row k = Σ over rows
-// [k·rows_per_block, +rows_per_block). blockDim = (32, 8): 32 adjacent columns (coalesced
-// loads), 8 row lanes combined in shared memory in lane order. grid = (ceil(N / 32),
-// row_blocks); row_blocks <= kMaxRowBlocks.
-__global__ void column_partials_kernel(float* __restrict__ part, const float* __restrict__ x, int64_t rows,
-                                       int64_t N, int64_t rows_per_block) {
+// [k·rows_per_block, +rows_per_block), in fp32. blockDim = (32, 8): 32 adjacent columns
+// (coalesced loads), 8 row lanes combined in shared memory in lane order. grid = (ceil(N /
+// 32), row_blocks); row_blocks <= kMaxRowBlocks. With one row block, the partial row is the
+// answer and is stored as Out.
+template <typename In, typename Out>
+__global__ void column_partials_kernel(Out* __restrict__ part, const In* __restrict__ x, int64_t rows, int64_t N,
+                                       int64_t rows_per_block) {
   __shared__ float s[8][33];  // padded: no bank conflicts on the column reads
   const int64_t c = int64_t(blockIdx.x) * 32 + threadIdx.x;
   const int64_t r0 = int64_t(blockIdx.y) * rows_per_block;
   const int64_t r1 = min(rows, r0 + rows_per_block);
   float v = 0.0f;
   if (c < N)
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) v += x[r * N + c];
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) v += load_f32(x + r * N + c);
   s[threadIdx.y][threadIdx.x] = v;
   __syncthreads();
   if (threadIdx.y == 0 && c < N) {
     for (int k = 1; k < 8; ++k) v += s[k][threadIdx.x];
-    part[int64_t(blockIdx.y) * N + c] = v;
+    store_f32(part + int64_t(blockIdx.y) * N + c, v);
   }
 }
 
-// out (N) = column sums of x (rows, N), deterministic; zeros when rows = 0. N > 0.
-void column_sums(float* out, const float* x, int64_t rows, int64_t N) {
+// f32 totals -> bf16 (the bf16 dbias after a multi-block column sum).
+__global__ void round_to_bf16_kernel(uint16_t* __restrict__ out, const float* __restrict__ x, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = to_bf16(x[i]);
+}
+
+// out (N) = column sums of x (rows, N), deterministic, summed in fp32; zeros when rows = 0.
+template <typename In, typename Out>
+void column_sums(Out* out, const In* x, int64_t rows, int64_t N) {
   if (rows <= 0) {
-    PIT_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(N) * sizeof(float), stream()));
+    PIT_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(N) * sizeof(Out), stream()));
     return;
   }
   const int64_t rows_per_block = std::max(kMinRowsPerBlock, (rows + kMaxRowBlocks - 1) / kMaxRowBlocks);
@@ -194,83 +246,91 @@ void column_sums(float* out, const float* x, int64_t rows, int64_t N) {
     check_launch("matmul_backward");
     return;
   }
-  Scratch scratch(size_t(row_blocks * N) * sizeof(float));
+  constexpr bool kF32Out = std::is_same_v<Out, float>;
+  Scratch scratch(size_t(row_blocks * N + (kF32Out ? 0 : N)) * sizeof(float));
   float* part = scratch.get<float>();
+  float* total;
+  if constexpr (kF32Out)
+    total = out;
+  else
+    total = part + row_blocks * N;  // summed in f32, then rounded once
   column_partials_kernel<<<grid, dim3(32, 8), 0, stream()>>>(part, x, rows, N, rows_per_block);
   check_launch("matmul_backward");
-  sum_partials_kernel<<<grid_for(N, 8), dim3(32, 8), 0, stream()>>>(out, part, row_blocks, N);
+  sum_partials_kernel<<<grid_for(N, 8), dim3(32, 8), 0, stream()>>>(total, part, row_blocks, N);
   check_launch("matmul_backward");
+  if constexpr (!kF32Out) {
+    round_to_bf16_kernel<<<grid_for(N, 256), 256, 0, stream()>>>(out, total, N);
+    check_launch("matmul_backward");
+  }
   scratch.release();
+}
+
+void column_sums(void* out, DType out_dtype, const void* x, DType x_dtype, int64_t rows, int64_t N) {
+  count_path("colsum");
+  const bool in16 = x_dtype == DType::BF16, out16 = out_dtype == DType::BF16;
+  if (!in16 && !out16)
+    column_sums(static_cast<float*>(out), static_cast<const float*>(x), rows, N);
+  else if (in16 && !out16)
+    column_sums(static_cast<float*>(out), static_cast<const uint16_t*>(x), rows, N);
+  else if (in16 && out16)
+    column_sums(static_cast<uint16_t*>(out), static_cast<const uint16_t*>(x), rows, N);
+  else
+    column_sums(static_cast<uint16_t*>(out), static_cast<const float*>(x), rows, N);
+}
+
+// Runs a plan (cuda/matmul_plan.h) in order on the stream.
+void run(const std::vector<MatmulStep>& steps, const char* op) {
+  bool bias_grad_written = false;
+  for (const MatmulStep& s : steps) {
+    switch (s.kind) {
+      case MatmulStep::Kind::Gemm:
+        bias_grad_written |= gemm(s.gemm, op);
+        break;
+      case MatmulStep::Kind::Zero:
+        PIT_CUDA_CHECK(cudaMemsetAsync(s.ptr, 0, s.bytes, stream()));
+        break;
+      case MatmulStep::Kind::ColumnSums:
+        if (!bias_grad_written) column_sums(s.ptr, s.out_dtype, s.x, s.x_dtype, s.rows, s.N);
+        break;
+    }
+  }
 }
 
 }  // namespace
 
-void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch,
-                    int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
-                    bool accumulate) {
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  if (b_shared && !trans_a) {  // the batch is just more rows of A: (batch·M, K)
-    gemm(false, trans_b, batch * M, N, K, a, lda, 0, b, ldb, 0, out, N, 0, 1, accumulate, bias,
-         "matmul_forward");
-    return;
-  }
-  const int64_t b_stride = b_shared ? 0 : K * N;
-  gemm(trans_a, trans_b, M, N, K, a, lda, M * K, b, ldb, b_stride, out, N, M * N, batch, accumulate,
-       bias, "matmul_forward");
+void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch, int64_t M,
+                    int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared, bool accumulate) {
+  run(matmul_forward_plan(out, DType::F32, a, b, DType::F32, bias, batch, M, N, K, trans_a, trans_b, b_shared,
+                          accumulate),
+      "matmul_forward");
 }
 
-void matmul_backward(float* da, float* db, float* dbias, const float* dout, const float* a,
-                     const float* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
-                     bool trans_b, bool b_shared) {
-  const char* op = "matmul_backward";
-  batch = std::max<int64_t>(batch, 0);
-  const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  const int64_t b_stride = b_shared ? 0 : K * N;
-  if (dbias && N > 0) column_sums(dbias, dout, std::max<int64_t>(M, 0) * batch, N);
+void matmul_backward(float* da, float* db, float* dbias, const float* dout, const float* a, const float* b,
+                     int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared) {
+  run(matmul_backward_plan(da, db, DType::F32, dbias, DType::F32, dout, a, b, DType::F32, batch, M, N, K, trans_a,
+                           trans_b, b_shared),
+      "matmul_backward");
+}
 
-  if (da && M > 0 && K > 0) {
-    if (!trans_a) {
-      // da (M, K) = dout (M, N) · op(B)ᵀ (N, K); op(B)ᵀ is B read as stored when trans_b.
-      if (b_shared)
-        gemm(false, !trans_b, batch * M, K, N, dout, N, 0, b, ldb, 0, da, K, 0, 1, false, nullptr, op);
-      else
-        gemm(false, !trans_b, M, K, N, dout, N, M * N, b, ldb, b_stride, da, K, M * K, batch, false,
-             nullptr, op);
-    } else {
-      // da stored (K, M) = op(B) (K, N) · doutᵀ (N, M).
-      gemm(trans_b, true, K, M, N, b, ldb, b_stride, dout, N, M * N, da, M, M * K, batch, false,
-           nullptr, op);
-    }
-  }
+void matmul_forward_bf16(void* out, DType out_dtype, const uint16_t* a, const uint16_t* b, const void* bias,
+                         int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
+                         bool accumulate) {
+  run(matmul_forward_plan(out, out_dtype, a, b, DType::BF16, bias, batch, M, N, K, trans_a, trans_b, b_shared,
+                          accumulate),
+      "matmul_forward");
+}
 
-  if (db && K > 0 && N > 0) {
-    // db for `count` batch entries (strides sa, sd, sdb) over `rows` rows each: op(A)ᵀ (K, rows)
-    // · dout (rows, N) in B's stored layout, i.e. when trans_b db (N, K) = doutᵀ (N, rows) ·
-    // op(A) (rows, K). op(A)ᵀ is A as stored when trans_a.
-    auto db_items = [&](int64_t rows, const float* ai, int64_t sa, const float* douti, int64_t sd,
-                        float* dbi, int64_t sdb, int64_t count, bool accumulate) {
-      if (!trans_b)
-        gemm(!trans_a, false, K, N, rows, ai, lda, sa, douti, N, sd, dbi, N, sdb, count, accumulate,
-             nullptr, op);
-      else
-        gemm(true, trans_a, N, K, rows, douti, N, sd, ai, lda, sa, dbi, K, sdb, count, accumulate,
-             nullptr, op);
-    };
-    if (!b_shared) {
-      db_items(M, a, M * K, dout, M * N, db, K * N, batch, false);
-    } else if (!trans_a) {  // Σ over the batch = one GEMM over batch·M rows (0 rows: zeros)
-      db_items(std::max<int64_t>(M, 0) * batch, a, 0, dout, 0, db, 0, 1, false);
-    } else if (batch == 0) {
-      PIT_CUDA_CHECK(cudaMemsetAsync(db, 0, size_t(K * N) * sizeof(float), stream()));
-    } else {  // the batch entries all add into one db: one after another, in batch order
-      for (int64_t i = 0; i < batch; ++i)
-        db_items(M, a + i * M * K, 0, dout + i * M * N, 0, db, 0, 1, i > 0);
-    }
-  }
+void matmul_backward_bf16(uint16_t* da, void* db, DType db_dtype, void* dbias, DType dbias_dtype, const uint16_t* dout,
+                          const uint16_t* a, const uint16_t* b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                          bool trans_a, bool trans_b, bool b_shared) {
+  run(matmul_backward_plan(da, db, db_dtype, dbias, dbias_dtype, dout, a, b, DType::BF16, batch, M, N, K, trans_a,
+                           trans_b, b_shared),
+      "matmul_backward");
 }
 
 }  // namespace pit::cuda
 
 PIT_CUDA_OP(matmul_forward)
 PIT_CUDA_OP(matmul_backward)
+PIT_CUDA_OP(matmul_forward_bf16)
+PIT_CUDA_OP(matmul_backward_bf16)
