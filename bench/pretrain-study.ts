@@ -10,10 +10,10 @@
 // and the paired gain (fine-tuned − scratch, seed by seed) as mean ± std. Files: study.json
 // (every run and the summary), study.md (the table), mae-<model>.png (the reconstruction
 // figure of the first seed's MAE).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  classifyTask, latestStep, maeFigure, METRICS_FILE, pretrainTask, runTraining, writePng,
+  classifyTask, latestStep, maeFigure, makeRecipe, METRICS_FILE, readMetrics, pretrainTask, runTraining, writePng,
   type ClassificationMetrics, type Device, type EpochRecord, type Recipe, type ReconstructionMetrics, type SharedRecipe, type Task, type TaskModel,
 } from '../lib/index.js';
 
@@ -77,6 +77,8 @@ export interface PretrainStudyReport {
   summary: SettingSummary[];
   /** Fine-tuned − scratch top-1, paired by seed, per model. */
   gains: { model: string; top1: MeanStd }[];
+  /** The summary as study.md holds it. */
+  table: string;
   files: string[];
 }
 
@@ -92,9 +94,7 @@ export const modelFolder = (model: string) => model.replace(/\/(\d+)$/, '-p$1');
 
 /** The epoch records of a run folder's metrics.jsonl, in order. */
 function epochRecords<M>(folder: string): EpochRecord<M>[] {
-  const path = join(folder, METRICS_FILE);
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string }).filter((r) => r.type === 'epoch') as EpochRecord<M>[];
+  return (readMetrics(join(folder, METRICS_FILE)) as { type?: unknown }[]).filter((r) => r.type === 'epoch') as EpochRecord<M>[];
 }
 
 /**
@@ -105,8 +105,9 @@ async function studyRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metric
   options: PretrainStudyOptions): Promise<EpochRecord<Metrics>[] | null> {
   const done = epochRecords<Metrics>(folder);
   if (done.length === epochs && done.at(-1)!.epoch === epochs) return done;
-  options.onLine?.(`${folder}: ${latestStep(folder) !== null ? 'resuming' : 'training'}`);
-  const result = await runTraining(task, { out: folder, recipe, resume: latestStep(folder) !== null, device: options.device, signal: options.signal });
+  const resume = latestStep(folder) !== null;
+  options.onLine?.(`${folder}: ${resume ? 'resuming' : 'training'}`);
+  const result = await runTraining(task, { out: folder, recipe, resume, device: options.device, signal: options.signal });
   result.model.dispose();
   return result.interrupted ? null : epochRecords<Metrics>(folder);
 }
@@ -117,8 +118,9 @@ export async function runPretrainStudy(options: PretrainStudyOptions): Promise<P
   if (!models.length) throw new RangeError("study pretrain: 'models' must name at least one model");
   if (!seeds.length) throw new RangeError("study pretrain: 'seeds' must name at least one seed");
   if (new Set(seeds).size !== seeds.length) throw new RangeError(`study pretrain: 'seeds' must differ, got ${seeds.join(', ')}`);
-  const pretrainEpochs = options.pretrainEpochs ?? pretrainTask.recipe.sharedDefaults?.epochs ?? 10;
-  const epochs = options.epochs ?? 36;
+  // The recipes' own epochs unless given: each task's default recipe says how long it trains.
+  const pretrainEpochs = options.pretrainEpochs ?? makeRecipe(pretrainTask.recipe).epochs;
+  const epochs = options.epochs ?? makeRecipe(classifyTask.recipe).epochs;
   const say = options.onLine ?? (() => {});
   mkdirSync(outDir, { recursive: true });
   const runs: StudyRun[] = [];
@@ -187,14 +189,15 @@ export async function runPretrainStudy(options: PretrainStudyOptions): Promise<P
       files.push(path);
     }
   write('study.json', JSON.stringify({ command: options.command, pretrainEpochs, epochs, layerDecay, seeds, recipe: options.recipe ?? {}, runs, summary, gains }, null, 2) + '\n');
-  write('study.md', studyTable({ summary, gains, pretrainEpochs, epochs, seeds }));
-  return { interrupted, runs, summary, gains, files };
+  const table = studyTable({ summary, gains, pretrainEpochs, epochs, seeds });
+  write('study.md', table);
+  return { interrupted, runs, summary, gains, table, files };
 }
 
 const pct = (m: MeanStd | undefined) => (m ? `${(m.mean * 100).toFixed(2)} ± ${(m.std * 100).toFixed(2)}` : '');
 
 /** The summary as a Markdown table (top-1 / top-5 in %, mean ± std over the seeds). */
-export function studyTable({ summary, gains, pretrainEpochs, epochs, seeds }: Pick<PretrainStudyReport, 'summary' | 'gains'> & { pretrainEpochs: number; epochs: number; seeds: number[] }): string {
+function studyTable({ summary, gains, pretrainEpochs, epochs, seeds }: Pick<PretrainStudyReport, 'summary' | 'gains'> & { pretrainEpochs: number; epochs: number; seeds: number[] }): string {
   const lines = [
     `| model | setting | top-1 % | top-5 % | held-out loss | training time (s) |`,
     `|---|---|---|---|---|---|`,

@@ -2,7 +2,7 @@
 // fine-tuning against training from scratch, per encoder, over several seeds.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { maxSeed, parseModelName, selectBackend, type DataName } from '../lib/index.js';
-import { runPretrainStudy, studyTable } from '../bench/pretrain-study.js';
+import { runPretrainStudy } from '../bench/pretrain-study.js';
 import { deviceOption, integer, integers, names } from './args.js';
 import { stopSignals } from './run.js';
 
@@ -76,7 +76,7 @@ export function registerPretrainStudy(study: Command): void {
           process.exitCode = stop.exitStatus();
           return;
         }
-        console.log(studyTable({ ...report, pretrainEpochs: f.pretrainEpochs, epochs: f.epochs, seeds: f.seeds }));
+        console.log(report.table);
         console.log(`wrote ${report.files.join(', ')}`);
       } finally {
         stop.release();

@@ -22,7 +22,7 @@
 //     test/cuda-ops.test.ts's reductionTolerance, 4·2^-24·K, assumes they do), plus the CPU
 //     reference's own rounding. K is the reduction length: k forward, n for dx, M for dW and
 //     dbias. A wrong kernel (a lost k-slice, a transposed operand, a missing bias) is off by
-//     O(1) or more: for K = 3072, 6e-3 against values of ~55.
+//     O(1) or more: for K = 3072, 2.5e-3 against values of ~55.
 //   The epilogue's additions (bias, and the prior output when accumulating: O(1) values) are
 //     taken in another order than the CPU's: 2^-21·(|x| + 1), a few f32 ulps.
 //   bf16 outputs add the final rounding, half an ulp: 2^-8·|x|; and, as DESIGN.md asks of bf16

@@ -24,7 +24,6 @@ interface RefSchedule {
 
 /** gaussian_diffusion.py's arrays from its betas. */
 function refSchedule(betas: readonly number[]): RefSchedule {
-  const T = betas.length;
   const ac: number[] = [];
   betas.forEach((b, i) => ac.push((i ? ac[i - 1]! : 1) * (1 - b)));
   const acPrev = [1, ...ac.slice(0, -1)];
@@ -32,7 +31,6 @@ function refSchedule(betas: readonly number[]): RefSchedule {
   const postLogVarClipped = postVar.map((v, i) => Math.log(i === 0 ? postVar[1]! : v));
   const coef1 = betas.map((b, i) => (b * Math.sqrt(acPrev[i]!)) / (1 - ac[i]!));
   const coef2 = betas.map((b, i) => ((1 - acPrev[i]!) * Math.sqrt(1 - b)) / (1 - ac[i]!));
-  void T;
   return { betas: [...betas], ac, acPrev, postVar, postLogVarClipped, coef1, coef2 };
 }
 

@@ -11,7 +11,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { npyFloat32, npyInt32, readNpy, readNpyHeader } from '../eval/npy.js';
-import { channelStats, selectExamples, type Dataset } from './dataset.js';
+import { selectExamples, type Dataset } from './dataset.js';
 import { permutation } from './random.js';
 
 export const LATENTS_FILE = 'latents.npy';
@@ -67,6 +67,11 @@ function checkedLabels(path: string, n: number): { labels: Int32Array; classes: 
  * naming the file, raised before the latents are read.
  */
 export function inspectLatents(dir: string): LatentsInfo {
+  return inspected(dir).info;
+}
+
+/** inspectLatents, with the file paths and the labels it read (loadLatents needs them too). */
+function inspected(dir: string): { info: LatentsInfo; paths: { latents: string; labels: string }; labels: Int32Array } {
   const paths = files(dir);
   const header = readNpyHeader(paths.latents);
   if (header.dtype !== 'float32' && header.dtype !== 'float16')
@@ -75,8 +80,8 @@ export function inspectLatents(dir: string): LatentsInfo {
     throw new RangeError(`latents: ${paths.latents} must be 4-D (N, C, H, W) with every size ≥ 1, got shape (${header.shape.join(', ')})`);
   const [n, channels, height, width] = header.shape as [number, number, number, number];
   if (n < 2) throw new RangeError(`latents: ${paths.latents} holds ${n} latent; at least 2 are needed (one is held out)`);
-  const { classes } = checkedLabels(paths.labels, n);
-  return { n, channels, height, width, classes, testImages: latentTestCount(n) };
+  const { labels, classes } = checkedLabels(paths.labels, n);
+  return { info: { n, channels, height, width, classes, testImages: latentTestCount(n) }, paths, labels };
 }
 
 /**
@@ -84,16 +89,15 @@ export function inspectLatents(dir: string): LatentsInfo {
  * train split's per-channel statistics (as every loader's splits do).
  */
 export function loadLatents(dir: string): { train: Dataset; test: Dataset } {
-  const info = inspectLatents(dir);
-  const paths = files(dir);
+  const { info, paths, labels } = inspected(dir);
   const images = npyFloat32(readNpy(paths.latents), `latents: ${paths.latents}`);
   for (let i = 0; i < images.length; i++)
     if (!Number.isFinite(images[i]!)) throw new RangeError(`latents: ${paths.latents}: value ${i} is ${images[i]}; latents must be finite`);
-  const { labels } = checkedLabels(paths.labels, info.n);
   const { n, channels, height, width, classes } = info;
-  const all: Dataset = { images, labels, n, channels, height, width, classes, name: 'latents', ...channelStats(images, n, channels, height * width) };
   const order = permutation(n, LATENT_SPLIT_SEED);
   const trainIdx = order.subarray(0, n - info.testImages), testIdx = order.subarray(n - info.testImages);
+  // The whole set's statistics are never used: each split takes the train split's.
+  const all: Dataset = { images, labels, n, channels, height, width, classes, name: 'latents', mean: new Float32Array(channels), std: new Float32Array(channels).fill(1) };
   const train = selectExamples(all, trainIdx, 'latents-train');
   return { train, test: selectExamples(all, testIdx, 'latents-test', { mean: train.mean, std: train.std }) };
 }

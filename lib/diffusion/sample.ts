@@ -147,11 +147,11 @@ export function sampleDiffusion(diffusion: GaussianDiffusion, denoiser: Denoiser
   const rows = guided ? 2 * B : B;
   const noiseKey = substream({ seed: o.seed, offset: 0 }, 'noise').seed;
   const labels = guided ? Int32Array.from({ length: rows }, (_, i) => (i < B ? o.labels[i]! : o.nullLabel)) : o.labels;
+  const y = tensor(labels, [rows], { device: o.device });   // the same every step
   let x = randn(o.shape, { seed: noiseKey, offset: 0, device: o.device });
   try {
     for (let i = K - 1; i >= 0; i--) {
       const next = tidy(() => noGrad(() => {
-        const y = tensor(labels, [rows], { device: o.device });
         const t = tensor(new Int32Array(rows).fill(spaced.timestepMap[i]!), [rows], { device: o.device });
         // [x; x]: both halves see the same x_t (a batch concat as two (1, B, ·) token blocks).
         const input = guided ? concatTokens(x.reshape([1, B, -1]), x.reshape([1, B, -1])).reshape([rows, C, H, W]) : x;
@@ -170,6 +170,8 @@ export function sampleDiffusion(diffusion: GaussianDiffusion, denoiser: Denoiser
   } catch (err) {
     x.dispose();
     throw err;
+  } finally {
+    y.dispose();
   }
   return x;
 }

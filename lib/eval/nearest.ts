@@ -48,11 +48,11 @@ export function nearestImages(queries: Float32Array, train: Float32Array, pixels
   const keep = Math.min(RESCORED, n);
   // Per query, the `keep` best candidates by the GEMM's estimate, sorted ascending.
   const bestValue = new Float64Array(q * keep).fill(Infinity), bestIndex = new Int32Array(q * keep).fill(-1);
-  noGrad(() => {
+  noGrad(() => tidy(() => {
+    const a = tensor(queries, [q, pixels], { device });   // uploaded once, for every chunk
     for (let start = 0; start < n; start += chunk) {
       const m = Math.min(chunk, n - start);
       tidy(() => {
-        const a = tensor(queries, [q, pixels], { device });
         const b = tensor(train.subarray(start * pixels, (start + m) * pixels), [m, pixels], { device });
         const dots = matmul(a, b, { transB: true }).toArray() as Float32Array;   // (q, m)
         for (let i = 0; i < q; i++) {
@@ -72,7 +72,7 @@ export function nearestImages(queries: Float32Array, train: Float32Array, pixels
         }
       });
     }
-  });
+  }));
   const index = new Int32Array(q), distance = new Float64Array(q);
   for (let i = 0; i < q; i++) {
     let best = Infinity, bestAt = -1;

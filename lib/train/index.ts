@@ -18,6 +18,7 @@ export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type Ima
 export { checkRunMemory, formatBytes, memoryLimit, type MemoryPart, type RunMemory } from './memory.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { taskOptimizer, trainStep, type StepOptions } from './step.js';
+export { readMetrics } from './metrics-log.js';
 export { METRICS_FILE, RUN_FILE, runTraining, type EpochRecord, type RunOptions, type RunResult, type StartEvent, type TrainEvent } from './runner.js';
 export { classifyRecipe, classifyTask, recipeModelConfig, type ClassifierRecipe, type ClassifyRecipe } from './tasks/classify.js';
 export { FINETUNE_HEAD_STD, layerDecayScale, layerId, loadPretrainedEncoder, type EncoderInit } from './tasks/finetune.js';

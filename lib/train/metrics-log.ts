@@ -11,16 +11,27 @@ export function appendMetrics(path: string, record: object): void {
   appendFileSync(path, JSON.stringify(record) + '\n');
 }
 
+/** The file's records in order, each with its line; lines that do not parse are skipped. */
+function readRecords(path: string): { line: string; record: { type?: unknown; step?: unknown } }[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').flatMap((line) => {
+    try {
+      const record = JSON.parse(line) as { type?: unknown; step?: unknown };
+      return record && typeof record === 'object' ? [{ line, record }] : [];
+    } catch {
+      return [];   // a line cut short by a crash, or the empty string after the last newline
+    }
+  });
+}
+
+/** The records of a metrics.jsonl (none when it is missing), skipping a line a crash cut short. */
+export function readMetrics(path: string): object[] {
+  return readRecords(path).map((r) => r.record);
+}
+
 /** Keeps the lines for steps ≤ `step` (dropping unreadable ones), rewriting the file atomically. */
 export function truncateMetrics(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    try {
-      const record = JSON.parse(line) as { step?: unknown };
-      return typeof record.step === 'number' && record.step <= step;
-    } catch {
-      return false;   // a line cut short by a crash, or the empty string after the last newline
-    }
-  });
+  const kept = readRecords(path).filter(({ record }) => typeof record.step === 'number' && record.step <= step).map((r) => r.line);
   writeFileAtomic(path, new TextEncoder().encode(kept.map((l) => l + '\n').join('')));
 }

@@ -39,13 +39,12 @@ struct Gemm {
 // an algorithm, else SIMT; "simt" = always our kernel; "cublaslt" = cuBLASLt or an error.
 enum class MatmulMode { Auto, Simt, Cublaslt };
 MatmulMode matmul_mode();  // throws TypeError for any other value
-const char* matmul_mode_name(MatmulMode mode);
 
 // Runs g through cuBLASLt, fused bias gradient included, and returns true; or returns false
 // with *why (nothing was written) when cuBLASLt cannot: not loaded, PIT_MATMUL=simt, a shape
 // it does not take (an empty dimension, sizes past int32), no algorithm for these types,
 // layouts and alignments. Throws for real failures (a CUDA error inside cuBLASLt).
-bool gemm_cublaslt(const Gemm& g, std::string* why);
+bool gemm_cublaslt(const Gemm& g, MatmulMode mode, std::string* why);
 
 // Counts one GEMM (or bias-gradient pass) on `path` ("cublasLt", "cublasLt/BIAS", "simt",
 // "colsum", ...), and a fallback's reason; matmulInfo() reports both.

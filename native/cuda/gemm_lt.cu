@@ -219,14 +219,6 @@ MatmulMode matmul_mode() {
   throw TypeError(cat("PIT_MATMUL must be \"auto\", \"simt\" or \"cublaslt\", got \"", env, "\""));
 }
 
-const char* matmul_mode_name(MatmulMode mode) {
-  switch (mode) {
-    case MatmulMode::Simt: return "simt";
-    case MatmulMode::Cublaslt: return "cublaslt";
-    default: return "auto";
-  }
-}
-
 void count_path(const std::string& path) {
   Counters& c = counters();
   std::lock_guard<std::mutex> lock(c.mutex);
@@ -241,8 +233,8 @@ void count_fallback(const std::string& why) {
   else if (c.fallbacks.size() < kMaxFallbackReasons) c.fallbacks[why] = 1;
 }
 
-bool gemm_cublaslt(const Gemm& g, std::string* why) {
-  if (matmul_mode() == MatmulMode::Simt) {
+bool gemm_cublaslt(const Gemm& g, MatmulMode mode, std::string* why) {
+  if (mode == MatmulMode::Simt) {
     *why = "PIT_MATMUL=simt";
     return false;
   }

@@ -178,13 +178,16 @@ bool gemm(const Gemm& g, const char* op) {
   const MatmulMode mode = matmul_mode();
   std::string why = "K = 0";
   if (g.K > 0) {
-    if (gemm_cublaslt(g, &why)) return g.bias_grad != Gemm::BiasGrad::None;
+    if (gemm_cublaslt(g, mode, &why)) return g.bias_grad != Gemm::BiasGrad::None;
     if (g.bias_grad != Gemm::BiasGrad::None) {  // the GEMM without the fused bias gradient, then
-      if (mode == MatmulMode::Auto) count_fallback(why);
+      const std::string fused = why;             // counted once: here, or below if this fails too
       Gemm plain = g;
       plain.bias_grad = Gemm::BiasGrad::None;
       plain.grad = nullptr;
-      if (gemm_cublaslt(plain, &why)) return false;
+      if (gemm_cublaslt(plain, mode, &why)) {
+        if (mode == MatmulMode::Auto) count_fallback(fused);
+        return false;
+      }
     }
     if (mode == MatmulMode::Cublaslt)
       throw TypeError(cat(op, ": PIT_MATMUL=cublaslt, but cuBLASLt cannot run this GEMM: ", why));
@@ -225,12 +228,6 @@ __global__ void column_partials_kernel(Out* __restrict__ part, const In* __restr
   }
 }
 
-// f32 totals -> bf16 (the bf16 dbias after a multi-block column sum).
-__global__ void round_to_bf16_kernel(uint16_t* __restrict__ out, const float* __restrict__ x, int64_t n) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = to_bf16(x[i]);
-}
-
 // out (N) = column sums of x (rows, N), deterministic, summed in fp32; zeros when rows = 0.
 template <typename In, typename Out>
 void column_sums(Out* out, const In* x, int64_t rows, int64_t N) {
@@ -258,10 +255,7 @@ void column_sums(Out* out, const In* x, int64_t rows, int64_t N) {
   check_launch("matmul_backward");
   sum_partials_kernel<<<grid_for(N, 8), dim3(32, 8), 0, stream()>>>(total, part, row_blocks, N);
   check_launch("matmul_backward");
-  if constexpr (!kF32Out) {
-    round_to_bf16_kernel<<<grid_for(N, 256), 256, 0, stream()>>>(out, total, N);
-    check_launch("matmul_backward");
-  }
+  if constexpr (!kF32Out) cast_f32_to_bf16(out, total, N);  // the bf16 dbias, rounded once
   scratch.release();
 }
 

@@ -7,11 +7,12 @@
 #include "cuda/context.h"
 #include "cuda/map.cuh"
 #include "cuda/op_table.h"
+#include "cuda/per_sample.cuh"
 
 namespace pit::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+using per_sample::kThreads;
 
 __device__ __forceinline__ float axpby(float a, float x, float c, float y) { return a * x + c * y; }
 __device__ __forceinline__ float4 axpby(float a, float4 x, float c, float4 y) {
@@ -40,10 +41,7 @@ void per_sample_axpby(float* out, const float* x, const float* y, const float* a
   if (B <= 0 || n <= 0) return;
   const bool vec = n % 4 == 0 && aligned16(out) && aligned16(x) && (!y || aligned16(y));
   const int64_t w = vec ? 4 : 1, units = n / w;
-  const int64_t ys = std::min<int64_t>(B, 65535);
-  const int64_t xs = std::max<int64_t>(1, std::min<int64_t>((grid_for(B * units, kThreads) + ys - 1) / ys,
-                                                            (units + kThreads - 1) / kThreads));
-  const dim3 grid(static_cast<unsigned>(xs), static_cast<unsigned>(ys));
+  const dim3 grid = per_sample::units_grid(B, units);
   if (vec)
     axpby_kernel<float4><<<grid, kThreads, 0, stream()>>>(reinterpret_cast<float4*>(out),
                                                           reinterpret_cast<const float4*>(x),

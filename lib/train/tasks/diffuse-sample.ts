@@ -2,12 +2,14 @@
 // weights by default, as DiT samples), then lib/diffusion's samplers, the results mapped back
 // from the model's space through the run's saved normalisation: pixels to [0, 1] (clipped, as
 // DiT clamps), latents to the VAE's scale (÷ latentScale, not clipped).
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { mixSeed } from '../../data/random.js';
 import { sampleDiffusion, type Sampler } from '../../diffusion/sample.js';
 import { DiffusionTransformer, type DitConfig } from '../../models/dit.js';
 import type { Precision } from '../../nn/forward.js';
 import { tidy } from '../../tensor.js';
-import { checkpointNormalization, modelForEval, readCheckpointWeights, type LoadedModel, type ModelLoadOptions } from '../checkpoint.js';
+import { checkpointNormalization, EMA_FILE, modelForEval, readCheckpointWeights, type LoadedModel, type ModelLoadOptions } from '../checkpoint.js';
 import { makeRecipe, savedRecipe } from '../recipe.js';
 import { resolveCheckpoint } from '../run-checkpoints.js';
 import { diffusionOf, ditTask, type DitRecipe } from './diffuse.js';
@@ -26,17 +28,19 @@ export type LoadedDit = LoadedModel<DiffusionTransformer, Readonly<DitRecipe>, D
 export function ditFromCheckpoint(path: string, options: DitCheckpointOptions = {}): LoadedDit {
   const { ema = true, verify = true, device = 'cpu', command = 'sample' } = options;
   const dir = resolveCheckpoint(path);
-  const model = readCheckpointWeights(dir, { verify });
-  const meta = model.metadata;
+  // One file read: the EMA file carries the model file's metadata. Without one (a run trained
+  // with --ema 0), the model file's metadata says which error to give.
+  const read = readCheckpointWeights(dir, { ema: ema && existsSync(join(dir, EMA_FILE)), verify });
+  const meta = read.metadata;
   if (meta.task !== ditTask.name)
     throw new RangeError(`${command}: ${dir} is ${meta.task === undefined ? 'not a training checkpoint of pit diffuse' : `a '${String(meta.task)}' run`}; ${command} reads diffusion (pit diffuse) checkpoints`);
   const recipe = makeRecipe(ditTask.recipe, savedRecipe(ditTask.recipe, meta, dir));
   const config = meta.config as DitConfig | undefined;
-  if (!config || typeof config !== 'object') throw new RangeError(`${command}: ${model.path} has no model config in its metadata`);
+  if (!config || typeof config !== 'object') throw new RangeError(`${command}: ${read.path} has no model config in its metadata`);
   if (ema && recipe.ema === 0) throw new RangeError(`${command}: ${dir} was trained without an EMA (--ema 0); sample its trained weights instead (--no-ema)`);
-  const weights = ema ? readCheckpointWeights(dir, { ema, verify }) : model;
-  const normalization = checkpointNormalization(model.path, meta.normalization, config.channels, command);
-  const dit = modelForEval(new DiffusionTransformer(config, { device }), weights);
+  if (ema && basename(read.path) !== EMA_FILE) throw new RangeError(`checkpoint: ${dir} has no ${EMA_FILE} (the run was trained without --ema)`);
+  const normalization = checkpointNormalization(read.path, meta.normalization, config.channels, command);
+  const dit = modelForEval(new DiffusionTransformer(config, { device }), read);
   return { model: dit, normalization, checkpoint: dir, weights: ema ? 'ema' : 'model', recipe, config: dit.config };
 }
 
