@@ -13,9 +13,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  classifyTask, latestStep, maeFigure, makeRecipe, METRICS_FILE, readMetrics, pretrainTask, runTraining, writePng,
-  type ClassificationMetrics, type Device, type EpochRecord, type Recipe, type ReconstructionMetrics, type SharedRecipe, type Task, type TaskModel,
+  classifyTask, maeFigure, makeRecipe, pretrainTask, writePng,
+  type ClassificationMetrics, type Device, type EpochRecord, type ReconstructionMetrics, type SharedRecipe,
 } from '../lib/index.js';
+import { meanStd, modelFolder, studyRun, trainingSeconds, type MeanStd } from './study-runs.js';
+
 
 export type StudySetting = 'mae' | 'finetune' | 'scratch';
 
@@ -55,13 +57,6 @@ export interface StudyRun {
   loss: number;
 }
 
-export interface MeanStd {
-  mean: number;
-  /** Sample standard deviation (n − 1); 0 for one value. */
-  std: number;
-  n: number;
-}
-
 export interface SettingSummary {
   model: string;
   setting: StudySetting;
@@ -82,36 +77,6 @@ export interface PretrainStudyReport {
   files: string[];
 }
 
-export function meanStd(values: number[]): MeanStd {
-  const n = values.length;
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  const std = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, std, n };
-}
-
-/** A model name as a folder name: vit-d4w64h4/2 → vit-d4w64h4-p2. */
-export const modelFolder = (model: string) => model.replace(/\/(\d+)$/, '-p$1');
-
-/** The epoch records of a run folder's metrics.jsonl, in order. */
-function epochRecords<M>(folder: string): EpochRecord<M>[] {
-  return (readMetrics(join(folder, METRICS_FILE)) as { type?: unknown }[]).filter((r) => r.type === 'epoch') as EpochRecord<M>[];
-}
-
-/**
- * One run of the study: fresh into an empty folder, resumed where a checkpoint is, skipped
- * when its metrics already hold every epoch. Returns null when interrupted.
- */
-async function studyRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, folder: string, recipe: Partial<Recipe<P>>, epochs: number,
-  options: PretrainStudyOptions): Promise<EpochRecord<Metrics>[] | null> {
-  const done = epochRecords<Metrics>(folder);
-  if (done.length === epochs && done.at(-1)!.epoch === epochs) return done;
-  const resume = latestStep(folder) !== null;
-  options.onLine?.(`${folder}: ${resume ? 'resuming' : 'training'}`);
-  const result = await runTraining(task, { out: folder, recipe, resume, device: options.device, signal: options.signal });
-  result.model.dispose();
-  return result.interrupted ? null : epochRecords<Metrics>(folder);
-}
-
 /** Runs the study (or its unfinished runs), writes its files and returns the report. */
 export async function runPretrainStudy(options: PretrainStudyOptions): Promise<PretrainStudyReport> {
   const { models, seeds, layerDecay, outDir } = options;
@@ -128,7 +93,7 @@ export async function runPretrainStudy(options: PretrainStudyOptions): Promise<P
 
   const record = (model: string, seed: number, setting: StudySetting, folder: string, epochRecords: EpochRecord<ClassificationMetrics | ReconstructionMetrics>[]) => {
     const last = epochRecords.at(-1)!;
-    const seconds = epochRecords.reduce((a, r) => a + r.seconds, 0);
+    const seconds = trainingSeconds(epochRecords);
     const test: Partial<ClassificationMetrics> & { loss: number } = last.test;
     const run: StudyRun = { model, seed, setting, folder, epochs: last.epoch, seconds, loss: test.loss, ...(test.top1 !== undefined ? { top1: test.top1, top5: test.top5 } : {}) };
     runs.push(run);

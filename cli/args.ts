@@ -1,6 +1,7 @@
 // Flag parsers shared by the subcommands: each throws commander's InvalidArgumentError with
 // what was expected, so `pit` prints "error: option '--x <n>' argument 'y' is invalid. expected …".
 import { InvalidArgumentError, Option } from 'commander';
+import { maxSeed } from '../lib/index.js';
 
 export function integer(min: number) {
   return (value: string): number => {
@@ -37,6 +38,29 @@ export function integers(min: number) {
     } catch {
       throw new InvalidArgumentError(`expected a comma-separated list of integers ≥ ${min}, e.g. 256,1024`);
     }
+  };
+}
+
+/** A comma-separated list of different seeds, each below 2^32. */
+export function seedList(value: string): number[] {
+  const seeds = integers(0)(value);
+  if (seeds.some((s) => s > maxSeed)) throw new InvalidArgumentError(`expected seeds below 2^32, got ${value}`);
+  if (new Set(seeds).size !== seeds.length) throw new InvalidArgumentError(`expected different seeds, got ${value}`);
+  return seeds;
+}
+
+/** A comma-separated list of model names, each checked by `parse` (parseModelName, parseDitName). */
+export function modelNames(parse: (name: string) => unknown) {
+  return (value: string): string[] => {
+    const list = names(value);
+    for (const name of list) {
+      try {
+        parse(name);
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+    }
+    return list;
   };
 }
 

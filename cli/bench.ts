@@ -12,6 +12,7 @@ import { parseResults, shapeText, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
 import { benchTasks, parseDecoderName, runTrainBench, type BenchTask, type DecoderSize } from '../bench/train.js';
 import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
+import { registerDitStudy } from './study-dit.js';
 import { registerPretrainStudy } from './study-pretrain.js';
 
 function resolveDevice(requested: 'auto' | Device): Device {
@@ -154,8 +155,9 @@ export function registerBench(program: Command): void {
 }
 
 export function registerStudy(program: Command): void {
-  const study = program.command('study').description('studies: long-sequence scaling, MAE pre-training against training from scratch');
+  const study = program.command('study').description('studies: long-sequence scaling, MAE pre-training against training from scratch, PiT against DiT/2 as generators');
   registerPretrainStudy(study);
+  registerDitStudy(study);
   study
     .command('scaling')
     .description('training-step time and peak memory against image side, power-law fits per region, CSV/JSON and log-log plots (SVG, PNG)')

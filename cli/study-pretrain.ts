@@ -1,9 +1,9 @@
 // `pit study pretrain`: the small-scale Table 4 (bench/pretrain-study.ts): MAE pre-training +
 // fine-tuning against training from scratch, per encoder, over several seeds.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { maxSeed, parseModelName, selectBackend, type DataName } from '../lib/index.js';
+import { parseModelName, selectBackend, type DataName } from '../lib/index.js';
 import { runPretrainStudy } from '../bench/pretrain-study.js';
-import { deviceOption, integer, integers, names } from './args.js';
+import { deviceOption, integer, modelNames, seedList } from './args.js';
 import { stopSignals } from './run.js';
 
 interface StudyFlags {
@@ -20,25 +20,6 @@ interface StudyFlags {
   out: string;
 }
 
-function modelNames(value: string): string[] {
-  const list = names(value);
-  for (const name of list) {
-    try {
-      parseModelName(name);
-    } catch (e) {
-      throw new InvalidArgumentError((e as Error).message);
-    }
-  }
-  return list;
-}
-
-function seedList(value: string): number[] {
-  const seeds = integers(0)(value);
-  if (seeds.some((s) => s > maxSeed)) throw new InvalidArgumentError(`expected seeds below 2^32, got ${value}`);
-  if (new Set(seeds).size !== seeds.length) throw new InvalidArgumentError(`expected different seeds, got ${value}`);
-  return seeds;
-}
-
 function decay(value: string): number {
   const d = Number(value);
   if (!(d > 0 && d <= 1)) throw new InvalidArgumentError('expected a number in (0, 1] (1 is off)');
@@ -50,7 +31,7 @@ export function registerPretrainStudy(study: Command): void {
     .command('pretrain')
     .description('MAE pre-training + fine-tuning against training from scratch (the paper\'s Table 4, small): per model and seed, ' +
       '`pit pretrain`, `pit train --init` and `pit train`, then top-1/top-5 as mean ± std and the paired gain, a table, JSON and reconstruction figures')
-    .addOption(new Option('--models <list>', 'encoders (PiT and ViT/2 of one size by default)').argParser(modelNames)
+    .addOption(new Option('--models <list>', 'encoders (PiT and ViT/2 of one size by default)').argParser(modelNames(parseModelName))
       .default(['pit-d4w64h4', 'vit-d4w64h4/2'], 'pit-d4w64h4,vit-d4w64h4/2'))
     .addOption(new Option('--seeds <list>', 'seeds; each seeds a pre-training, a fine-tuning and a scratch run').argParser(seedList).default([0, 1, 2], '0,1,2'))
     .option('--pretrain-epochs <n>', 'epochs of MAE pre-training; the rest is the `pit pretrain` recipe', integer(1), 10)

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { PNG } from 'pngjs';
-import { meanStd, modelFolder, runPretrainStudy, type PretrainStudyOptions } from '../bench/pretrain-study.js';
+import { runPretrainStudy, type PretrainStudyOptions } from '../bench/pretrain-study.js';
+import { meanStd, modelFolder } from '../bench/study-runs.js';
 
 const tiny = (outDir: string, extra: Partial<PretrainStudyOptions> = {}): PretrainStudyOptions => ({
   models: ['pit-d1w16h2'], seeds: [0, 1], pretrainEpochs: 1, epochs: 1, layerDecay: 0.65, recipe: { imageSize: 7 }, device: 'cpu',
