@@ -29,7 +29,7 @@ export interface BenchResult {
   op: string;
   /** train/scaling: the model name ("pit-t", "vit-t/2", "pit-d4w64h4": lib/models/names.ts); kernels: absent. */
   model?: string;
-  /** train/scaling: the task whose step ran, "classify" or "mae" (MAE pre-training; `model` is its encoder). Absent (older lines, peers): "classify". */
+  /** train/scaling: the task whose step ran, "classify", "mae" (MAE pre-training; `model` is its encoder), "dit" (DiT training) or "dit-sample" (one guided DDPM step; op "sample_step"). Absent (older lines, peers): "classify". */
   task?: string;
   /** task "mae": the decoder, "d<depth>w<width>h<heads>" ("d8w512h16": MAE's). */
   decoder?: string;

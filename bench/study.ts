@@ -64,7 +64,7 @@ export interface ScalingOptions {
   models: string[];
   sides: number[];
   batch: number;
-  /** The step timed: 'classify' (default), 'mae' (the models as MAE encoders) or 'dit' (the DiT of each model's trunk, or a dit-… name). */
+  /** The step timed: 'classify' (default), 'mae' (the models as MAE encoders), 'dit' (the DiT of each model's trunk, or a dit-… name) or 'dit-sample' (one guided DDPM step of that DiT). */
   task?: BenchTask;
   /** 'mae': the decoder (default the task's for each encoder). */
   decoder?: DecoderSize;
@@ -127,9 +127,9 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
       maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
     }
   }
-  const all = [...results, ...(o.peer ?? []).filter((r) => r.op === 'train_step' && r.model && r.device === o.device && resultTask(r) === (o.task ?? 'classify'))];
+  const all = [...results, ...(o.peer ?? []).filter((r) => (r.op === 'train_step' || r.op === 'sample_step') && r.model && r.device === o.device && resultTask(r) === (o.task ?? 'classify'))];
   const fits = [...groups(all).values()].map((rs) => ({
-    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : rs[0]!.task === 'dit' ? { task: 'dit' } : {}),
+    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : rs[0]!.task === 'dit' || rs[0]!.task === 'dit-sample' ? { task: rs[0]!.task } : {}),
     time: fitPowerLaw(rs.map((r) => ({ x: r.shape.tokens!, y: r.ms }))),
     memory: fitPowerLaw(rs.filter((r) => r.peakBytes).map((r) => ({ x: r.shape.tokens!, y: r.peakBytes! }))),
   }));

@@ -3,15 +3,17 @@
 // random images, for ViT/PiT classifiers (task 'classify'), MAE pre-training of the same
 // encoders (task 'mae': the encoder on the int(N·(1 − r)) + 1 kept tokens, the decoder on all
 // N + 1) or DiT diffusion training (task 'dit': the hybrid diffusion loss of `pit diffuse`, on a
-// DiT named dit-… or with the trunk of a named pit-/vit- model) at chosen image sides. Also the
-// largest-image-side search that `pit study scaling --find-max` runs.
+// DiT named dit-… or with the trunk of a named pit-/vit- model) at chosen image sides; and one
+// step of DiT sampling (task 'dit-sample': a DDPM step with classifier-free guidance at DiT's
+// metric scale 1.5, so the DiT runs on 2·batch, then the fused update: what `pit sample` repeats
+// 250 times per image). Also the largest-image-side search that `pit study scaling --find-max` runs.
 //
-// images/s = batch / t_step (median step). Peak memory = the most tensor bytes live at once
+// images/s = batch / t_step (median step; for sampling, batch is the images drawn). Peak memory = the most tensor bytes live at once
 // during a step (weights, gradients, optimizer state and activations), as the addon counts
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
-  checkPrecision, classifyTask, decoderSize, ditModelName, ditTask, maeTokens, makeRecipe, parseDitName, parseModelName, pretrainTask, randn, recipeMaeConfig,
-  taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Task, type TaskModel,
+  checkPrecision, classifyTask, decoderSize, diffusionOf, ditModelName, ditTask, maeTokens, makeRecipe, noGrad, parseDitName, parseModelName, pretrainTask, randn,
+  recipeMaeConfig, sampleDiffusion, taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { resetPeakMemory } from '../lib/tensor.js';
@@ -21,7 +23,7 @@ import type { BenchResult, ResultKind } from './schema.js';
 import { timeIt } from './timing.js';
 
 /** The tasks `pit bench train --task` times: classification, MAE pre-training or DiT diffusion (lib/train/tasks). */
-export const benchTasks = ['classify', 'mae', 'dit'] as const;
+export const benchTasks = ['classify', 'mae', 'dit', 'dit-sample'] as const;
 export type BenchTask = (typeof benchTasks)[number];
 
 /** An MAE decoder's size; written d<depth>w<width>h<heads> as the model names are. */
@@ -144,6 +146,38 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
   }
 }
 
+/** The guidance scale of the timed sampling step: DiT's (and the paper's) for metrics. */
+export const BENCH_GUIDANCE = 1.5;
+
+/**
+ * One DDPM sampling step of the DiT `model` (a dit-… name) at `s`: sampleDiffusion over one
+ * respaced step with guidance BENCH_GUIDANCE (the DiT on [x; x] with labels [y; null], then the
+ * fused update), no gradients. Peak memory is that of one step, the weights included.
+ */
+export function measureSampleStep(model: string, device: Device, s: StepShape, options: { budgetMs?: number; timed?: boolean } = {}): Omit<StepMeasurement, 'tokens'> {
+  const precision = checkPrecision(s.precision ?? 'f32', device);
+  const recipe = makeRecipe(ditTask.recipe, { model, imageSize: null });
+  const dit = ditTask.model(recipe, { channels: s.channels, height: s.side, width: s.side, classes: s.classes }, device);
+  try {
+    const diffusion = diffusionOf(dit.config.timesteps);
+    const labels = Int32Array.from({ length: s.batch }, (_, i) => (i * 31) % s.classes);
+    const step = (i: number) => tidy(() => noGrad(() => sampleDiffusion(diffusion, (x, t, y) => dit.forward(x, t, y, { precision, train: false }), {
+      shape: [s.batch, s.channels, s.side, s.side], labels, steps: 1, guidanceScale: BENCH_GUIDANCE, nullLabel: s.classes, seed: i, device,
+    })));
+    native().synchronize(device);
+    resetPeakMemory();
+    step(0);
+    native().synchronize(device);
+    const mem = native().memory();
+    const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
+    if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, parameters: dit.parameterCount() };
+    const t = timeIt((i) => step(i + 1), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
+    return { ms: t.medianMs, repeats: t.repeats, peakBytes, parameters: dit.parameterCount() };
+  } finally {
+    dit.dispose();
+  }
+}
+
 /** measureTaskStep for `s.task`'s model (`s.model` the classifier or the MAE's encoder), with its token counts. */
 export function measureTrainStep(device: Device, s: TrainShape, options: { budgetMs?: number; timed?: boolean } = {}): StepMeasurement {
   const patch = modelPatch(s.model);
@@ -154,6 +188,10 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   if (task === 'classify') {
     if (s.model.startsWith('dit-')) throw new RangeError(`${s.model} is a DiT: time it with task 'dit'`);
     return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
+  }
+  if (task === 'dit-sample') {
+    const model = benchDitName(s.model);
+    return { ...measureSampleStep(model, device, s, options), tokens, model };
   }
   if (task === 'dit') {
     // The step's images come from `s`; the recipe gives the model and the optimizer (imageSize null: no check against a side).
@@ -168,11 +206,11 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
 
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
   return {
-    kind, op: 'train_step', model: m.model ?? s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
+    kind, op: s.task === 'dit-sample' ? 'sample_step' : 'train_step', model: m.model ?? s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
     impl: 'pit', device, dtype: s.precision ?? 'f32',
     shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens, ...(m.visibleTokens !== undefined ? { visibleTokens: m.visibleTokens } : {}) },
     ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',
-    formula: 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
+    formula: s.task === 'dit-sample' ? `batch / t_step (one DDPM step with guidance ${BENCH_GUIDANCE}: the DiT on 2·batch)` : 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
   };
 }
 
