@@ -125,7 +125,7 @@ export interface DiffusionStepScalars {
   /** DDIM (η = 0): √ᾱ_{t−1} and √(1 − ᾱ_{t−1}). */
   sqrtAlphaBarPrev: number;
   sqrtOneMinusAlphaBarPrev: number;
-  /** Classifier-free guidance: s·ε_c + (1 − s)·ε_u on output channels [0, guidedChannels). */
+  /** Classifier-free guidance: ε_u + s·(ε_c − ε_u) on output channels [0, guidedChannels). */
   guidanceScale: number;
   guidedChannels: number;
   /** Clip x̂₀ to [−1, 1]. */

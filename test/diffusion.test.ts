@@ -1,7 +1,8 @@
 // Gaussian diffusion (SPEC §4): the float64 schedule, q_sample, the posterior, the fused
 // hybrid loss and its gradient, respacing, and the samplers, each against a float64 reference
-// written here (guided-diffusion's formulas, transcribed literally), plus CPU-vs-GPU parity of
-// the device ops where a GPU is present.
+// (guided-diffusion's formulas, transcribed literally in diffusion-reference.ts, whose loss
+// derivatives are checked here against finite differences), plus CPU-vs-GPU parity of the
+// device ops where a GPU is present.
 import test from 'ava';
 import {
   backward, checkModelOutput, diffusionLoss, diffusionStep, diffusionVbTerms, drawTimesteps, GaussianDiffusion, linearBetas,
@@ -9,117 +10,12 @@ import {
   selectBackend, stepScalars, tensor, tidy, trainingLosses, type Denoiser, type Device, type Tensor,
 } from '../lib/index.js';
 import { substream } from '../lib/nn/forward.js';
-import { assertClose, randomF32, rng } from './helpers.js';
+import { assertClose, finiteDifferences, randomF32 } from './helpers.js';
+import {
+  lossCase, modelOutput, numpyBetas, refLoss, refLossGradient, refSchedule, refStep, refXt, type LossCase,
+} from './diffusion-reference.js';
 
-// ---- float64 references (guided-diffusion, literally) ------------------------------------
-interface RefSchedule {
-  betas: number[];
-  ac: number[];
-  acPrev: number[];
-  postVar: number[];
-  postLogVarClipped: number[];
-  coef1: number[];
-  coef2: number[];
-}
-
-/** gaussian_diffusion.py's arrays from its betas. */
-function refSchedule(betas: readonly number[]): RefSchedule {
-  const ac: number[] = [];
-  betas.forEach((b, i) => ac.push((i ? ac[i - 1]! : 1) * (1 - b)));
-  const acPrev = [1, ...ac.slice(0, -1)];
-  const postVar = betas.map((b, i) => (b * (1 - acPrev[i]!)) / (1 - ac[i]!));
-  const postLogVarClipped = postVar.map((v, i) => Math.log(i === 0 ? postVar[1]! : v));
-  const coef1 = betas.map((b, i) => (b * Math.sqrt(acPrev[i]!)) / (1 - ac[i]!));
-  const coef2 = betas.map((b, i) => ((1 - acPrev[i]!) * Math.sqrt(1 - b)) / (1 - ac[i]!));
-  return { betas: [...betas], ac, acPrev, postVar, postLogVarClipped, coef1, coef2 };
-}
-
-/** numpy.linspace(1e-4, 0.02, 1000). */
-const numpyBetas = Array.from({ length: 1000 }, (_, i) => (i === 999 ? 0.02 : i * ((0.02 - 0.0001) / 999) + 0.0001));
 const base = refSchedule(numpyBetas);
-
-const approxCdf = (x: number) => 0.5 * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
-
-/** losses.py's discretized_gaussian_log_likelihood for one element. */
-function refDiscretizedLogLikelihood(x: number, mean: number, logScale: number): number {
-  const centered = x - mean, inv = Math.exp(-logScale);
-  const cdfPlus = approxCdf(inv * (centered + 1 / 255)), cdfMin = approxCdf(inv * (centered - 1 / 255));
-  const logCdfPlus = Math.log(Math.max(cdfPlus, 1e-12));
-  const logOneMinusCdfMin = Math.log(Math.max(1 - cdfMin, 1e-12));
-  const logDelta = Math.log(Math.max(cdfPlus - cdfMin, 1e-12));
-  return x < -0.999 ? logCdfPlus : x > 0.999 ? logOneMinusCdfMin : logDelta;
-}
-
-/** losses.py's normal_kl for one element. */
-const refNormalKl = (mean1: number, logvar1: number, mean2: number, logvar2: number) =>
-  0.5 * (-1 + logvar2 - logvar1 + Math.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * Math.exp(-logvar2));
-
-/** _vb_terms_bpd for one element (bits): KL for t > 0, the decoder NLL at t = 0. */
-function refVb(s: RefSchedule, t: number, epsHat: number, v: number, x0: number, xt: number): number {
-  const predX0 = Math.sqrt(1 / s.ac[t]!) * xt - Math.sqrt(1 / s.ac[t]! - 1) * epsHat;
-  const modelMean = s.coef1[t]! * predX0 + s.coef2[t]! * xt;
-  const trueMean = s.coef1[t]! * x0 + s.coef2[t]! * xt;
-  const minLog = s.postLogVarClipped[t]!, maxLog = Math.log(s.betas[t]!);
-  const frac = (v + 1) / 2;
-  const modelLogVar = frac * maxLog + (1 - frac) * minLog;
-  if (t === 0) return -refDiscretizedLogLikelihood(x0, modelMean, 0.5 * modelLogVar) / Math.LN2;
-  return refNormalKl(trueMean, minLog, modelMean, modelLogVar) / Math.LN2;
-}
-
-/** A tiny loss case: x0, noise, ε̂, v (B, C, H, W) with sample b at ts[b]. */
-interface LossCase {
-  shape: [number, number, number, number];
-  ts: number[];
-  x0: Float64Array;
-  noise: Float64Array;
-  epsHat: Float64Array;
-  v: Float64Array;
-}
-
-function lossCase(ts: number[], C: number, side: number, seed: number): LossCase {
-  const B = ts.length, n = B * C * side * side;
-  const r = rng(seed);
-  // x0 on the 8-bit grid of [−1, 1], with both edges present (the NLL's three branches).
-  const x0 = Float64Array.from({ length: n }, (_, i) => (i % 5 === 0 ? -1 : i % 5 === 1 ? 1 : Math.round(r() * 255) / 127.5 - 1));
-  const noise = randomF32(n);
-  const epsHat = Float64Array.from(Float32Array.from(noise.map((e) => e + 0.5 * (r() - 0.5))));
-  const v = Float64Array.from(Float32Array.from({ length: n }, () => 1.8 * r() - 0.9));
-  return { shape: [B, C, side, side], ts, x0, noise, epsHat, v };
-}
-
-/** The model output (B, 2C, H, W) = [ε̂; v] per sample. */
-function modelOutput(c: LossCase, epsHat = c.epsHat, v = c.v): Float64Array {
-  const [B, C, H, W] = c.shape, per = C * H * W;
-  const out = new Float64Array(2 * B * per);
-  for (let b = 0; b < B; b++) {
-    out.set(epsHat.subarray(b * per, (b + 1) * per), 2 * b * per);
-    out.set(v.subarray(b * per, (b + 1) * per), 2 * b * per + per);
-  }
-  return out;
-}
-
-/** x_t in float64 from f32-rounded x0 and noise, rounded to f32 (the op's input). */
-function refXt(c: LossCase): Float64Array {
-  const per = c.x0.length / c.ts.length;
-  return Float64Array.from(Float32Array.from(c.x0, (x, i) => {
-    const t = c.ts[Math.floor(i / per)]!;
-    return Math.sqrt(base.ac[t]!) * x + Math.sqrt(1 - base.ac[t]!) * c.noise[i]!;
-  }));
-}
-
-/** MSE + mean vb with ε̂ in the MSE and `epsHatVb` in the vb term (ε̂ itself: not detached). */
-function refLoss(c: LossCase, xt: Float64Array, epsHat: Float64Array, v: Float64Array, epsHatVb: Float64Array) {
-  const per = c.x0.length / c.ts.length, n = c.x0.length;
-  let mse = 0, vb = 0;
-  const vbs = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    mse += (epsHat[i]! - c.noise[i]!) ** 2;
-    vbs[i] = refVb(base, c.ts[Math.floor(i / per)]!, epsHatVb[i]!, v[i]!, c.x0[i]!, xt[i]!);
-    vb += vbs[i]!;
-  }
-  return { mse: mse / n, vb: vb / n, vbs };
-}
-
 const diffusion = new GaussianDiffusion();
 
 function lossTensors(c: LossCase, device: Device = 'cpu') {
@@ -127,7 +23,7 @@ function lossTensors(c: LossCase, device: Device = 'cpu') {
   return {
     out: tensor(Float32Array.from(modelOutput(c)), [B, 2 * C, H, W], { device, requiresGrad: true }),
     x0: tensor(Float32Array.from(c.x0), c.shape, { device }),
-    xt: tensor(Float32Array.from(refXt(c)), c.shape, { device }),
+    xt: tensor(Float32Array.from(refXt(base, c)), c.shape, { device }),
     noise: tensor(Float32Array.from(c.noise), c.shape, { device }),
     coefs: tensor(lossCoefficients(diffusion, c.ts), [B, 7], { device }),
   };
@@ -238,12 +134,12 @@ test('perSampleAxpby: a[b]·x + c[b]·y and a[b]·x, with gradients to x and y',
 test('normal KL and discretised NLL per element (diffusionVbTerms) against float64, t > 0 and t = 0 in one batch', (t) => {
   for (const ts of [[0, 37], [999, 0, 500]]) {
     const c = lossCase(ts, 1, 2, 17 + ts.length);
-    const xt = refXt(c);
+    const xt = refXt(base, c);
     const got = tidy(() => {
       const { out, x0, xt: xtT, coefs } = lossTensors(c);
       return diffusionVbTerms(out, x0, xtT, coefs).toArray();
     });
-    const { vbs } = refLoss(c, xt, c.epsHat, c.v, c.epsHat);
+    const { vbs } = refLoss(base, c, xt, c.epsHat, c.v, c.epsHat);
     // f32 against float64: x̂₀ = √(1/ᾱ)·x_t − √(1/ᾱ − 1)·ε̂ cancels at large t (√(1/ᾱ) ≈ 157 at t = 999).
     assertClose(t, got, vbs, { atol: 1e-4, rtol: 2e-4, label: `vb terms, t = [${ts.join(', ')}]` });
   }
@@ -265,20 +161,20 @@ test('the NLL at t = 0 against float64 over the edges, the bins and far tails (t
   const n = xs.length;
   const c: LossCase = { shape: [1, 1, 1, n], ts: [0], x0: Float64Array.from(xs), noise: randomF32(n), epsHat: new Float64Array(n), v: Float64Array.from({ length: n }, (_, i) => (i % 3) - 1) };
   c.epsHat = Float64Array.from(Float32Array.from(c.noise.map((e, i) => e + offsets[i]!)));
-  const xt = refXt(c);
+  const xt = refXt(base, c);
   const got = tidy(() => {
     const { out, x0, xt: xtT, coefs } = lossTensors(c);
     return diffusionVbTerms(out, x0, xtT, coefs).toArray();
   });
-  const { vbs } = refLoss(c, xt, c.epsHat, c.v, c.epsHat);
+  const { vbs } = refLoss(base, c, xt, c.epsHat, c.v, c.epsHat);
   t.is(vbs.filter((v) => Math.abs(v - -Math.log(1e-12) / Math.LN2) < 1e-9).length > 0, true, 'the reference reaches the clamp');
   assertClose(t, got, vbs, { atol: 1e-3, rtol: 1e-4, label: 'NLL bits' });
 });
 
 test('diffusionLoss: MSE and the VLB term against float64 (B = 2, C = 1, 2×2, t = 0 and t > 0)', (t) => {
   const c = lossCase([0, 37], 1, 2, 41);
-  const xt = refXt(c);
-  const ref = refLoss(c, xt, c.epsHat, c.v, c.epsHat);
+  const xt = refXt(base, c);
+  const ref = refLoss(base, c, xt, c.epsHat, c.v, c.epsHat);
   const got = tidy(() => {
     const { out, x0, xt: xtT, noise, coefs } = lossTensors(c);
     const { loss, terms } = noGrad(() => diffusionLoss(out, x0, xtT, noise, coefs));
@@ -291,7 +187,7 @@ test('diffusionLoss: MSE and the VLB term against float64 (B = 2, C = 1, 2×2, t
 
 test('diffusionLoss gradient by finite differences: ε̂ gets the MSE\'s only (no VLB gradient), v the VLB\'s', (t) => {
   const c = lossCase([0, 37], 1, 2, 43);
-  const xt = refXt(c);
+  const xt = refXt(base, c);
   const n = c.x0.length;
   const got = tidy(() => {
     const { out, x0, xt: xtT, noise, coefs } = lossTensors(c);
@@ -312,7 +208,7 @@ test('diffusionLoss gradient by finite differences: ε̂ gets the MSE\'s only (n
     const at = (delta: number) => {
       const e = Float64Array.from(c.epsHat), v = Float64Array.from(c.v);
       (which === 'eps' ? e : v)[i] += delta;
-      const r = refLoss(c, xt, e, v, detached ? c.epsHat : e);
+      const r = refLoss(base, c, xt, e, v, detached ? c.epsHat : e);
       return r.mse + r.vb;
     };
     return (at(h) - at(-h)) / (2 * h);
@@ -326,6 +222,48 @@ test('diffusionLoss gradient by finite differences: ε̂ gets the MSE\'s only (n
   const attached = fd('eps', false);
   const vbShare = attached.map((g, i) => Math.abs(g - fdEps[i]!));
   t.true(Math.max(...vbShare) > 100 * 1e-5, `the VLB would move ε̂ by up to ${Math.max(...vbShare)}: detaching is visible`);
+});
+
+test('the loss\'s derivative references (refLossGradient, used by the non-finite sweep) against central differences of the float64 loss', (t) => {
+  // t = 0 (the NLL), 1, 500 and 999 (the KL); lossCase puts x0 = −1 at every fifth element and
+  // +1 after it, so the t = 0 sample holds all three NLL branches.
+  const c = lossCase([0, 1, 500, 999], 1, 3, 53);
+  const xt = refXt(base, c), n = c.x0.length, per = n / c.ts.length, dloss = 0.7;
+  const branch = (x: number) => (x < -0.999 ? 'below -0.999' : x > 0.999 ? 'above 0.999' : 'a bin');
+  t.deepEqual(new Set(Array.from(c.x0.subarray(0, per), branch)).size, 3, 'the t = 0 sample covers the three NLL branches');
+  // ε̂ is detached in the vb term: it stays c.epsHat there while the MSE sees the probed copy.
+  const loss = ([epsHat, v]: Float64Array[]) => {
+    const r = refLoss(base, c, xt, epsHat!, v!, c.epsHat);
+    return dloss * (r.mse + r.vb);
+  };
+  const [fdEps] = finiteDifferences(loss, [Float64Array.from(c.epsHat), Float64Array.from(c.v)], 1e-5);
+  // The loss is a sum of per-element terms, each with its own v: ∂loss/∂v_i is the difference
+  // of element i's term alone, with h moving the model's log variance by 1e-4 (h = 1e-4 /
+  // |dL/dv|): at large t, log β_t and log β̃_t nearly meet and a fixed h in v would move the
+  // term by less than the whole sum's rounding.
+  const fdV = Float64Array.from(c.v, (_, i) => {
+    const s = c.ts[Math.floor(i / per)]!, h = 1e-4 / Math.abs((Math.log(base.betas[s]!) - base.postLogVarClipped[s]!) / 2);
+    return finiteDifferences(([v]) => (dloss * refLoss(base, c, xt, c.epsHat, v!, c.epsHat).vbs[i]!) / n, [Float64Array.from(c.v)], h)[0]![i]!;
+  });
+  const { dEpsHat, dv } = refLossGradient(base, c, xt, dloss);
+  assertClose(t, dEpsHat, fdEps!, { atol: 1e-10, rtol: 1e-6, label: 'dε̂ = 2(ε̂ − ε)/n·dloss' });
+  for (let b = 0; b < c.ts.length; b++) {
+    const at = (x: Float64Array) => x.subarray(b * per, (b + 1) * per);
+    const scale = Math.max(...Array.from(at(fdV), Math.abs));
+    assertClose(t, at(dv), at(fdV), { atol: 1e-5 * scale, rtol: 1e-5, label: `dv at t = ${c.ts[b]}` });
+  }
+
+  // Where the clamp holds p at 1e-12 (the mean 60 bin widths or more outside x0's bin, in each
+  // branch) the loss does not move with v: the reference's gradient is 0, as is the difference.
+  const far: LossCase = { shape: [1, 1, 1, 4], ts: [0], x0: Float64Array.from([-1, 1, 0.2, -0.5]), noise: randomF32(4),
+    epsHat: new Float64Array(4), v: Float64Array.from([-0.5, 0, 0.5, 0.9]) };
+  far.epsHat = Float64Array.from(Float32Array.from(far.noise.map((e, i) => e + [-60, 60, 40, -40][i]!)));
+  const farXt = refXt(base, far);
+  const clamped = -Math.log(1e-12) / Math.LN2;
+  t.deepEqual(Array.from(refLoss(base, far, farXt, far.epsHat, far.v, far.epsHat).vbs), [clamped, clamped, clamped, clamped], 'every element is clamped');
+  const [, farFd] = finiteDifferences(([e, v]) => refLoss(base, far, farXt, e!, v!, far.epsHat).vb, [Float64Array.from(far.epsHat), Float64Array.from(far.v)], 1e-5);
+  t.true(refLossGradient(base, far, farXt, 1).dv.every((g) => g === 0), 'the reference: no gradient where clamped');
+  t.true(farFd!.every((g) => g === 0), 'the difference: the clamped term is constant');
 });
 
 test('trainingLosses: a pure function of (seed, step); t and ε from their substreams; the loss is the fused op on them', (t) => {
@@ -355,10 +293,10 @@ test('trainingLosses: a pure function of (seed, step); t and ε from their subst
   // Recompute from the same substreams in float64.
   const noise = tidy(() => Float64Array.from(randn(shape, substream({ seed: 9, offset: 3 }, 'noise')).toArray()));
   const c: LossCase = { shape: [B, 1, 2, 2], ts: a.t, x0: Float64Array.from(Float32Array.from(x0Values)), noise, epsHat: new Float64Array(16), v: new Float64Array(16) };
-  const xt = refXt(c);
+  const xt = refXt(base, c);
   c.epsHat = xt.map((x) => Math.fround(0.5 * x));
   c.v = Float64Array.from({ length: 16 }, (_, i) => Math.fround(0.1 * Math.floor(i / 4) - 0.2));
-  const ref = refLoss(c, xt, c.epsHat, c.v, c.epsHat);
+  const ref = refLoss(base, c, xt, c.epsHat, c.v, c.epsHat);
   assertClose(t, a.terms, [ref.mse, ref.vb], { atol: 1e-5, rtol: 1e-4, label: 'terms' });
   // Without learned σ the loss is the plain MSE.
   const plain = tidy(() => {
@@ -440,21 +378,6 @@ function toyDenoiser(C: number, learned = true, seen?: number[]): Denoiser {
       }
     return tensor(out, [B, outC, H, W], { device: x.device });
   });
-}
-
-/** guided-diffusion's p_sample (and ddim_sample, η = 0) for one element, float64. */
-function refStep(s: RefSchedule, i: number, eps: number, v: number | null, x: number, z: number | null, clip: boolean, ddim: boolean): number {
-  let pred = Math.sqrt(1 / s.ac[i]!) * x - Math.sqrt(1 / s.ac[i]! - 1) * eps;
-  if (clip) pred = Math.max(-1, Math.min(1, pred));
-  if (ddim) {
-    const e = (Math.sqrt(1 / s.ac[i]!) * x - pred) / Math.sqrt(1 / s.ac[i]! - 1);
-    return pred * Math.sqrt(s.acPrev[i]!) + Math.sqrt(1 - s.acPrev[i]!) * e;
-  }
-  const mean = s.coef1[i]! * pred + s.coef2[i]! * x;
-  if (z === null) return mean;
-  const frac = (v! + 1) / 2;
-  const logVar = v === null ? Math.log(i ? s.betas[i]! : s.postVar[1]!) : frac * Math.log(s.betas[i]!) + (1 - frac) * s.postLogVarClipped[i]!;
-  return mean + Math.exp(0.5 * logVar) * z;
 }
 
 test('one sampling step (diffusionStep) against float64: ancestral with guidance, DDIM, DiT\'s channel slice, fixed σ', (t) => {

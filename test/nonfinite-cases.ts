@@ -1,15 +1,19 @@
 // Non-finite inputs through every op, forward and backward, against float64 references: NaN,
 // +Inf and -Inf are placed in each input in turn (one at a time, then all three at once), and
 // every output must be non-finite exactly where the reference is (finitenessMismatches).
-// Where an op's definition absorbs a value (a token outside the MSE mask, a 0 weight), the
-// reference says so and the op must agree.
+// Where an op's definition absorbs a value (a token outside the MSE mask, a 0 weight, a
+// probability clamped at 1e-12, a clipped x̂₀), the reference says so and the op must agree.
 //
 // Not a test file: test/nonfinite.test.ts runs these cases in child processes under
 // PIT_CPU_ISA=avx512|avx2|scalar (the ISA is fixed when the addon loads), and
 // test/cuda-ops.test.ts runs them on the GPU. Run directly (`node dist/test/nonfinite-cases.js`)
 // it prints a JSON report for the device in PIT_DEVICE (default cpu).
 import { pathToFileURL } from 'node:url';
+import { GaussianDiffusion, lossCoefficients, stepScalars } from '../lib/diffusion/index.js';
 import { native, selectBackend, type NativeAddon, type NativeTensor } from '../lib/native.js';
+import {
+  lossCase, modelOutput, numpyBetas, refLoss, refLossGradient, refSchedule, refStep, refXt, splitModelOutput, type LossCase,
+} from './diffusion-reference.js';
 import { attentionReference, finitenessMismatches, NON_FINITE, prod, randomNormal, rng, type AttentionDims } from './helpers.js';
 
 export type Device = 'cpu' | 'cuda';
@@ -109,6 +113,104 @@ const ATTENTION_DIMS: AttentionDims[] = [
   { B: 1, L: 1, H: 1, D: 16 },    // a single key: its score alone sets the max
 ];
 
+/** Uniform draws u in [0, 1) mapped onto one of `elements` (indices into the input). */
+const pokeAt = (input: string, label: string, elements: readonly number[]): Poke =>
+  ({ input, label, index: (u) => elements[Math.floor(u * elements.length)]! });
+/** Element e of (rows, C, N) as an index of the model output (rows, 2C, N): its ε̂ (part 0) or v (part 1). */
+const inModelOutput = (e: number, part: 0 | 1, per: number) => {
+  const b = Math.floor(e / per);
+  return (2 * b + part) * per + (e - b * per);
+};
+
+/**
+ * The hybrid diffusion loss, forward and backward: samples at t = 0 (the discretised NLL), 1,
+ * 500 and 999 (the KL), x (4, 2, 3, 3); x0 on the 8-bit grid of [−1, 1] with both edges
+ * (lossCase), x_t = q_sample(x0, ε), ε̂ near ε, v in [−0.9, 0.9]; the coefficients from the real
+ * schedule, never poked (they are float64 schedule values). ε̂ at t = 0 is poked in each branch
+ * of the NLL (x0 = −1, x0 = 1, a bin inside), the other inputs at t = 0 and at t > 0.
+ */
+function diffusionLossSpecs(): Spec[] {
+  const schedule = refSchedule(numpyBetas);
+  const c = lossCase([0, 1, 500, 999], 2, 3, 61);
+  const [B, C, H, W] = c.shape, per = C * H * W, image = [B, C, H, W], outShape = [B, 2 * C, H, W];
+  const xt = refXt(schedule, c);
+  const coefs = Float64Array.from(lossCoefficients(new GaussianDiffusion(), c.ts));
+  const all = Array.from({ length: B * per }, (_, e) => e);
+  const atT0 = all.filter((e) => c.ts[Math.floor(e / per)] === 0), later = all.filter((e) => c.ts[Math.floor(e / per)]! > 0);
+  /** A poke of the model output's ε̂ (part 0) or v (part 1) at one of `elements` of (B, C, ...). */
+  const inModel = (part: 0 | 1, label: string, elements: number[]): Poke =>
+    ({ input: 'modelOut', label, index: (u) => inModelOutput(elements[Math.floor(u * elements.length)]!, part, per) });
+  const pokes: (string | Poke)[] = [
+    inModel(0, 'ε̂ at t = 0, x0 = -1', atT0.filter((e) => c.x0[e]! < -0.999)),
+    inModel(0, 'ε̂ at t = 0, x0 = 1', atT0.filter((e) => c.x0[e]! > 0.999)),
+    inModel(0, 'ε̂ at t = 0, x0 in a bin', atT0.filter((e) => Math.abs(c.x0[e]!) <= 0.999)),
+    inModel(0, 'ε̂ at t > 0', later), inModel(1, 'v at t = 0', atT0), inModel(1, 'v at t > 0', later),
+    pokeAt('x0', 'x0 at t = 0', atT0), pokeAt('x0', 'x0 at t > 0', later),
+    pokeAt('xt', 'xt at t = 0', atT0), pokeAt('xt', 'xt at t > 0', later),
+    'noise',
+  ];
+  const f32 = { modelOut: outShape, x0: image, xt: image, noise: image, coefs: [B, 7] };
+  const values = { modelOut: () => modelOutput(c), x0: () => c.x0, xt: () => xt, noise: () => c.noise, coefs: () => coefs };
+  /** The (poked) inputs as a LossCase, ε̂ and v from the model output. */
+  const caseOf = (x: Record<string, F64>): LossCase => ({ ...c, x0: x.x0!, noise: x.noise!, ...splitModelOutput(x.modelOut!, c.shape) });
+  return [{
+    f32, values, outputs: { loss: [1], terms: [2], vb: image }, poke: pokes,
+    call: (a, t) => a.diffusionLossForward(t.loss!, t.terms!, t.vb!, t.modelOut!, t.x0!, t.xt!, t.noise!, t.coefs!),
+    reference: (x) => {
+      const k = caseOf(x);
+      const r = refLoss(schedule, k, x.xt!, k.epsHat, k.v, k.epsHat);
+      return { loss: [r.mse + r.vb], terms: [r.mse, r.vb], vb: r.vbs };
+    },
+  }, {
+    f32: { ...f32, dloss: [1] }, values: { ...values, dloss: () => Float64Array.of(0.7) }, outputs: { dout: outShape },
+    poke: [...pokes, 'dloss'],
+    call: (a, t) => a.diffusionLossBackward(t.dout!, t.dloss!, t.modelOut!, t.x0!, t.xt!, t.noise!, t.coefs!),
+    reference: (x) => {
+      const k = caseOf(x);
+      const g = refLossGradient(schedule, k, x.xt!, x.dloss![0]!);
+      return { dout: modelOutput(k, g.dEpsHat, g.dv) };
+    },
+  }];
+}
+
+/**
+ * One sampling step's cases on the real schedule (T = 1000), x (2, 3, 4, 5): ancestral with
+ * learned σ, guidance and noise; DDIM with guidance, unclipped (as for latents); the last
+ * ancestral step (t = 0), which adds no noise. Guided steps read the model output (2B, 2C, ...),
+ * conditional rows first; the variance always comes from the conditional half (SPEC §4).
+ */
+function diffusionStepSpecs(): Spec[] {
+  const schedule = refSchedule(numpyBetas), diffusion = new GaussianDiffusion();
+  const B = 2, C = 3, H = 4, W = 5, per = C * H * W, image = [B, C, H, W];
+  /** Element e of x (B, C, ...) in the model output: ε̂ or v, in the conditional (half 0) or unconditional rows. */
+  const at = (e: number, part: 0 | 1, half: 0 | 1) => inModelOutput(half * B * per + e, part, per);
+  const pokeOut = (label: string, part: 0 | 1, half: 0 | 1): Poke =>
+    ({ input: 'modelOut', label, index: (u) => at(Math.floor(u * B * per), part, half) });
+  const cases = [
+    { index: 600, ddim: false, clip: true, scale: 4, noise: true },
+    { index: 300, ddim: true, clip: false, scale: 1.5, noise: false },
+    { index: 0, ddim: false, clip: true, scale: null, noise: false },
+  ];
+  return cases.map(({ index, ddim, clip, scale, noise }): Spec => {
+    const step = stepScalars(diffusion, index, { sampler: ddim ? 'ddim' : 'ddpm', clipDenoised: clip, guidanceScale: scale ?? undefined,
+      guidedChannels: scale === null ? 0 : C });
+    const halves: [0 | 1, string][] = scale === null ? [[0, '']] : [[0, ' (conditional)'], [1, ' (unconditional)']];
+    return {
+      f32: { modelOut: [halves.length * B, 2 * C, H, W], xt: image, ...(noise ? { noise: image } : {}) },
+      outputs: { xNext: image },
+      poke: [...halves.flatMap(([half, name]) => [pokeOut(`ε̂${name}`, 0, half), pokeOut(`v${name}`, 1, half)]), 'xt', ...(noise ? ['noise'] : [])],
+      call: (a, t) => a.diffusionStep(t.xNext!, t.modelOut!, t.xt!, t.noise ?? null, step),
+      reference: (x) => ({ xNext: map(x.xt!, (xt, e) => {
+        const out = x.modelOut!, cond = out[at(e, 0, 0)]!;
+        // SPEC §4's guidance on the C noise channels, ε = ε_u + s·(ε_c − ε_u): an infinite ε_u
+        // gives NaN (∞ − ∞), which clipping x̂₀ does not hide.
+        const eps = scale === null ? cond : out[at(e, 0, 1)]! + scale * (cond - out[at(e, 0, 1)]!);
+        return refStep(schedule, index, eps, out[at(e, 1, 0)]!, xt, noise ? x.noise![e]! : null, clip, ddim);
+      }) }),
+    };
+  });
+}
+
 function specs(): Record<string, Spec[]> {
   const M = 37, N = 45, K = 70;     // GEMM tails in every dimension
   const R = 6, C = 80;              // rows, width: a ragged last vector at 16 and 8 lanes
@@ -131,6 +233,7 @@ function specs(): Record<string, Spec[]> {
     return { out, mean, rstd };
   };
   const modShape = [B, L, C], perSample = [B, C];
+  const image = [3, 3, 5, 7], perImage = 105;  // per-sample ops: (B, C, H, W), ragged at 16 and 8 lanes
 
   return {
     matmul: [{
@@ -465,6 +568,21 @@ function specs(): Record<string, Spec[]> {
       },
       reference: (x) => ({ x: x.x! }),
     }],
+
+    'per-sample axpby': [true, false].map((withY): Spec => ({
+      f32: { x: image, a: [3], ...(withY ? { y: image, c: [3] } : {}) },
+      outputs: { out: image },
+      poke: withY ? ['x', 'y', 'a', 'c'] : ['x', 'a'],
+      call: (a, t) => a.perSampleAxpby(t.out!, t.x!, t.y ?? null, t.a!, t.c ?? null),
+      reference: (x) => ({ out: map(x.x!, (v, i) => {
+        const b = Math.floor(i / perImage);
+        return withY ? x.a![b]! * v + x.c![b]! * x.y![i]! : x.a![b]! * v;
+      }) }),
+    })),
+
+    'diffusion loss': diffusionLossSpecs(),
+
+    'diffusion step': diffusionStepSpecs(),
   };
 }
 

@@ -10,7 +10,8 @@ import type { CaseResult } from './nonfinite-cases.js';
 
 const script = fileURLToPath(new URL('./nonfinite-cases.js', import.meta.url));
 const OPS = ['matmul', 'attention', 'layernorm', 'gelu', 'silu', 'modulate', 'gated residual', 'elementwise',
-  'softmax cross-entropy', 'mse', 'reductions', 'tokens and permute', 'adamw', 'grad norm', 'cast'];
+  'softmax cross-entropy', 'mse', 'reductions', 'tokens and permute', 'adamw', 'grad norm', 'cast', 'per-sample axpby',
+  'diffusion loss', 'diffusion step'];
 
 interface Report {
   backend: string;

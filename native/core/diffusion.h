@@ -125,7 +125,7 @@ struct Step {
   float log_var_min;       // learned range: log β̃_t clipped (fixed variance: unused)
   float sqrt_ab_prev;      // DDIM: √ᾱ_{t−1} (1 at the first index)
   float sqrt_one_minus_ab_prev;  // DDIM: √(1 − ᾱ_{t−1})
-  float guidance_scale;    // s: ε = s·ε_c + (1 − s)·ε_u on the guided channels
+  float guidance_scale;    // s: ε = ε_u + s·(ε_c − ε_u) on the guided channels
   int32_t guided_channels; // output channels [0, g) are guided (C: the noise; 3: DiT's slice)
   bool clip;               // clip x̂₀ to [-1, 1]
   bool ddim;               // DDIM (η = 0) instead of the ancestral step
@@ -154,11 +154,17 @@ PIT_HOST_DEVICE inline float step_element(float eps, float v, bool learned_sigma
   return mean + expf(0.5f * log_var) * z;
 }
 
-// The guided value of output channel k: s·cond + (1 − s)·uncond when k is guided (s = 1 gives
-// cond exactly), else cond. uncond is null without guidance.
+// The guided value of output channel k: uncond + s·(cond − uncond) when k is guided (SPEC §4,
+// DiT's forward_with_cfg), else cond. uncond is null without guidance. Written as the SPEC
+// writes it, not as s·cond + (1 − s)·uncond: equal up to rounding for finite values, but an
+// infinite uncond must give NaN (∞ − ∞), not ∓∞, which clipping x̂₀ would turn into a finite
+// sample and so hide a diverged model. s = 1 is cond + 0·uncond: exactly cond for a finite
+// uncond and NaN for a non-finite one, as the SPEC's form gives (s = 0 gives uncond exactly).
 PIT_HOST_DEVICE inline float guided(const float* cond, const float* uncond, int64_t i, int64_t channel, const Step& s) {
   if (!uncond || channel >= s.guided_channels) return cond[i];
-  return s.guidance_scale * cond[i] + (1.0f - s.guidance_scale) * uncond[i];
+  const float c = cond[i], u = uncond[i];
+  if (s.guidance_scale == 1.0f) return c + 0.0f * u;
+  return u + s.guidance_scale * (c - u);
 }
 
 }  // namespace pit::diffusion
