@@ -139,7 +139,11 @@ export async function runDitStudy(options: DitStudyOptions): Promise<DitStudyRep
   const classifier = classifierFromCheckpoint(classifierPath, { device: options.device, command: 'study dit' });
   let floor: DitStudyFloor | null = null;
   try {
-    const real = classifyTask.data(makeRecipe(classifyTask.recipe, { ...classifier.recipe, ...(options.recipe?.dataDir ? { dataDir: options.recipe.dataDir } : {}) }));
+    const classifierRecipe = makeRecipe(classifyTask.recipe, { ...classifier.recipe, ...(options.recipe?.dataDir ? { dataDir: options.recipe.dataDir } : {}) });
+    // Its features would be those of permuted pixels, and the DiT's samples are not permuted.
+    if (classifierRecipe.permuteSwaps > 0)
+      throw new RangeError(`study dit: ${classifier.checkpoint} was trained on permuted pixels (permuteSwaps ${classifierRecipe.permuteSwaps}); generation is scored with a classifier trained without a permutation`);
+    const real = classifyTask.data(classifierRecipe);
     const name = `${classifier.checkpoint} (${modelName(classifier.config)}, ${classifier.config.dim} features)`;
     for (const model of models)
       for (const seed of seeds) {

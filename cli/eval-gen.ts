@@ -114,6 +114,9 @@ export function registerEvalGen(program: Command): void {
       const classifier = classifierFromCheckpoint(flags.classifier, { ema: flags.ema, verify: !flags.skipChecksum, device, command: 'eval-gen' });
       try {
         const recipe = makeRecipe(classifyTask.recipe, { ...classifier.recipe, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
+        // Its features would be those of permuted pixels, and the samples are not permuted.
+        if (recipe.permuteSwaps > 0)
+          throw new RangeError(`eval-gen: ${classifier.checkpoint} was trained on permuted pixels (--permute-swaps ${recipe.permuteSwaps}); generation is scored with a classifier trained without a permutation`);
         const real = classifyTask.data(recipe);
         const name = `${classifier.checkpoint} (${modelName(classifier.config)}${flags.ema ? ', EMA' : ''}, ${classifier.config.dim} features)`;
         const metrics = evaluateGeneration({ classifier: { ...classifier, name }, samples, labels, real, n: flags.n, seed: flags.seed, batchSize: flags.batchSize });

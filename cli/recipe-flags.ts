@@ -5,15 +5,19 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField } from '../lib/index.js';
 
 const countWords = ['zero', 'one', 'two', 'three', 'four'];
+/** What a parser returns for a rule's nullWord: commander stores a parsed null as '', so null travels as this to typed(). */
+const NULL_VALUE = Symbol('null');
 
 /** A flag's text as the rule's value, or commander's InvalidArgumentError saying what the rule wants. */
 function parser(rule: FieldRule): ((value: string) => unknown) | null {
   if (rule.kind === 'boolean' || rule.kind === 'choice') return null;  // commander parses these
+  const nullWord = rule.kind === 'integer' ? rule.nullWord : undefined;
   return (text: string) => {
+    if (nullWord !== undefined && text.trim() === nullWord) return NULL_VALUE;
     const value = rule.kind === 'text' ? text : text.trim() === '' ? Number.NaN : Number(text);
     const problem = textProblem(rule, value);
     if (problem) throw new InvalidArgumentError(problem);
-    if (!obeys(rule, value)) throw new InvalidArgumentError(`expected ${ruleText(rule)}`);
+    if (!obeys(rule, value)) throw new InvalidArgumentError(`expected ${ruleText(rule, nullWord)}`);
     return value;
   };
 }
@@ -73,7 +77,8 @@ export function recipeFlags<R>(fields: readonly RecipeField<R>[], defaults: Read
       for (const { field, options } of byField) {
         const name = options[0]!.attributeName();
         if (command.getOptionValueSource(name) !== 'cli') continue;
-        const value = command.getOptionValue(name);
+        const given = command.getOptionValue(name);
+        const value = given === NULL_VALUE ? null : given;
         const keys = fieldKeys(field);
         if (keys.length > 1) keys.forEach((k, i) => (recipe[k] = (value as unknown[])[i]));
         else recipe[keys[0]!] = value;

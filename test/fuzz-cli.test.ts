@@ -19,6 +19,12 @@ const commands: { argv: string[]; positional?: number }[] = [
   { argv: ['bench', 'compare'], positional: 2 },
 ];
 
+/**
+ * A stack trace's frame line ("    at f (file:///…/x.js:1:2)", "    at node:internal/…:3:4"),
+ * not a wrapped help line that happens to start with "at".
+ */
+const stackFrame = /^\s+at (?:.+ \()?(?:file:|node:|\/)\S*:\d+:\d+\)?$/m;
+
 /** The long flags a command declares (without --help), plus ones it does not. */
 function flagsOf(program: Command, argv: string[]): string[] {
   let c = program;
@@ -46,7 +52,7 @@ test('fuzz: 400 random pit train / eval / diffuse / sample / bench argument list
       counts.parsed++; // a command without an action (none here) would end up here
     } catch (err) {
       if (err instanceof Parsed) counts.parsed++;
-      else if (err instanceof CommanderError && err.exitCode === 1 && /'-{0,2}\w/.test(err.message) && !/\n\s+at /.test(output.join(''))) counts.cleanErrors++;
+      else if (err instanceof CommanderError && err.exitCode === 1 && /'-{0,2}\w/.test(err.message) && !stackFrame.test(output.join(''))) counts.cleanErrors++;
       else {
         counts.crashes++;
         t.fail(`pit ${argv.join(' ')}: ${(err as Error).stack}\n${output.join('')}`);

@@ -172,6 +172,7 @@ test('a run saved before the runner (model "custom") resumes exactly and evaluat
   fresh.model.dispose();
   const [a, b] = [old, straight].map((dir) => readSafetensors(join(resolveCheckpoint(dir), MODEL_FILE)));
   t.is(JSON.parse(a!.metadata.recipe!).model, 'pit-d4w64h4', 'saved again under its name in the grammar');
+  t.like(JSON.parse(a!.metadata.recipe!), { permuteSwaps: 0, permuteDelta: null, permuteSeed: 0 }, 'fields added since read as their defaults (no permutation)');
   for (const [name, entry] of b!.tensors) t.deepEqual(a!.tensors.get(name)!.data, entry.data, `${name}: 3 old + 3 new steps = 6 straight steps`);
   const r = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'pit.js'), 'eval', '--checkpoint', fixture, '--json'], { encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);

@@ -7,3 +7,4 @@ export { augmentation, flipImage, normalize, randomCrop, randomFlip, randomTrans
 export { BatchLoader, type Batch, type LoaderOptions, type LoaderState } from './loader.js';
 export { mixSeed, permutation, Rng, shuffleInPlace } from './random.js';
 export { inspectLatents, latentTestCount, loadLatents, LATENT_LABELS_FILE, LATENT_SPLIT_SEED, LATENT_TEST_MAX, LATENT_TEST_SHARE, LATENTS_FILE, type LatentsInfo } from './latents.js';
+export { inversePermutation, permutePixels, pixelPermutation, type PermutationOptions } from './permute.js';

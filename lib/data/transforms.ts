@@ -1,8 +1,10 @@
-// In-place transforms on NCHW float32 batches (B, C, H, W): per-channel normalisation and
-// seeded augmentation (random crop with zero padding, random translation, horizontal flip).
+// In-place transforms on NCHW float32 batches (B, C, H, W): per-channel normalisation,
+// seeded augmentation (random crop with zero padding, random translation, horizontal flip)
+// and the locality study's fixed pixel permutation (permute.ts).
 //
 // Work is done per image row with typed-array subarray/set/fill/reverse, never per pixel in
 // JS closures. Randomness comes from the caller's Rng, so a seed reproduces a batch exactly.
+import { permutePixels } from './permute.js';
 import { Rng } from './random.js';
 
 /** The per-image layout of a batch. */
@@ -98,16 +100,24 @@ export interface AugmentOptions {
   translate?: number;
   /** Horizontal flip with probability 0.5 (natural images only; never for digits). */
   flip?: boolean;
-  /** Normalise with these statistics last (usually the training split's). */
+  /** Normalise with these statistics (usually the training split's). */
   normalize?: { mean: ArrayLike<number>; std: ArrayLike<number> };
+  /** A fixed pixel permutation (pixelPermutation), applied last: after the augmentation, as SPEC §5 says. */
+  permutation?: ArrayLike<number> | null;
 }
 
-/** A batch transform for BatchLoader: crop, translate, flip, then normalise, in that order. */
+/**
+ * A batch transform for BatchLoader: crop, translate, flip, normalise, then permute, in that
+ * order (normalising is per channel, so it commutes with the permutation exactly).
+ */
 export function augmentation(s: ImageShape, o: AugmentOptions): (images: Float32Array, rng: Rng) => void {
+  if (o.permutation && o.permutation.length !== s.height * s.width)
+    throw new RangeError(`augmentation: 'permutation' must have H·W = ${s.height * s.width} entries for ${s.height}×${s.width} images, got ${o.permutation.length}`);
   return (images, rng) => {
     if (o.cropPadding) randomCrop(images, s, o.cropPadding, rng);
     if (o.translate) randomTranslate(images, s, o.translate, rng);
     if (o.flip) randomFlip(images, s, rng);
     if (o.normalize) normalize(images, s, o.normalize.mean, o.normalize.std);
+    if (o.permutation) permutePixels(images, s.channels, s.height, s.width, o.permutation);
   };
 }

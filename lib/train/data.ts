@@ -5,18 +5,51 @@ import { channelStats, type Dataset } from '../data/dataset.js';
 import { CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_TEST, CIFAR_TRAIN, loadCifar10, loadCifar100 } from '../data/cifar.js';
 import { inspectLatents, loadLatents } from '../data/latents.js';
 import { loadMnist, MNIST_SIDE, MNIST_TOTAL, MNIST_TRAIN } from '../data/mnist.js';
+import { permutePixels, pixelPermutation } from '../data/permute.js';
 import { resizeImages } from '../data/resize.js';
 import type { SharedRecipe } from './recipe.js';
 import type { DataShape } from './task.js';
 
 export interface DataSplits {
+  /** Not permuted: the runner permutes each training batch after its augmentation. */
   train: Dataset;
-  /** Held out; carries the train split's mean and std, which normalise both. */
+  /**
+   * Held out, with the recipe's pixel permutation applied (no augmentation comes before it);
+   * carries the train split's mean and std, which normalise both.
+   */
   test: Dataset;
+  /**
+   * The recipe's pixel permutation (recipePermutation), already applied to `test`; null or
+   * absent when the recipe has none. The runner refuses a permuting recipe whose task's data
+   * does not carry it (the held-out images would not be permuted).
+   */
+  permutation?: Int32Array | null;
 }
 
-/** The recipe's train and test splits, resized to imageSize; both carry the train statistics. */
+/**
+ * The recipe's pixel permutation of height×width images (SPEC §5: permuteSwaps disjoint pairs
+ * within permuteDelta, seeded by permuteSeed), or null when permuteSwaps is 0. The same for
+ * every consumer of the recipe: built from the recipe and the data's (resized) size alone.
+ */
+export function recipePermutation(recipe: Readonly<SharedRecipe>, height: number, width: number): Int32Array | null {
+  if (recipe.permuteSwaps === 0) return null;
+  return pixelPermutation(height, width, { swaps: recipe.permuteSwaps, delta: recipe.permuteDelta, seed: recipe.permuteSeed });
+}
+
+/**
+ * The recipe's train and test splits, resized to imageSize; both carry the train statistics.
+ * The test images are permuted as the recipe says (every consumer of the held-out split, the
+ * runner's evaluation and `pit eval` alike, reads them from here); the train images are not.
+ */
 export function loadImageData(recipe: Readonly<SharedRecipe>): DataSplits {
+  const { train, test } = loadSplits(recipe);
+  const permutation = recipePermutation(recipe, test.height, test.width);
+  // The splits are fresh copies (loadMnist selects, CIFAR is read or resized per call).
+  if (permutation) permutePixels(test.images, test.channels, test.height, test.width, permutation);
+  return { train, test, permutation };
+}
+
+function loadSplits(recipe: Readonly<SharedRecipe>): DataSplits {
   if (recipe.data === 'mnist') return loadMnist({ size: recipe.imageSize ?? undefined });
   if (recipe.data === 'latents') return loadLatents(recipe.dataDir!);  // at their own size (the recipe's check)
   const { train, test } = recipe.data === 'cifar10' ? loadCifar10(recipe.dataDir!) : loadCifar100(recipe.dataDir!);

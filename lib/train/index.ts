@@ -14,7 +14,7 @@ export { CHECKPOINTS_DIR, latestStep, removeStaleTemps, resolveCheckpoint, saveR
 export { LOCK_FILE, lockRunFolder, processStartTicks, type RunLock } from './run-lock.js';
 export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type FieldRule, type RecipeField, type RecipePart } from './recipe-fields.js';
 export { checkRecipe, dataDefaults, imageDataSets, makeRecipe, savedRecipe, sharedRecipe, taskSharedFields, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
-export { imageDataBytes, imageDataSize, loadImageData, type DataSplits, type ImageDataSize } from './data.js';
+export { imageDataBytes, imageDataSize, loadImageData, recipePermutation, type DataSplits, type ImageDataSize } from './data.js';
 export { checkRunMemory, formatBytes, memoryLimit, type MemoryPart, type RunMemory } from './memory.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { taskOptimizer, trainStep, type StepOptions } from './step.js';

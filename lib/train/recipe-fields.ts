@@ -4,7 +4,8 @@
 
 /** What a field's value must be. */
 export type FieldRule =
-  | { kind: 'integer'; min: number; max?: number; nullable?: boolean }
+  /** nullWord: what the flag takes for null ('inf' for an unbounded distance); without it null has no flag value. */
+  | { kind: 'integer'; min: number; max?: number; nullable?: boolean; nullWord?: string }
   /** A number in [min, max) (or [min, max] with maxClosed); max defaults to Infinity. */
   | { kind: 'number'; min: number; max?: number; maxClosed?: boolean }
   | { kind: 'choice'; values: readonly string[] }
@@ -39,21 +40,27 @@ export interface RecipePart<P> {
 
 /** Throws the recipe error that names `key`, what it must be and what it is. */
 export function failField(recipe: object, key: string, expected: string): never {
-  throw new RangeError(`recipe: '${key}' must be ${expected}, got ${JSON.stringify((recipe as Record<string, unknown>)[key])}`);
+  const value = (recipe as Record<string, unknown>)[key];
+  // JSON writes Infinity and NaN as null, which would hide what was given.
+  const shown = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
+  throw new RangeError(`recipe: '${key}' must be ${expected}, got ${shown}`);
 }
 
 export const fieldKeys = <R>(field: RecipeField<R>): readonly (keyof R & string)[] => (typeof field.key === 'string' ? [field.key] : field.key);
 
 const quoted = (values: readonly string[]) => values.map((v) => JSON.stringify(v)).join(', ').replace(/, ([^,]*)$/, ' or $1');
 
-/** What a value obeying `rule` is, in words: 'an integer ≥ 1 or null', 'a number in [0, 1)'. */
-export function ruleText(rule: FieldRule): string {
+/**
+ * What a value obeying `rule` is, in words: 'an integer ≥ 1 or null', 'a number in [0, 1)';
+ * `nullWord` names null as a flag takes it ('inf').
+ */
+export function ruleText(rule: FieldRule, nullWord = 'null'): string {
   switch (rule.kind) {
-    case 'integer': return `an integer ${rule.max === undefined ? `≥ ${rule.min}` : `in [${rule.min}, ${rule.max}]`}${rule.nullable ? ' or null' : ''}`;
+    case 'integer': return `an integer ${rule.max === undefined ? `≥ ${rule.min}` : `in [${rule.min}, ${rule.max}]`}${rule.nullable ? ` or ${nullWord}` : ''}`;
     case 'number': return `a number in [${rule.min}, ${rule.max === undefined ? '∞' : rule.max}${rule.maxClosed ? ']' : ')'}`;
     case 'choice': return quoted(rule.values);
     case 'boolean': return 'true or false';
-    case 'text': return `${rule.expected ?? 'a string'}${rule.nullable ? ' or null' : ''}`;
+    case 'text': return `${rule.expected ?? 'a string'}${rule.nullable ? ` or ${nullWord}` : ''}`;
   }
 }
 

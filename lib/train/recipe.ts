@@ -4,6 +4,7 @@
 // runner reads, and one per task (its model and loss), which only the task reads.
 import { maxSeed } from '../nn/forward.js';
 import { LATENT_LABELS_FILE, LATENTS_FILE } from '../data/latents.js';
+import { imageDataSize } from './data.js';
 import { checkPart, failField, fieldKeys, ruleText, type RecipeField, type RecipePart } from './recipe-fields.js';
 
 export type DataName = 'mnist' | 'cifar10' | 'cifar100' | 'latents';
@@ -22,6 +23,15 @@ export interface SharedRecipe {
   /** Random crop with this much zero padding (natural images). */
   cropPadding: number;
   flip: boolean;
+  /**
+   * The pixel-permutation study (SPEC §5): T disjoint pixel pairs swapped, in every image
+   * (training batches after augmentation, held-out images when loaded); 0 is off.
+   */
+  permuteSwaps: number;
+  /** δ: each swapped pair within |Δrow|, |Δcol| ≤ δ − 1 (an integer ≥ 2); null is ∞, any pair. */
+  permuteDelta: number | null;
+  /** Seeds the permutation; not `seed`, so that the seeds of a study share one permutation. */
+  permuteSeed: number;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -50,7 +60,7 @@ export type Recipe<P> = SharedRecipe & P;
  * in that time.
  */
 const defaults: Readonly<SharedRecipe> = Object.freeze({
-  data: 'mnist', dataDir: null, imageSize: 8, translate: 0, cropPadding: 0, flip: false,
+  data: 'mnist', dataDir: null, imageSize: 8, translate: 0, cropPadding: 0, flip: false, permuteSwaps: 0, permuteDelta: null, permuteSeed: 0,
   epochs: 36, batchSize: 64, lr: 3e-3, minLr: 1e-6, weightDecay: 0.05, beta1: 0.9, beta2: 0.95, warmupEpochs: 1,
   clipGrad: 1, ema: 0, seed: 0, evalBatchSize: 500,
 });
@@ -88,6 +98,17 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
     { key: 'translate', flag: '--translate <px>', help: 'random translation by up to ±px', rule: { kind: 'integer', min: 0 }, defaultHelp: `${defaults.translate} for mnist, ${cifar.translate} for cifar` },
     { key: 'cropPadding', flag: '--crop-padding <px>', help: 'random crop with this zero padding', rule: { kind: 'integer', min: 0 }, defaultHelp: `${defaults.cropPadding} for mnist, ${cifar.cropPadding} for cifar` },
     { key: 'flip', flag: '--flip', help: 'random horizontal flips', rule: { kind: 'boolean' }, defaultHelp: `${onOff(defaults.flip)} for mnist, ${onOff(cifar.flip)} for cifar` },
+    {
+      key: 'permuteSwaps', flag: '--permute-swaps <T>',
+      help: 'shuffle pixels as the paper\'s locality study does: swap T disjoint pixel pairs, one fixed permutation for every image (train after augmentation, test), before patchification (0: off)',
+      rule: { kind: 'integer', min: 0 },
+    },
+    {
+      key: 'permuteDelta', flag: '--permute-delta <δ|inf>',
+      help: 'distance of each swapped pair: |Δrow| ≤ δ − 1 and |Δcol| ≤ δ − 1 (δ = 2: one of the 8 neighbours, the paper\'s "2×2 neighbourhood"), inf for any pair',
+      rule: { kind: 'integer', min: 2, nullable: true, nullWord: 'inf' }, defaultHelp: 'inf',
+    },
+    { key: 'permuteSeed', flag: '--permute-seed <s>', help: 'seed of the pixel permutation (not --seed: the seeds of a study share one permutation)', rule: { kind: 'integer', min: 0, max: maxSeed } },
     { key: 'seed', flag: '--seed <n>', help: 'seed of initialisation, data order, augmentation and the step\'s random draws', rule: { kind: 'integer', min: 0, max: maxSeed } },
     { key: 'evalBatchSize', flag: '--eval-batch-size <n>', help: 'images per evaluation batch', rule: { kind: 'integer', min: 1 } },
   ],
@@ -95,6 +116,11 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
     if (r.data !== 'mnist' && (typeof r.dataDir !== 'string' || !r.dataDir))
       failField(r, 'dataDir', r.data === 'latents' ? `the folder of ${LATENTS_FILE} and ${LATENT_LABELS_FILE}` : `the folder of the ${r.data} binary files`);
     if (!(r.warmupEpochs <= r.epochs)) failField(r, 'warmupEpochs', `a number in [0, ${r.epochs}]`);
+    if (r.permuteSwaps > 0 && r.data !== 'latents') {
+      const { height, width } = imageDataSize(r);
+      const most = Math.floor((height * width) / 2);
+      if (r.permuteSwaps > most) failField(r, 'permuteSwaps', `an integer in [0, ${most}] (disjoint pixel pairs of the ${height}×${width} images)`);
+    }
     if (r.data === 'latents') {
       if (r.imageSize !== null) failField(r, 'imageSize', 'null for latents (they are used at their own size: resize the images before encoding them)');
       if (r.flip) failField(r, 'flip', 'false for latents (a mirrored latent is not the latent of the mirrored image: flip the images before encoding them)');

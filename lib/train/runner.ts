@@ -190,14 +190,17 @@ async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
   // Sizes are checked before anything is read or built (a run too big for the machine is
   // refused in milliseconds, naming its flags, rather than dying minutes later).
   checkRunMemory(task.estimate(recipe, { precision }), device, recipeFlag(task));
-  const { train, test } = task.data(recipe);
+  const { train, test, permutation = null } = task.data(recipe);
+  if (recipe.permuteSwaps > 0 && !permutation)
+    throw new RangeError(`task '${task.name}': the recipe permutes pixels (permuteSwaps ${recipe.permuteSwaps}) but the task's data carries no permutation, ` +
+      'so its held-out images would not be permuted (build the splits with loadImageData)');
   const model = task.model(recipe, train, device);
   let optimizer: AdamW | undefined, ema: Ema | null = null;
   try {
     if (!resumeFrom) task.initialize?.(model, recipe);
     optimizer = taskOptimizer(task, model, recipe);
     ema = recipe.ema > 0 ? new Ema(model, recipe.ema) : null;
-    return await trainLoop(task, options, { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom, modelFile });
+    return await trainLoop(task, options, { recipe, precision, device, train, test, permutation, model, optimizer, ema, resumeFrom, modelFile });
   } catch (err) {
     model.dispose();
     throw err;
@@ -212,7 +215,10 @@ interface RunParts<P, M> {
   precision: Precision;
   device: Device;
   train: Dataset;
+  /** Held out, permuted already (loadImageData). */
   test: Dataset;
+  /** The recipe's pixel permutation, applied to each training batch after its augmentation; null: none. */
+  permutation: Int32Array | null;
   model: M;
   optimizer: AdamW;
   ema: Ema | null;
@@ -224,13 +230,13 @@ interface RunParts<P, M> {
 /** The loop of runTraining, on the model, optimizer and EMA it built. */
 async function trainLoop<P, M extends TaskModel, Metrics>(task: Task<P, M, Metrics>, options: RunOptions<P, Metrics>, parts: RunParts<P, M>): Promise<RunResult<M, Metrics>> {
   const { out, signal, onEvent, logEvery = 50, stopAtStep } = options;
-  const { recipe, precision, device, train, test, model, optimizer, ema, resumeFrom, modelFile } = parts;
+  const { recipe, precision, device, train, test, permutation, model, optimizer, ema, resumeFrom, modelFile } = parts;
   const normalization = { mean: Array.from(train.mean), std: Array.from(train.std) };
   const loader = new BatchLoader(train, {
     batchSize: recipe.batchSize,
     seed: recipe.seed,
     dropLast: train.n > recipe.batchSize,
-    transform: augmentation(train, { translate: recipe.translate, cropPadding: recipe.cropPadding, flip: recipe.flip, normalize: normalization }),
+    transform: augmentation(train, { translate: recipe.translate, cropPadding: recipe.cropPadding, flip: recipe.flip, normalize: normalization, permutation }),
   });
   const stepsPerEpoch = loader.batchesPerEpoch;
   const totalSteps = recipe.epochs * stepsPerEpoch;

@@ -70,7 +70,10 @@ export interface Task<P, M extends TaskModel = TaskModel, Metrics = unknown> {
   readonly checkpointFormat: string;
   /** The task's part of the recipe: fields (and so its CLI flags), defaults, checks. */
   readonly recipe: TaskRecipePart<P>;
-  /** The train and held-out splits (usually loadImageData(recipe)). */
+  /**
+   * The train and held-out splits (usually loadImageData(recipe), which permutes the held-out
+   * pixels as the recipe says and returns the permutation the runner applies to training batches).
+   */
   data(recipe: Readonly<Recipe<P>>): DataSplits;
   /**
    * The run's peak memory from the recipe alone (nothing loaded or built); the runner refuses a

@@ -79,6 +79,7 @@ export const diffuseRecipe: TaskRecipePart<DiffuseRecipe> = {
     if (r.imageSize !== null && r.imageSize % patch) failField(r, 'imageSize', `a multiple of the patch size ${patch} of ${r.model}`);
     if (!(r.latentScale > 0)) failField(r, 'latentScale', 'a number > 0');
     if (r.flip && r.data === 'mnist') failField(r, 'flip', 'false for digits (a mirrored digit is not a digit: the model would learn to draw them)');
+    if (r.permuteSwaps) failField(r, 'permuteSwaps', '0 for diffusion (a DiT trained on permuted pixels draws permuted images; the permutation study is for classifiers)');
   },
   sharedHelp: {
     data: 'data set: digits, CIFAR (pixels scaled to [−1, 1]) or pre-computed latents (× --latent-scale)',
@@ -103,9 +104,9 @@ export function diffusionNormalization(data: DataName, channels: number, latentS
 
 /** The recipe's data with the diffusion's normalisation in place of the data's own statistics. */
 export function diffusionData(recipe: Readonly<DitRecipe>): DataSplits {
-  const { train, test } = loadImageData(recipe);
+  const { train, test, permutation } = loadImageData(recipe);
   const stats = diffusionNormalization(recipe.data, train.channels, recipe.latentScale);
-  return { train: { ...train, ...stats }, test: { ...test, ...stats } };
+  return { train: { ...train, ...stats }, test: { ...test, ...stats }, permutation };
 }
 
 /** The DiT the recipe describes, for images of `shape`. */
