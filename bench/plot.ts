@@ -1,18 +1,23 @@
 // Line charts for `pit study scaling` and the benchmarks: log-log by default (tokens vs loss,
 // size vs GFLOP/s), linear on request. One layout pass turns a PlotChart into a list of shapes
 // in pixel coordinates (grid, axes, tick labels, title, axis labels, a legend on the right,
-// one polyline and one marker per valid point per series); renderSvg writes that list as
-// SVG 1.1 and renderPng rasterises the same list itself (Bresenham lines, filled discs, an
-// embedded 5×7 bitmap font), so both files show the same chart. The y-axis label is written
-// horizontally above the axis so neither renderer needs rotated text.
+// one polyline, none for a scatter series (lines: false), and one marker per valid point per
+// series); renderSvg writes that list as SVG 1.1 and renderPng rasterises the same list itself
+// (Bresenham lines, filled discs, an embedded 5×7 bitmap font), so both files show the same
+// chart. The y-axis label is written horizontally above the axis so neither renderer needs
+// rotated text.
 import { PNG } from 'pngjs';
 
-export interface PlotSeries { name: string; points: { x: number; y: number }[]; dashed?: boolean }
+export interface PlotSeries {
+  name: string; points: { x: number; y: number }[]; dashed?: boolean;
+  lines?: boolean;                         // default true; false: markers only (a scatter), in the legend too
+}
 export interface PlotChart {
   title: string; xLabel: string; yLabel: string;
   logX?: boolean; logY?: boolean;          // default true for both (log-log)
   series: PlotSeries[];
   width?: number; height?: number;         // pixels, default 800 x 520
+  xTicks?: { value: number; label: string }[];  // x ticks in place of the automatic ones (categories, 'inf')
 }
 
 // Okabe–Ito, reordered so the first colours are the most distinct on white (yellow late).
@@ -48,8 +53,11 @@ function checkChart(chart: PlotChart): void {
   if (!Array.isArray(chart.series)) throw new TypeError(`plot: chart.series must be an array, received ${received(chart.series)}`);
   chart.series.forEach((s, i) => {
     if (typeof s?.name !== 'string') throw new TypeError(`plot: chart.series[${i}].name must be a string, received ${received(s?.name)}`);
+    if (s.lines !== undefined && typeof s.lines !== 'boolean') throw new TypeError(`plot: chart.series[${i}].lines must be a boolean, received ${received(s.lines)}`);
     if (!Array.isArray(s.points)) throw new TypeError(`plot: chart.series[${i}].points must be an array, received ${received(s.points)}`);
   });
+  if (chart.xTicks !== undefined && (!Array.isArray(chart.xTicks) || chart.xTicks.some((t) => !Number.isFinite(t?.value) || typeof t?.label !== 'string')))
+    throw new TypeError(`plot: chart.xTicks must be an array of { value: finite number, label: string }, received ${received(chart.xTicks)}`);
 }
 
 // ---- axes -------------------------------------------------------------------------------------
@@ -116,6 +124,11 @@ function layout(chart: PlotChart): Layout {
   const all = valid.flat();
   if (all.length === 0) throw new RangeError(`plot: no finite positive points to draw in chart ${JSON.stringify(chart.title)}`);
   const xAxis = makeAxis(all.map((p) => p.x), logX), yAxis = makeAxis(all.map((p) => p.y), logY);
+  if (chart.xTicks) {
+    const inside = chart.xTicks.filter((t) => (!logX || t.value > 0) && fraction(xAxis, t.value) >= 0 && fraction(xAxis, t.value) <= 1);
+    xAxis.ticks = inside.map((t) => t.value);
+    xAxis.labels = inside.map((t) => t.label);
+  }
 
   const u = Math.min(width, height) >= 400 ? 2 : 1;   // font and spacing unit
   const charW = 6 * u, pad = 6 * u, tick = 3 * u;
@@ -160,10 +173,11 @@ function layout(chart: PlotChart): Layout {
   const dash: [number, number] = [5 * u, 3 * u];
   chart.series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length]!, pts = valid[i]!.map((p): [number, number] => [px(p.x), py(p.y)]);
-    if (pts.length >= 2) shapes.push({ kind: 'polyline', points: pts, color, width: 1 + u / 2, name: s.name, ...(s.dashed ? { dash } : {}) });
+    const lines = s.lines ?? true;
+    if (lines && pts.length >= 2) shapes.push({ kind: 'polyline', points: pts, color, width: 1 + u / 2, name: s.name, ...(s.dashed ? { dash } : {}) });
     for (const [cx, cy] of pts) shapes.push({ kind: 'circle', cx, cy, r: 1.5 + u, color, cls: 'marker' });
     const ly = top + 4 * u + i * 12 * u, lx = right + 6 * u;
-    shapes.push({ kind: 'line', x1: lx, y1: ly, x2: lx + 12 * u, y2: ly, color, width: 1 + u / 2, ...(s.dashed ? { dash } : {}) });
+    if (lines) shapes.push({ kind: 'line', x1: lx, y1: ly, x2: lx + 12 * u, y2: ly, color, width: 1 + u / 2, ...(s.dashed ? { dash } : {}) });
     shapes.push({ kind: 'circle', cx: lx + 6 * u, cy: ly, r: 1.5 + u, color, cls: 'legend-marker' });
     text(lx + 16 * u, ly + 3.5 * u, legendNames[i]!, 'start', 'legend');
   });

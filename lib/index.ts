@@ -9,3 +9,4 @@ export * from './train/index.js';
 export * from './viz/index.js';
 export * from './diffusion/index.js';
 export * from './eval/index.js';
+export * from './analysis/index.js';

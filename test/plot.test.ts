@@ -1,7 +1,9 @@
-// Charts for `pit study scaling`: the SVG is well-formed and escaped, ticks land where promised,
-// the PNG rasterises the same layout, and bad points or sizes are skipped or refused clearly.
+// Charts for `pit study scaling` and the locality study: the SVG is well-formed and escaped,
+// ticks land where promised, the PNG rasterises the same layout, a scatter series draws
+// markers only, and bad points or sizes are skipped or refused clearly.
 import test from 'ava';
 import { PNG } from 'pngjs';
+import { localityChart } from '../bench/attention-chart.js';
 import { renderPng, renderSvg, type PlotChart } from '../bench/plot.js';
 
 const tokens = [64, 256, 1024, 4096, 16384, 50176];
@@ -138,4 +140,43 @@ test('bad sizes and shapes throw errors naming the parameter, the expectation an
   t.throws(() => renderSvg(scaling({ width: 60 })), { instanceOf: RangeError, message: /chart\.width 60 leaves no room/ });
   t.throws(() => renderSvg(scaling({ title: 3 as unknown as string })), { instanceOf: TypeError, message: /chart\.title must be a string, received 3/ });
   t.throws(() => renderSvg(scaling({ series: [{ name: 's', points: 'x' as unknown as [] }] })), { instanceOf: TypeError, message: /chart\.series\[0\]\.points must be an array/ });
+});
+
+test('a scatter series (lines: false) draws markers only, in the plot and the legend; lines must be a boolean', (t) => {
+  const points = [{ x: 1, y: 0.2 }, { x: 2, y: 0.5 }, { x: 3, y: 0.3 }];
+  const chart = (lines?: boolean): PlotChart => ({ title: 't', xLabel: 'layer', yLabel: 'd', logX: false, logY: false, series: [{ name: 'heads', points, ...(lines === undefined ? {} : { lines }) }] });
+  const withLines = renderSvg(chart()), scatter = renderSvg(chart(false));
+  t.is(elements(withLines, 'polyline', 'series').length, 1);
+  t.is(elements(renderSvg(chart(true)), 'polyline', 'series').length, 1);
+  t.is(elements(scatter, 'polyline').length, 0);
+  t.is(elements(scatter, 'circle', 'marker').length, 3);
+  t.is(elements(scatter, 'circle', 'legend-marker').length, 1);
+  t.is(elements(scatter, 'line').length, elements(withLines, 'line').length - 1, 'no legend line');
+  // PNG: the series colour shows only at the markers (three small discs, no segments between).
+  const img = PNG.sync.read(renderPng(chart(false)));
+  let blue = 0;
+  for (let i = 0; i < img.width * img.height; i++) if (img.data[i * 4] === 0x00 && img.data[i * 4 + 1] === 0x72 && img.data[i * 4 + 2] === 0xb2) blue++;
+  const disc = Math.PI * 3.5 ** 2;   // r = 1.5 + u at u = 2
+  t.true(blue > 3 * disc && blue < 4 * 1.6 * disc, `${blue} pixels of the series colour: 3 markers and the legend's, nothing more`);
+  t.throws(() => renderSvg({ ...chart(), series: [{ name: 's', points, lines: 'no' as unknown as boolean }] }), { instanceOf: TypeError, message: 'plot: chart.series[0].lines must be a boolean, received "no"' });
+});
+
+test('localityChart: one scatter series per checkpoint, x = layer + 1 nudged apart, linear axes, one point per head', (t) => {
+  const layer = (l: number, distances: number[]) => ({ layer: l, clsDropped: true, unit: 16, heads: distances.map((d, h) => ({ head: h, distance: d, offset: d / 2, clsMass: 0.1, queries: 10 })) });
+  const pit = { name: 'PiT', layers: [layer(0, [0.1, 0.3]), layer(1, [0.2, 0.4])] };
+  const vit = { name: 'ViT/2', layers: [layer(0, [0.15, 0.35]), layer(1, [0.25, 0.45])] };
+  const chart = localityChart([pit, vit], 'distance');
+  t.like(chart, { logX: false, logY: false, xLabel: 'layer' });
+  t.deepEqual(chart.series.map((s) => [s.name, s.lines]), [['PiT', false], ['ViT/2', false]]);
+  t.deepEqual(chart.series[0]!.points, [{ x: 0.85, y: 0.1 }, { x: 0.85, y: 0.3 }, { x: 1.85, y: 0.2 }, { x: 1.85, y: 0.4 }]);
+  t.deepEqual(chart.series[1]!.points.map((p) => p.x), [1.15, 1.15, 2.15, 2.15]);
+  t.deepEqual(chart.xTicks, [{ value: 1, label: '1' }, { value: 2, label: '2' }]);
+  t.deepEqual(localityChart([pit], 'offset').series[0]!.points.map((p) => [p.x, p.y]), [[1, 0.05], [1, 0.15], [2, 0.1], [2, 0.2]]);
+  const svg = renderSvg(chart);
+  t.is(elements(svg, 'polyline').length, 0);
+  t.is(elements(svg, 'circle', 'marker').length, 8);
+  t.deepEqual(texts(svg, 'tick-x'), ['1', '2'], 'a tick per layer, none between');
+  t.true(PNG.sync.read(renderPng(chart)).width > 0);
+  t.throws(() => localityChart([pit], 'spread' as never), { instanceOf: TypeError, message: `localityChart: 'metric' must be "distance" or "offset", received "spread"` });
+  t.throws(() => localityChart([], 'distance'), { instanceOf: RangeError, message: /'checkpoints' must be a non-empty array/ });
 });

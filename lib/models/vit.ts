@@ -177,10 +177,17 @@ export class VitEncoder extends Module {
    * so summing N·d and d apart would change the last bits and, through training, the runs.)
    */
   features(images: Tensor, options: ForwardOptions = {}): Tensor {
+    return this.blocks.forward(this.blockInput(images), options);
+  }
+
+  /**
+   * images (B, C, H, W) → (B, N + 1, d): [cls; embedded patches] plus the position table, the
+   * first block's input (features runs the blocks on it; lib/analysis runs them one by one).
+   */
+  blockInput(images: Tensor): Tensor {
     const [h, w] = this.grid;
-    let x = concatTokens(this.clsToken, this.patchEmbed.forward(this.patchify(images)));
-    if (this.posEmbed) x = add(x, this.posEmbed.reshape([h * w + 1, this.config.dim]));
-    return this.blocks.forward(x, options);
+    const x = concatTokens(this.clsToken, this.patchEmbed.forward(this.patchify(images)));
+    return this.posEmbed ? add(x, this.posEmbed.reshape([h * w + 1, this.config.dim])) : x;
   }
 }
 
@@ -217,7 +224,11 @@ export class VisionTransformer extends VitEncoder {
    * Not `features`, which the encoder already names: its tokens (B, N + 1, d) after the blocks.
    */
   pooledFeatures(images: Tensor, options: ForwardOptions = {}): Tensor {
-    const x = this.features(images, options);
+    return this.poolTokens(this.features(images, options));
+  }
+
+  /** x (B, N + 1, d), the tokens after the blocks → (B, d): pooled ('avg' or 'cls') and normed. */
+  poolTokens(x: Tensor): Tensor {
     const [B, L, d] = x.shape as [number, number, number];
     const pooled = this.config.pool === 'avg'
       ? mean(sliceTokens(x, 1, L - 1), 1)
