@@ -13,6 +13,7 @@ import { runScalingStudy } from '../bench/study.js';
 import { benchTasks, parseDecoderName, runTrainBench, type BenchTask, type DecoderSize } from '../bench/train.js';
 import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
 import { registerDitStudy } from './study-dit.js';
+import { registerLocalityStudy } from './study-locality.js';
 import { registerPretrainStudy } from './study-pretrain.js';
 
 function resolveDevice(requested: 'auto' | Device): Device {
@@ -155,9 +156,10 @@ export function registerBench(program: Command): void {
 }
 
 export function registerStudy(program: Command): void {
-  const study = program.command('study').description('studies: long-sequence scaling, MAE pre-training against training from scratch, PiT against DiT/2 as generators');
+  const study = program.command('study').description('studies: long-sequence scaling, MAE pre-training against training from scratch, PiT against DiT/2 as generators, locality');
   registerPretrainStudy(study);
   registerDitStudy(study);
+  registerLocalityStudy(study);
   study
     .command('scaling')
     .description('training-step time and peak memory against image side, power-law fits per region, CSV/JSON and log-log plots (SVG, PNG)')

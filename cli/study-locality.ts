@@ -1,0 +1,126 @@
+// `pit study locality <experiment>`: the paper's locality experiments (bench/locality-study.ts,
+// SPEC §5) as sets of `pit train` runs over seeds, with tables and charts.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseModelName, selectBackend, type ClassifierRecipe, type DataName } from '../lib/index.js';
+import {
+  patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
+} from '../bench/locality-study.js';
+import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
+import { stopSignals } from './run.js';
+
+/**
+ * The defaults, chosen by measurement on the 2-core CPU machine (bench/STUDIES.md): MNIST
+ * digits at 16×16, where a 2×2 or 4×4 patch holds real local structure (at the 8×8 of
+ * `npm start`, ViT/2 moved by +0.25 points under a full random permutation), and a model small
+ * enough that each experiment's runs fit in 30 minutes.
+ */
+export const LOCALITY_DEFAULTS = { imageSize: 16, size: 'd4w64h4', epochs: 10, seeds: [0, 1, 2] } as const;
+
+interface CommonFlags {
+  seeds: number[];
+  epochs: number;
+  data: DataName;
+  dataDir?: string;
+  imageSize: number;
+  batchSize?: number;
+  device: 'auto' | 'cpu' | 'cuda';
+  out?: string;
+}
+
+/** The flags every experiment takes, as `pit train` names them. */
+function common(command: Command, experiment: string): Command {
+  return command
+    .addOption(new Option('--seeds <list>', 'seeds: each setting is trained once per seed; mean ± std over them').argParser(seedList)
+      .default([...LOCALITY_DEFAULTS.seeds], LOCALITY_DEFAULTS.seeds.join(',')))
+    .option('--epochs <n>', 'epochs of every run (the rest is `pit train`\'s recipe)', integer(1), LOCALITY_DEFAULTS.epochs)
+    .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
+    .option('--data-dir <dir>', 'folder of the CIFAR binary files')
+    .option('--image-size <n>', 'resize images to n×n', integer(1), LOCALITY_DEFAULTS.imageSize)
+    .option('--batch-size <n>', 'images per step (default: the recipe\'s)', integer(1))
+    .addOption(deviceOption())
+    .option('--out <dir>', `study folder; the same command again continues it (default runs/study-locality/${experiment})`);
+}
+
+function sharedRecipe(f: CommonFlags): Partial<ClassifierRecipe> {
+  return { data: f.data, imageSize: f.imageSize, ...(f.dataDir ? { dataDir: f.dataDir } : {}), ...(f.batchSize ? { batchSize: f.batchSize } : {}) };
+}
+
+async function run(plan: LocalityPlan, f: CommonFlags): Promise<void> {
+  const device = selectBackend({ device: f.device }).backend;
+  const stop = stopSignals(`pit study locality ${plan.experiment}`);
+  try {
+    const report = await runLocalityStudy({
+      plan, seeds: f.seeds, epochs: f.epochs, recipe: sharedRecipe(f), device, outDir: f.out ?? `runs/study-locality/${plan.experiment}`,
+      command: `pit ${process.argv.slice(2).join(' ')}`, signal: stop.signal, onLine: (line) => console.error(line),
+    });
+    if (report.interrupted) {
+      process.exitCode = stop.exitStatus();
+      return;
+    }
+    console.log(report.table);
+    console.log(`wrote ${report.files.join(', ')}`);
+  } finally {
+    stop.release();
+  }
+}
+
+/** δ: an integer ≥ 2, or inf (any pair) as null. */
+function delta(value: string): number | null {
+  if (/^(inf|infinity|∞)$/i.test(value.trim())) return null;
+  const d = Number(value);
+  if (!Number.isInteger(d) || d < 2) throw new InvalidArgumentError('expected an integer ≥ 2 (|Δrow|, |Δcol| ≤ δ − 1) or inf (any pair)');
+  return d;
+}
+const deltas = (value: string) => names(value).map(delta);
+
+const sizeName = (value: string) => {
+  try {
+    parseModelName(`pit-${value}`);
+  } catch {
+    throw new InvalidArgumentError('expected a model size: t, s, b, l or d<depth>w<width>h<heads>');
+  }
+  return value;
+};
+
+export function registerLocalityStudy(study: Command): void {
+  const locality = study.command('locality').description('the paper\'s locality experiments (§5.1, §6, appendix A): patch-size trends, position embeddings, pixel permutations; ' +
+    'each setting over several seeds, mean ± std, CSV, JSON lines, charts and a table');
+  const model = (size: string, patch: number) => (patch === 1 ? `pit-${size}` : `vit-${size}/${patch}`);
+
+  common(locality.command('patch-sweep'), 'patch-sweep')
+    .description('accuracy against the patch size p at a fixed input size (Fig. 2b; p = 1 is PiT), or at a fixed sequence length with --fixed-tokens (Fig. 2a)')
+    .option('--size <size>', 'model size of every run: t, s, b, l or d<depth>w<width>h<heads>', sizeName, LOCALITY_DEFAULTS.size)
+    .option('--patches <list>', 'patch sizes, each dividing the image side', integers(1), [4, 2, 1])
+    .option('--fixed-tokens <L>', 'instead of a fixed input, a fixed number of tokens L (a square): the side is p·√L', integer(1))
+    .action((f: CommonFlags & { size: string; patches: number[]; fixedTokens?: number }) =>
+      run(patchSweepPlan({ size: f.size, patches: f.patches, imageSize: f.imageSize, fixedTokens: f.fixedTokens }), f));
+
+  common(locality.command('pos-embed'), 'pos-embed')
+    .description('each model with sincos, learned and no position embedding (the paper\'s §6 table)')
+    .option('--models <list>', 'models (default: ViT/2 and PiT of the default size)', modelNames(parseModelName))
+    .option('--kinds <list>', 'position embeddings', (v: string) => {
+      const list = names(v);
+      for (const k of list) if (!(positionKinds as readonly string[]).includes(k)) throw new InvalidArgumentError(`expected ${positionKinds.join(', ')}, got "${k}"`);
+      return list as (typeof positionKinds)[number][];
+    }, [...positionKinds])
+    .action((f: CommonFlags & { models?: string[]; kinds: (typeof positionKinds)[number][] }) =>
+      run(posEmbedPlan({ models: f.models ?? [model(LOCALITY_DEFAULTS.size, 2), model(LOCALITY_DEFAULTS.size, 1)], kinds: f.kinds }), f));
+
+  common(locality.command('permute'), 'permute')
+    .description('one fixed pixel permutation of T swaps of disjoint pixel pairs within δ (|Δrow|, |Δcol| ≤ δ − 1; inf: any pair), shared by train and test: ' +
+      'accuracy against T (Fig. 5 left) and against δ (right), for ViT/p and PiT')
+    .option('--models <list>', 'models (default: ViT/2 and PiT of the default size)', modelNames(parseModelName))
+    .option('--swaps <list>', 'T of the left panel (default: 0 to all H·W/2 pairs in quarters)', integers(0))
+    .option('--delta <δ>', 'δ of the left panel', delta, null)
+    .option('--deltas <list>', 'δ of the right panel, e.g. 2,4,8,inf', deltas, [2, 4, null])
+    .option('--fixed-swaps <T>', 'T of the right panel (default: half of H·W/2)', integer(0))
+    .option('--permute-seed <s>', 'seed of the permutation, the same for every run', integer(0), 0)
+    .action((f: CommonFlags & { models?: string[]; swaps?: number[]; delta: number | null; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }) => {
+      const pairs = Math.floor((f.imageSize * f.imageSize) / 2);
+      const swaps = f.swaps ?? [0, pairs / 4, pairs / 2, (3 * pairs) / 4, pairs].map(Math.floor);
+      return run(permutePlan({
+        models: f.models ?? [model(LOCALITY_DEFAULTS.size, 2), model(LOCALITY_DEFAULTS.size, 1)], swaps, delta: f.delta, deltas: f.deltas,
+        fixedSwaps: f.fixedSwaps ?? Math.floor(pairs / 2), permuteSeed: f.permuteSeed,
+      }), f);
+    });
+}
