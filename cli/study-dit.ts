@@ -1,12 +1,12 @@
 // `pit study dit`: the small-scale Table 5 (bench/dit-study.ts): PiT (a DiT on one token per
 // pixel) against DiT/2 of the same size, sampled with and without guidance, over several seeds.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDitName, selectBackend, type DataName, type Sampler } from '../lib/index.js';
+import { parseDitName, selectBackend, type Sampler } from '../lib/index.js';
 import { runDitStudy } from '../bench/dit-study.js';
-import { deviceOption, integer, modelNames, number, seedList } from './args.js';
-import { stopSignals } from './run.js';
+import { integer, modelNames, number, seedList } from './args.js';
+import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
-interface StudyFlags {
+interface StudyFlags extends StudyDataFlags {
   models: string[];
   seeds: number[];
   epochs?: number;
@@ -15,11 +15,6 @@ interface StudyFlags {
   steps: number;
   sampler: Sampler;
   classifier?: string;
-  data: DataName;
-  dataDir?: string;
-  imageSize?: number;
-  batchSize?: number;
-  device: 'auto' | 'cpu' | 'cuda';
   out: string;
 }
 
@@ -33,7 +28,7 @@ function scales(value: string): number[] {
 }
 
 export function registerDitStudy(study: Command): void {
-  study
+  const command = study
     .command('dit')
     .description('PiT against DiT/2 as generators (the paper\'s Table 5, small): per model and seed, `pit diffuse`, then samples at each guidance scale ' +
       'scored in a classifier\'s feature space (Fréchet distance, conditional accuracy, precision/recall, nearest training image) as mean ± std, ' +
@@ -47,29 +42,9 @@ export function registerDitStudy(study: Command): void {
     .option('--steps <k>', 'sampling steps, respaced from the 1000 of training', integer(1), 250)
     .addOption(new Option('--sampler <kind>', 'ddpm (ancestral) or ddim (η = 0)').choices(['ddpm', 'ddim']).default('ddpm'))
     .option('--classifier <path>', 'a pit train run or checkpoint on the same data whose features the metrics use (default: the study trains one at <out>/classifier with `pit train`\'s recipe)')
-    .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
-    .option('--data-dir <dir>', 'folder of the CIFAR binary files')
-    .option('--image-size <n>', 'resize images to n×n (default: the recipes\', 8 for mnist)', integer(1))
-    .option('--batch-size <n>', 'images per step of every run (default: the recipes\')', integer(1))
-    .addOption(deviceOption())
-    .option('--out <dir>', 'study folder; the same command again continues it', 'runs/study-dit')
-    .action(async (f: StudyFlags) => {
-      const device = selectBackend({ device: f.device }).backend;
-      const stop = stopSignals('pit study dit');
-      try {
-        const report = await runDitStudy({
-          models: f.models, seeds: f.seeds, epochs: f.epochs, cfgs: f.cfgs, n: f.n, steps: f.steps, sampler: f.sampler, classifier: f.classifier, device, outDir: f.out,
-          recipe: { data: f.data, ...(f.dataDir ? { dataDir: f.dataDir } : {}), ...(f.imageSize ? { imageSize: f.imageSize } : {}), ...(f.batchSize ? { batchSize: f.batchSize } : {}) },
-          command: `pit ${process.argv.slice(2).join(' ')}`, signal: stop.signal, onLine: (line) => console.error(line),
-        });
-        if (report.interrupted) {
-          process.exitCode = stop.exitStatus();
-          return;
-        }
-        console.log(report.table);
-        console.log(`wrote ${report.files.join(', ')}`);
-      } finally {
-        stop.release();
-      }
-    });
+    .option('--out <dir>', 'study folder; the same command again continues it', 'runs/study-dit');
+  studyDataOptions(command).action((f: StudyFlags) => runStudyCommand('pit study dit', (context) => runDitStudy({
+    models: f.models, seeds: f.seeds, epochs: f.epochs, cfgs: f.cfgs, n: f.n, steps: f.steps, sampler: f.sampler, classifier: f.classifier,
+    device: selectBackend({ device: f.device }).backend, outDir: f.out, recipe: studyRecipe(f), ...context,
+  })));
 }

@@ -1,12 +1,12 @@
 // `pit study locality <experiment>`: the paper's locality experiments (bench/locality-study.ts,
 // SPEC §5) as sets of `pit train` runs over seeds, with tables and charts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseModelName, selectBackend, type ClassifierRecipe, type DataName } from '../lib/index.js';
+import { parseModelName, selectBackend } from '../lib/index.js';
 import {
   patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
 } from '../bench/locality-study.js';
-import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
-import { stopSignals } from './run.js';
+import { integer, integers, modelNames, names, seedList } from './args.js';
+import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
 /**
  * The defaults, chosen by measurement on the 2-core CPU machine (bench/STUDIES.md): MNIST
@@ -16,52 +16,28 @@ import { stopSignals } from './run.js';
  */
 export const LOCALITY_DEFAULTS = { imageSize: 16, size: 'd4w64h4', epochs: 10, seeds: [0, 1, 2] } as const;
 
-interface CommonFlags {
+interface CommonFlags extends StudyDataFlags {
   seeds: number[];
   epochs: number;
-  data: DataName;
-  dataDir?: string;
   imageSize: number;
-  batchSize?: number;
-  device: 'auto' | 'cpu' | 'cuda';
   out?: string;
 }
 
 /** The flags every experiment takes, as `pit train` names them. */
 function common(command: Command, experiment: string): Command {
-  return command
+  command
     .addOption(new Option('--seeds <list>', 'seeds: each setting is trained once per seed; mean ± std over them').argParser(seedList)
       .default([...LOCALITY_DEFAULTS.seeds], LOCALITY_DEFAULTS.seeds.join(',')))
     .option('--epochs <n>', 'epochs of every run (the rest is `pit train`\'s recipe)', integer(1), LOCALITY_DEFAULTS.epochs)
-    .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
-    .option('--data-dir <dir>', 'folder of the CIFAR binary files')
-    .option('--image-size <n>', 'resize images to n×n', integer(1), LOCALITY_DEFAULTS.imageSize)
-    .option('--batch-size <n>', 'images per step (default: the recipe\'s)', integer(1))
-    .addOption(deviceOption())
     .option('--out <dir>', `study folder; the same command again continues it (default runs/study-locality/${experiment})`);
+  return studyDataOptions(command, LOCALITY_DEFAULTS.imageSize);
 }
 
-function sharedRecipe(f: CommonFlags): Partial<ClassifierRecipe> {
-  return { data: f.data, imageSize: f.imageSize, ...(f.dataDir ? { dataDir: f.dataDir } : {}), ...(f.batchSize ? { batchSize: f.batchSize } : {}) };
-}
-
-async function run(plan: LocalityPlan, f: CommonFlags): Promise<void> {
-  const device = selectBackend({ device: f.device }).backend;
-  const stop = stopSignals(`pit study locality ${plan.experiment}`);
-  try {
-    const report = await runLocalityStudy({
-      plan, seeds: f.seeds, epochs: f.epochs, recipe: sharedRecipe(f), device, outDir: f.out ?? `runs/study-locality/${plan.experiment}`,
-      command: `pit ${process.argv.slice(2).join(' ')}`, signal: stop.signal, onLine: (line) => console.error(line),
-    });
-    if (report.interrupted) {
-      process.exitCode = stop.exitStatus();
-      return;
-    }
-    console.log(report.table);
-    console.log(`wrote ${report.files.join(', ')}`);
-  } finally {
-    stop.release();
-  }
+function run(plan: LocalityPlan, f: CommonFlags): Promise<void> {
+  return runStudyCommand(`pit study locality ${plan.experiment}`, (context) => runLocalityStudy({
+    plan, seeds: f.seeds, epochs: f.epochs, recipe: studyRecipe(f), device: selectBackend({ device: f.device }).backend,
+    outDir: f.out ?? `runs/study-locality/${plan.experiment}`, ...context,
+  }));
 }
 
 /** δ: an integer ≥ 2, or inf (any pair) as null. */
@@ -111,8 +87,8 @@ export function registerLocalityStudy(study: Command): void {
       'accuracy against T (Fig. 5 left) and against δ (right), for ViT/p and PiT')
     .option('--models <list>', 'models (default: ViT/2 and PiT of the default size)', modelNames(parseModelName))
     .option('--swaps <list>', 'T of the left panel (default: 0 to all H·W/2 pairs in quarters)', integers(0))
-    .option('--delta <δ>', 'δ of the left panel', delta, null)
-    .option('--deltas <list>', 'δ of the right panel, e.g. 2,4,8,inf', deltas, [2, 4, null])
+    .addOption(new Option('--delta <δ>', 'δ of the left panel').argParser(delta).default(null, 'inf'))
+    .addOption(new Option('--deltas <list>', 'δ of the right panel, e.g. 2,4,8,inf').argParser(deltas).default([2, 4, null], '2,4,inf'))
     .option('--fixed-swaps <T>', 'T of the right panel (default: half of H·W/2)', integer(0))
     .option('--permute-seed <s>', 'seed of the permutation, the same for every run', integer(0), 0)
     .action((f: CommonFlags & { models?: string[]; swaps?: number[]; delta: number | null; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }) => {

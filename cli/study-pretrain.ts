@@ -1,22 +1,17 @@
 // `pit study pretrain`: the small-scale Table 4 (bench/pretrain-study.ts): MAE pre-training +
 // fine-tuning against training from scratch, per encoder, over several seeds.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseModelName, selectBackend, type DataName } from '../lib/index.js';
+import { parseModelName, selectBackend } from '../lib/index.js';
 import { runPretrainStudy } from '../bench/pretrain-study.js';
-import { deviceOption, integer, modelNames, seedList } from './args.js';
-import { stopSignals } from './run.js';
+import { integer, modelNames, seedList } from './args.js';
+import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
-interface StudyFlags {
+interface StudyFlags extends StudyDataFlags {
   models: string[];
   seeds: number[];
   pretrainEpochs: number;
   epochs: number;
   layerDecay: number;
-  data: DataName;
-  dataDir?: string;
-  imageSize?: number;
-  batchSize?: number;
-  device: 'auto' | 'cpu' | 'cuda';
   out: string;
 }
 
@@ -27,7 +22,7 @@ function decay(value: string): number {
 }
 
 export function registerPretrainStudy(study: Command): void {
-  study
+  const command = study
     .command('pretrain')
     .description('MAE pre-training + fine-tuning against training from scratch (the paper\'s Table 4, small): per model and seed, ' +
       '`pit pretrain`, `pit train --init` and `pit train`, then top-1/top-5 as mean ± std and the paired gain, a table, JSON and reconstruction figures')
@@ -38,29 +33,9 @@ export function registerPretrainStudy(study: Command): void {
     .option('--epochs <n>', 'epochs of fine-tuning and of training from scratch; the rest is the `pit train` recipe', integer(1), 20)
     .option('--layer-decay <d>', 'layer-wise lr decay of fine-tuning; 1 is off. Off by default: on the 4-block MNIST models the paper\'s 0.65 ' +
       '(for 12 blocks) left PiT no gain from pre-training, off gave +1.7 points (bench/RESULTS.md)', decay, 1)
-    .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
-    .option('--data-dir <dir>', 'folder of the CIFAR binary files')
-    .option('--image-size <n>', 'resize images to n×n (default: the recipes\', 8 for mnist)', integer(1))
-    .option('--batch-size <n>', 'images per step of every run (default: the recipes\')', integer(1))
-    .addOption(deviceOption())
-    .option('--out <dir>', 'study folder: one run folder per model, seed and setting; the same command again continues it', 'runs/study-pretrain')
-    .action(async (f: StudyFlags) => {
-      const device = selectBackend({ device: f.device }).backend;
-      const stop = stopSignals('pit study pretrain');
-      try {
-        const report = await runPretrainStudy({
-          models: f.models, seeds: f.seeds, pretrainEpochs: f.pretrainEpochs, epochs: f.epochs, layerDecay: f.layerDecay, device, outDir: f.out,
-          recipe: { data: f.data, ...(f.dataDir ? { dataDir: f.dataDir } : {}), ...(f.imageSize ? { imageSize: f.imageSize } : {}), ...(f.batchSize ? { batchSize: f.batchSize } : {}) },
-          command: `pit ${process.argv.slice(2).join(' ')}`, signal: stop.signal, onLine: (line) => console.error(line),
-        });
-        if (report.interrupted) {
-          process.exitCode = stop.exitStatus();
-          return;
-        }
-        console.log(report.table);
-        console.log(`wrote ${report.files.join(', ')}`);
-      } finally {
-        stop.release();
-      }
-    });
+    .option('--out <dir>', 'study folder: one run folder per model, seed and setting; the same command again continues it', 'runs/study-pretrain');
+  studyDataOptions(command).action((f: StudyFlags) => runStudyCommand('pit study pretrain', (context) => runPretrainStudy({
+    models: f.models, seeds: f.seeds, pretrainEpochs: f.pretrainEpochs, epochs: f.epochs, layerDecay: f.layerDecay,
+    device: selectBackend({ device: f.device }).backend, outDir: f.out, recipe: studyRecipe(f), ...context,
+  })));
 }
