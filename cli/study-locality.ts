@@ -1,11 +1,12 @@
 // `pit study locality <experiment>`: the paper's locality experiments (bench/locality-study.ts,
 // SPEC §5) as sets of `pit train` runs over seeds, with tables and charts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseModelName, selectBackend } from '../lib/index.js';
+import { parseModelName, selectBackend, writePng, type DataName } from '../lib/index.js';
+import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
 import {
   patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
 } from '../bench/locality-study.js';
-import { integer, integers, modelNames, names, seedList } from './args.js';
+import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
 import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
 /**
@@ -98,5 +99,41 @@ export function registerLocalityStudy(study: Command): void {
         models: f.models ?? [model(LOCALITY_DEFAULTS.size, 2), model(LOCALITY_DEFAULTS.size, 1)], swaps, delta: f.delta, deltas: f.deltas,
         fixedSwaps: f.fixedSwaps ?? Math.floor(pairs / 2), permuteSeed: f.permuteSeed,
       }), f);
+    });
+
+  locality.command('show-permutation')
+    .description('Fig. 4: the first held-out images before (top row) and after (bottom row) one pixel permutation, as a PNG')
+    .option('--swaps <T>', 'swaps of disjoint pixel pairs (default: all H·W/2)', integer(0))
+    .addOption(new Option('--delta <δ>', 'the swaps\' distance: |Δrow|, |Δcol| ≤ δ − 1, or inf (any pair)').argParser(delta).default(null, 'inf'))
+    .option('--permute-seed <s>', 'seed of the permutation', integer(0), 0)
+    .option('--n <k>', 'images shown', integer(1), 8)
+    .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
+    .option('--data-dir <dir>', 'folder of the CIFAR binary files')
+    .option('--image-size <n>', 'resize images to n×n', integer(1), LOCALITY_DEFAULTS.imageSize)
+    .requiredOption('--out <file>', 'the PNG to write')
+    .action((f: { swaps?: number; delta: number | null; permuteSeed: number; n: number; data: DataName; dataDir?: string; imageSize: number; out: string }) => {
+      const swaps = f.swaps ?? Math.floor((f.imageSize * f.imageSize) / 2);
+      writePng(f.out, permutationFigure({ recipe: { data: f.data, imageSize: f.imageSize, ...(f.dataDir ? { dataDir: f.dataDir } : {}) }, swaps, delta: f.delta, seed: f.permuteSeed, n: f.n }));
+      console.log(`wrote ${f.out}: ${f.n} held-out images before (top) and after (bottom) ${swaps} swaps within δ = ${f.delta ?? '∞'} (--permute-seed ${f.permuteSeed})`);
+    });
+
+  locality.command('attention')
+    .description('appendix A: mean attention distance and offset per layer and head (Fig. 6–7) of trained classifiers side by side, the centre pixel\'s ' +
+      'attention in the first layers (Fig. 8) and the position embeddings\' similarity maps; from an unfused analysis path, never the training kernels')
+    .requiredOption('--checkpoints <list>', 'pit train run or checkpoint folders, e.g. runs/pit,runs/vit2', names)
+    .option('--names <list>', 'their names in the charts (default: the folders)', names)
+    .option('--images <k>', 'held-out images averaged over', integer(1), 16)
+    .option('--layers <list>', 'blocks (0-based) of the centre-pixel figure', integers(0), [0, 1])
+    .addOption(deviceOption())
+    .option('--out <dir>', 'output folder', 'runs/study-locality/attention')
+    .action((f: { checkpoints: string[]; names?: string[]; images: number; layers: number[]; device: 'auto' | 'cpu' | 'cuda'; out: string }) => {
+      if (f.names && f.names.length !== f.checkpoints.length)
+        throw new InvalidArgumentError(`--names: expected one name per checkpoint (${f.checkpoints.length}), got ${f.names.length}`);
+      const report = runAttentionAnalysis({
+        checkpoints: f.checkpoints.map((path, i) => ({ path, name: f.names?.[i] ?? path })), images: f.images, mapLayers: f.layers,
+        device: selectBackend({ device: f.device }).backend, outDir: f.out, command: `pit ${process.argv.slice(2).join(' ')}`,
+      });
+      console.log(report.table);
+      console.log(`wrote ${report.files.join(', ')}`);
     });
 }

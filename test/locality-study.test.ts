@@ -8,6 +8,8 @@ import test from 'ava';
 import { PNG } from 'pngjs';
 import { patchSweepPlan, permutePlan, posEmbedPlan, runLocalityStudy, type LocalityStudyOptions } from '../bench/locality-study.js';
 import { meanStd } from '../bench/study-runs.js';
+import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
+import { classifyTask, makeRecipe, permutePixels, pixelPermutation, runTraining } from '../lib/index.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-study-locality-'));
 const tiny = (outDir: string, extra: Partial<LocalityStudyOptions> = {}): LocalityStudyOptions => ({
@@ -101,4 +103,46 @@ test('study errors name the option, and a bad setting fails before any run train
   const out = scratch();
   await t.throwsAsync(runLocalityStudy(tiny(out, { plan: patchSweepPlan({ size: 'd1w16h2', patches: [2], imageSize: 8 }), recipe: { batchSize: 0 } })), { message: /batchSize/ });
   t.false(existsSync(join(out, 'p2-8x8')), 'nothing trained');
+});
+
+test('show-permutation: the top row is the held-out images, the bottom row the same pixels moved by the permutation', (t) => {
+  const figure = permutationFigure({ recipe: { imageSize: 8 }, swaps: 32, delta: null, seed: 3, n: 2 });
+  const { test: held } = classifyTask.data(makeRecipe(classifyTask.recipe, { imageSize: 8 }));
+  const moved = held.images.slice(0, 2 * 64);
+  permutePixels(moved, 1, 8, 8, pixelPermutation(8, 8, { swaps: 32, delta: null, seed: 3 }));
+  const { layout } = figure;
+  // Grey: the red channel of each panel's first pixel of every row is round(255·value).
+  const at = (row: number, col: number, y: number, x: number) => {
+    const { x: x0, y: y0 } = layout.panel(row, col);
+    return figure.data[((y0 + y * layout.scale) * figure.width + x0 + x * layout.scale) * 4]!;
+  };
+  for (const col of [0, 1])
+    for (let p = 0; p < 64; p += 7) {
+      const [y, x] = [Math.floor(p / 8), p % 8];
+      t.is(at(0, col, y, x), Math.round(255 * held.images[col * 64 + p]!));
+      t.is(at(1, col, y, x), Math.round(255 * moved[col * 64 + p]!));
+    }
+  t.throws(() => permutationFigure({ recipe: { imageSize: 8 }, swaps: 33, delta: null, seed: 3, n: 2 }), { message: /swaps/ });
+});
+
+test.serial('attention: distances per layer and head of two classifiers, charts, maps and a table', async (t) => {
+  const dir = scratch();
+  const paths = [];
+  for (const model of ['pit-d2w16h2', 'vit-d2w16h2/2']) {
+    const out = join(dir, model.replace('/', '-'));
+    (await runTraining(classifyTask, { out, recipe: { model, epochs: 1 }, device: 'cpu' })).model.dispose();
+    paths.push(out);
+  }
+  const report = runAttentionAnalysis({ checkpoints: [{ name: 'PiT', path: paths[0]! }, { name: 'ViT/2', path: paths[1]! }], images: 4, device: 'cpu', outDir: join(dir, 'a'), command: 'test' });
+  t.deepEqual(report.checkpoints.map((c) => [c.name, c.layers.length, c.layers[0]!.heads.length]), [['PiT', 2, 2], ['ViT/2', 2, 2]]);
+  for (const c of report.checkpoints)
+    for (const l of c.layers) {
+      const d = l.heads.map((h) => h.distance);
+      t.deepEqual(d, [...d].sort((a, b) => a - b), 'heads sorted by distance');
+      for (const h of l.heads) t.true(h.distance > 0 && h.distance < Math.SQRT2 && h.offset >= 0 && h.offset <= h.distance + 1e-9, JSON.stringify(h));
+    }
+  for (const f of ['distance.png', 'offset.svg', 'centre-PiT.png', 'position-similarity-ViT-2.png', 'heads.csv', 'study.md'])
+    t.true(existsSync(join(dir, 'a', f)), f);
+  t.is(readFileSync(join(dir, 'a', 'heads.jsonl'), 'utf8').trim().split('\n').length, 2 * 2 * 2);
+  t.regex(report.table, /\| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
 });

@@ -47,6 +47,8 @@ export interface HeatmapGridOptions {
    * constant panel shows the low end); [lo, hi] is one scale for every panel (values outside clamp).
    */
   range?: 'panel' | readonly [number, number];
+  /** 'viridis' (default) or 'grey' (black at the low end, white at the high end: images). */
+  colormap?: 'viridis' | 'grey';
 }
 
 export interface HeatmapLayout {
@@ -92,6 +94,12 @@ export function heatmapGrid(inputs: HeatmapGridInputs, options: HeatmapGridOptio
   const range = options.range ?? 'panel';
   if (range !== 'panel' && !(Array.isArray(range) && range.length === 2 && Number.isFinite(range[0]) && Number.isFinite(range[1]) && range[0] < range[1]))
     throw new RangeError(`heatmapGrid: 'range' must be "panel" or [lo, hi] with lo < hi, received ${JSON.stringify(range)}`);
+  const colormap = options.colormap ?? 'viridis';
+  if (colormap !== 'viridis' && colormap !== 'grey') throw new RangeError(`heatmapGrid: 'colormap' must be "viridis" or "grey", received ${JSON.stringify(colormap)}`);
+  const colour = colormap === 'viridis' ? viridis : (t: number): [number, number, number] => {
+    const g = Number.isNaN(t) ? HEATMAP_MISSING : Math.round(255 * Math.min(1, Math.max(0, t)));
+    return [g, g, g];
+  };
   const layout = heatmapLayout(rows, cols, h, w, scale, gap);
   if (layout.width * layout.height > 2 ** 28)
     throw new RangeError(`heatmapGrid: the image would be ${layout.width}×${layout.height} pixels (more than 2^28); lower 'scale' (${scale})`);
@@ -109,7 +117,7 @@ export function heatmapGrid(inputs: HeatmapGridInputs, options: HeatmapGridOptio
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++) {
           const v = data[base + y * w + x]!;
-          const rgb = viridis(Number.isNaN(v) ? NaN : hi > lo ? (v - lo) / (hi - lo) : 0);
+          const rgb = colour(Number.isNaN(v) ? NaN : hi > lo ? (v - lo) / (hi - lo) : 0);
           for (let dy = 0; dy < scale; dy++) {
             let o = ((y0 + y * scale + dy) * layout.width + x0 + x * scale) * 4;
             for (let dx = 0; dx < scale; dx++, o += 4) { out[o] = rgb[0]; out[o + 1] = rgb[1]; out[o + 2] = rgb[2]; out[o + 3] = 255; }
