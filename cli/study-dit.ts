@@ -1,20 +1,12 @@
 // `pit study dit`: the small-scale Table 5 (bench/dit-study.ts): PiT (a DiT on one token per
 // pixel) against DiT/2 of the same size, sampled with and without guidance, over several seeds.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDitName, selectBackend, type Sampler } from '../lib/index.js';
-import { runDitStudy } from '../bench/dit-study.js';
+import { parseDitName, selectBackend } from '../lib/index.js';
+import { runDitStudy, type DitStudyOptions } from '../bench/dit-study.js';
 import { integer, modelNames, number, seedList } from './args.js';
 import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
-interface StudyFlags extends StudyDataFlags {
-  models: string[];
-  seeds: number[];
-  epochs?: number;
-  cfgs: number[];
-  n: number;
-  steps: number;
-  sampler: Sampler;
-  classifier?: string;
+interface StudyFlags extends StudyDataFlags, Pick<DitStudyOptions, 'models' | 'seeds' | 'epochs' | 'cfgs' | 'n' | 'steps' | 'sampler' | 'classifier'> {
   out: string;
 }
 
