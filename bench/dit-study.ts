@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import {
   classifierFromCheckpoint, classifyTask, ditFromCheckpoint, ditTask, evaluateGeneration, generateSamples, makeRecipe, modelName, npyFloat32, npyInt32, readNpy,
   sampleGrid, writeNpy, writePng,
-  type ClassificationMetrics, type DiffusionMetrics, type GenerationMetrics, type Sampler, type SharedRecipe,
+  type ClassificationMetrics, type DiffusionMetrics, type LoadedDit, type GenerationMetrics, type Sampler, type SharedRecipe,
 } from '../lib/index.js';
 import { meanStd, modelFolder, studyRun, trainingSeconds, type MeanStd, type StudyRunContext } from './study-runs.js';
 
@@ -155,52 +155,57 @@ export async function runDitStudy(options: DitStudyOptions): Promise<DitStudyRep
           return report(true, classifierPath, floor);
         }
         const trained = { epochs: records.at(-1)!.epoch, trainSeconds: trainingSeconds(records), testLoss: (records.at(-1)!.test as DiffusionMetrics).loss };
-        for (const cfg of cfgs) {
-          const folder = join(base, cfgFolder(cfg));
-          const metricsPath = join(folder, 'metrics.json');
-          if (existsSync(metricsPath)) {
-            const saved = JSON.parse(readFileSync(metricsPath, 'utf8')) as { run: DitStudySample; floor: DitStudyFloor };
-            runs.push(saved.run);
-            floor ??= saved.floor;
-            continue;
-          }
-          say(`${model} seed ${seed}: sampling ${n} at guidance ${cfg} (${sampler}, ${steps} steps)`);
-          const loaded = ditFromCheckpoint(trainFolder, { device: options.device, command: 'study dit' });
-          const started = performance.now();
-          let generated;
-          try {
-            generated = generateSamples(loaded, {
-              labels: studyLabels(n, loaded.config.classes), steps, sampler, guidanceScale: cfg, seed,
-              onStep: () => { if (signal?.aborted) throw new Interrupted(); },
+        let loaded: LoadedDit | null = null;
+        try {
+          for (const cfg of cfgs) {
+            const folder = join(base, cfgFolder(cfg));
+            const metricsPath = join(folder, 'metrics.json');
+            if (existsSync(metricsPath)) {
+              const saved = JSON.parse(readFileSync(metricsPath, 'utf8')) as { run: DitStudySample; floor: DitStudyFloor };
+              runs.push(saved.run);
+              floor ??= saved.floor;
+              continue;
+            }
+            say(`${model} seed ${seed}: sampling ${n} at guidance ${cfg} (${sampler}, ${steps} steps)`);
+            // Read once per run, for whichever scales still need sampling.
+            loaded ??= ditFromCheckpoint(trainFolder, { device: options.device, command: 'study dit' });
+            const dit = loaded;
+            const started = performance.now();
+            let generated;
+            try {
+              generated = generateSamples(dit, {
+                labels: studyLabels(n, dit.config.classes), steps, sampler, guidanceScale: cfg, seed,
+                onStep: () => { if (signal?.aborted) throw new Interrupted(); },
+              });
+            } catch (e) {
+              if (!(e instanceof Interrupted)) throw e;
+              say(`interrupted: the sampling of ${folder} is dropped; run the same command again to continue`);
+              return report(true, classifierPath, floor);
+            }
+            const sampleSeconds = (performance.now() - started) / 1000;
+            const [, C, H, W] = generated.shape;
+            mkdirSync(folder, { recursive: true });
+            writeNpy(join(folder, 'samples.npy'), { dtype: 'float32', shape: generated.shape, data: generated.samples });
+            writeNpy(join(folder, 'labels.npy'), { dtype: 'int32', shape: [n], data: generated.labels });
+            const m: GenerationMetrics = evaluateGeneration({
+              classifier: { ...classifier, name }, samples: { images: generated.samples, n, channels: C, height: H, width: W }, labels: generated.labels, real, n, seed: 0,
             });
-          } catch (e) {
-            if (!(e instanceof Interrupted)) throw e;
-            say(`interrupted: the sampling of ${folder} is dropped; run the same command again to continue`);
-            return report(true, classifierPath, floor);
-          } finally {
-            loaded.model.dispose();
+            const run: DitStudySample = {
+              model, seed, cfg, folder, ...trained, sampleSeconds,
+              frechet: m.frechet.samples.distance, meanTerm: m.frechet.samples.meanTerm, accuracy: m.conditionalAccuracy.samples!,
+              precision: m.precision.samples, recall: m.recall.samples, nearestMedian: m.nearestTraining.samples.median, nearCopies: m.nearestTraining.nearCopies.length,
+            };
+            floor = {
+              frechet: m.frechet.floor.distance, accuracy: m.conditionalAccuracy.floor!, precision: m.precision.floor, recall: m.recall.floor,
+              nearestMedian: m.nearestTraining.real.median,
+            };
+            writeAtomic(metricsPath, JSON.stringify({ run, floor, note: m.note, featureSpace: m.featureSpace }, null, 2) + '\n');
+            runs.push(run);
+            say(`${model} seed ${seed} cfg ${cfg}: Fréchet ${run.frechet.toFixed(4)} (floor ${floor.frechet.toFixed(4)}), conditional accuracy ${(run.accuracy * 100).toFixed(2)}%, ` +
+              `precision ${run.precision.toFixed(3)}, recall ${run.recall.toFixed(3)} (${sampleSeconds.toFixed(0)} s of sampling)`);
           }
-          const sampleSeconds = (performance.now() - started) / 1000;
-          const [, C, H, W] = generated.shape;
-          mkdirSync(folder, { recursive: true });
-          writeNpy(join(folder, 'samples.npy'), { dtype: 'float32', shape: generated.shape, data: generated.samples });
-          writeNpy(join(folder, 'labels.npy'), { dtype: 'int32', shape: [n], data: generated.labels });
-          const m: GenerationMetrics = evaluateGeneration({
-            classifier: { ...classifier, name }, samples: { images: generated.samples, n, channels: C, height: H, width: W }, labels: generated.labels, real, n, seed: 0,
-          });
-          const run: DitStudySample = {
-            model, seed, cfg, folder, ...trained, sampleSeconds,
-            frechet: m.frechet.samples.distance, meanTerm: m.frechet.samples.meanTerm, accuracy: m.conditionalAccuracy.samples!,
-            precision: m.precision.samples, recall: m.recall.samples, nearestMedian: m.nearestTraining.samples.median, nearCopies: m.nearestTraining.nearCopies.length,
-          };
-          floor = {
-            frechet: m.frechet.floor.distance, accuracy: m.conditionalAccuracy.floor!, precision: m.precision.floor, recall: m.recall.floor,
-            nearestMedian: m.nearestTraining.real.median,
-          };
-          writeAtomic(metricsPath, JSON.stringify({ run, floor, note: m.note, featureSpace: m.featureSpace }, null, 2) + '\n');
-          runs.push(run);
-          say(`${model} seed ${seed} cfg ${cfg}: Fréchet ${run.frechet.toFixed(4)} (floor ${floor.frechet.toFixed(4)}), conditional accuracy ${(run.accuracy * 100).toFixed(2)}%, ` +
-            `precision ${run.precision.toFixed(3)}, recall ${run.recall.toFixed(3)} (${sampleSeconds.toFixed(0)} s of sampling)`);
+        } finally {
+          loaded?.model.dispose();
         }
       }
   } finally {

@@ -107,6 +107,22 @@ export interface StepShape {
 }
 
 /**
+ * step(0) under the peak-memory counter (the bytes live at once, weights included), then, unless
+ * `timed` is false, steps 1, 2, … timed over the budget (median).
+ */
+function peakThenTime(step: (i: number) => void, device: Device, parameters: number, options: { budgetMs?: number; timed?: boolean }): Omit<StepMeasurement, 'tokens'> {
+  native().synchronize(device);
+  resetPeakMemory();
+  step(0);
+  native().synchronize(device);
+  const mem = native().memory();
+  const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
+  if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, parameters };
+  const t = timeIt((i) => step(i + 1), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
+  return { ms: t.medianMs, repeats: t.repeats, peakBytes, parameters };
+}
+
+/**
  * Builds the task's model on `device` and an optimizer, runs warm-up steps, one step under the
  * peak-memory counter, then timed steps: trainStep, exactly the runner's step. Throws RangeError
  * when the step does not fit in memory (everything it allocated is freed first, so the caller
@@ -130,15 +146,7 @@ export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown
       // The first step allocates AdamW's moments; the peak is read over the second. A fit
       // check (timed: false) needs only one step, counted from before the first.
       if (options.timed !== false) step(0);
-      native().synchronize(device);
-      resetPeakMemory();
-      step(1);
-      native().synchronize(device);
-      const mem = native().memory();
-      const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
-      if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, parameters: m.parameterCount() };
-      const t = timeIt((i) => step(i + 2), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
-      return { ms: t.medianMs, repeats: t.repeats, peakBytes, parameters: m.parameterCount() };
+      return peakThenTime((i) => step(i + 1), device, m.parameterCount(), options);
     });
   } finally {
     optimizer?.dispose();
@@ -164,15 +172,7 @@ export function measureSampleStep(model: string, device: Device, s: StepShape, o
     const step = (i: number) => tidy(() => noGrad(() => sampleDiffusion(diffusion, (x, t, y) => dit.forward(x, t, y, { precision, train: false }), {
       shape: [s.batch, s.channels, s.side, s.side], labels, steps: 1, guidanceScale: BENCH_GUIDANCE, nullLabel: s.classes, seed: i, device,
     })));
-    native().synchronize(device);
-    resetPeakMemory();
-    step(0);
-    native().synchronize(device);
-    const mem = native().memory();
-    const peakBytes = (device === 'cuda' ? mem.cuda?.peakBytes : mem.cpu.peakBytes) ?? 0;
-    if (options.timed === false) return { ms: Number.NaN, repeats: 0, peakBytes, parameters: dit.parameterCount() };
-    const t = timeIt((i) => step(i + 1), { device, warmup: 0, minRepeats: 3, budgetMs: options.budgetMs ?? 3000 });
-    return { ms: t.medianMs, repeats: t.repeats, peakBytes, parameters: dit.parameterCount() };
+    return peakThenTime(step, device, dit.parameterCount(), options);
   } finally {
     dit.dispose();
   }

@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseModelName, selectBackend, writePng, type DataName } from '../lib/index.js';
 import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
 import {
-  patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
+  patchModel, patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
 } from '../bench/locality-study.js';
 import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
 import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
@@ -62,7 +62,6 @@ const sizeName = (value: string) => {
 export function registerLocalityStudy(study: Command): void {
   const locality = study.command('locality').description('the paper\'s locality experiments (§5.1, §6, appendix A): patch-size trends, position embeddings, pixel permutations; ' +
     'each setting over several seeds, mean ± std, CSV, JSON lines, charts and a table');
-  const model = (size: string, patch: number) => (patch === 1 ? `pit-${size}` : `vit-${size}/${patch}`);
 
   common(locality.command('patch-sweep'), 'patch-sweep')
     .description('accuracy against the patch size p at a fixed input size (Fig. 2b; p = 1 is PiT), or at a fixed sequence length with --fixed-tokens (Fig. 2a)')
@@ -81,7 +80,7 @@ export function registerLocalityStudy(study: Command): void {
       return list as (typeof positionKinds)[number][];
     }, [...positionKinds])
     .action((f: CommonFlags & { models?: string[]; kinds: (typeof positionKinds)[number][] }) =>
-      run(posEmbedPlan({ models: f.models ?? [model(LOCALITY_DEFAULTS.size, 2), model(LOCALITY_DEFAULTS.size, 1)], kinds: f.kinds }), f));
+      run(posEmbedPlan({ models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 2), patchModel(LOCALITY_DEFAULTS.size, 1)], kinds: f.kinds }), f));
 
   common(locality.command('permute'), 'permute')
     .description('one fixed pixel permutation of T swaps of disjoint pixel pairs within δ (|Δrow|, |Δcol| ≤ δ − 1; inf: any pair), shared by train and test: ' +
@@ -96,7 +95,7 @@ export function registerLocalityStudy(study: Command): void {
       const pairs = Math.floor((f.imageSize * f.imageSize) / 2);
       const swaps = f.swaps ?? [0, pairs / 4, pairs / 2, (3 * pairs) / 4, pairs].map(Math.floor);
       return run(permutePlan({
-        models: f.models ?? [model(LOCALITY_DEFAULTS.size, 2), model(LOCALITY_DEFAULTS.size, 1)], swaps, delta: f.delta, deltas: f.deltas,
+        models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 2), patchModel(LOCALITY_DEFAULTS.size, 1)], swaps, delta: f.delta, deltas: f.deltas,
         fixedSwaps: f.fixedSwaps ?? Math.floor(pairs / 2), permuteSeed: f.permuteSeed,
       }), f);
     });

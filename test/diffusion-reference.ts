@@ -47,14 +47,19 @@ export function refDiscretizedLogLikelihood(x: number, mean: number, logScale: n
 export const refNormalKl = (mean1: number, logvar1: number, mean2: number, logvar2: number) =>
   0.5 * (-1 + logvar2 - logvar1 + Math.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * Math.exp(-logvar2));
 
-/** _vb_terms_bpd for one element (bits): KL for t > 0, the decoder NLL at t = 0. */
-export function refVb(s: RefSchedule, t: number, epsHat: number, v: number, x0: number, xt: number): number {
+/** The model's and the posterior's means and log variances for one element at t (ε̂ and v the model's outputs). */
+function vbParts(s: RefSchedule, t: number, epsHat: number, v: number, x0: number, xt: number) {
   const predX0 = Math.sqrt(1 / s.ac[t]!) * xt - Math.sqrt(1 / s.ac[t]! - 1) * epsHat;
   const modelMean = s.coef1[t]! * predX0 + s.coef2[t]! * xt;
   const trueMean = s.coef1[t]! * x0 + s.coef2[t]! * xt;
   const minLog = s.postLogVarClipped[t]!, maxLog = Math.log(s.betas[t]!);
   const frac = (v + 1) / 2;
-  const modelLogVar = frac * maxLog + (1 - frac) * minLog;
+  return { modelMean, trueMean, minLog, maxLog, modelLogVar: frac * maxLog + (1 - frac) * minLog };
+}
+
+/** _vb_terms_bpd for one element (bits): KL for t > 0, the decoder NLL at t = 0. */
+export function refVb(s: RefSchedule, t: number, epsHat: number, v: number, x0: number, xt: number): number {
+  const { modelMean, trueMean, minLog, modelLogVar } = vbParts(s, t, epsHat, v, x0, xt);
   if (t === 0) return -refDiscretizedLogLikelihood(x0, modelMean, 0.5 * modelLogVar) / Math.LN2;
   return refNormalKl(trueMean, minLog, modelMean, modelLogVar) / Math.LN2;
 }
@@ -94,12 +99,7 @@ export const refNormalKlDLogvar2 = (mean1: number, logvar1: number, mean2: numbe
  * t = 0: −d log p/d logScale·½·dL/dv / ln 2 (logScale = L/2).
  */
 export function refVbDv(s: RefSchedule, t: number, epsHat: number, v: number, x0: number, xt: number): number {
-  const predX0 = Math.sqrt(1 / s.ac[t]!) * xt - Math.sqrt(1 / s.ac[t]! - 1) * epsHat;
-  const modelMean = s.coef1[t]! * predX0 + s.coef2[t]! * xt;
-  const trueMean = s.coef1[t]! * x0 + s.coef2[t]! * xt;
-  const minLog = s.postLogVarClipped[t]!, maxLog = Math.log(s.betas[t]!);
-  const frac = (v + 1) / 2;
-  const modelLogVar = frac * maxLog + (1 - frac) * minLog;
+  const { modelMean, trueMean, minLog, maxLog, modelLogVar } = vbParts(s, t, epsHat, v, x0, xt);
   const dLogVarDv = (maxLog - minLog) / 2;
   if (t === 0) return (-refDiscretizedLogLikelihoodDLogScale(x0, modelMean, 0.5 * modelLogVar) * 0.5 * dLogVarDv) / Math.LN2;
   return (refNormalKlDLogvar2(trueMean, minLog, modelMean, modelLogVar) * dLogVarDv) / Math.LN2;
