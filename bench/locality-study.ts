@@ -148,9 +148,18 @@ export const deltaText = (delta: number | null) => (delta === null ? '∞' : Str
  * train and test, for each model: T over `swaps` at δ = `delta` (left), and δ over `deltas` at
  * T = `fixedSwaps` (right). The permutation's own seed is `permuteSeed`, the same for every
  * run, so the seeds vary only the training.
+ *
+ * `endsModels` run only at the left sweep's ends (its least and largest T) and at whatever
+ * right-panel setting coincides with one of them: for PiT with learned position embeddings and
+ * average pooling every shared permutation gives the same learning problem (SPEC §5), so its
+ * ends are the whole test, at a fraction of the cost.
  */
-export function permutePlan(o: { models: string[]; swaps: number[]; delta: number | null; deltas: (number | null)[]; fixedSwaps: number; permuteSeed: number }): LocalityPlan {
-  if (!o.models.length) throw new RangeError("study locality permute: 'models' must name at least one model");
+export function permutePlan(o: {
+  models: string[]; endsModels?: string[]; swaps: number[]; delta: number | null; deltas: (number | null)[]; fixedSwaps: number; permuteSeed: number;
+}): LocalityPlan {
+  const endsModels = o.endsModels ?? [];
+  if (!o.models.length && !endsModels.length) throw new RangeError("study locality permute: 'models' and 'endsModels' must name at least one model");
+  if (endsModels.length && !o.swaps.length) throw new RangeError("study locality permute: 'endsModels' run at the ends of 'swaps', which is empty");
   const byFolder = new Map<string, LocalitySetting>();
   const add = (model: string, T: number, delta: number | null, panel: string, x: number) => {
     const folder = join(modelFolder(model), `T${T}-delta${delta === null ? 'inf' : delta}`);
@@ -164,9 +173,17 @@ export function permutePlan(o: { models: string[]; swaps: number[]; delta: numbe
   const finite = o.deltas.filter((d): d is number => d !== null);
   // ∞ sits one doubling past the largest finite δ on the log axis.
   const infX = finite.length ? 2 * Math.max(...finite) : 2;
+  const deltaX = (d: number | null) => (d === null ? infX : d);
   for (const model of o.models) {
     for (const T of o.swaps) add(model, T, T === 0 ? null : o.delta, 'swaps', T);
-    for (const d of o.deltas) add(model, o.fixedSwaps, d, 'delta', d === null ? infX : d);
+    for (const d of o.deltas) add(model, o.fixedSwaps, d, 'delta', deltaX(d));
+  }
+  if (endsModels.length) {
+    const ends = [...new Set([Math.min(...o.swaps), Math.max(...o.swaps)])];
+    for (const model of endsModels) {
+      for (const T of ends) add(model, T, T === 0 ? null : o.delta, 'swaps', T);
+      if (o.fixedSwaps > 0 && ends.includes(o.fixedSwaps) && o.deltas.includes(o.delta)) add(model, o.fixedSwaps, o.delta, 'delta', deltaX(o.delta));
+    }
   }
   // Charts are drawn in ASCII (bench/plot.ts's bitmap font): 'delta', 'inf'.
   const ascii = (d: number | null) => (d === null ? 'inf' : String(d));

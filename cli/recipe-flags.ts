@@ -8,18 +8,21 @@ const countWords = ['zero', 'one', 'two', 'three', 'four'];
 /** What a parser returns for a rule's nullWord: commander stores a parsed null as '', so null travels as this to typed(). */
 const NULL_VALUE = Symbol('null');
 
-/** A flag's text as the rule's value, or commander's InvalidArgumentError saying what the rule wants. */
-function parser(rule: FieldRule): ((value: string) => unknown) | null {
-  if (rule.kind === 'boolean' || rule.kind === 'choice') return null;  // commander parses these
+/** A flag's text as the rule's value (null for its nullWord), or commander's InvalidArgumentError saying what the rule wants. */
+export function ruleValue(rule: FieldRule, text: string): unknown {
   const nullWord = rule.kind === 'integer' ? rule.nullWord : undefined;
-  return (text: string) => {
-    if (nullWord !== undefined && text.trim() === nullWord) return NULL_VALUE;
-    const value = rule.kind === 'text' ? text : text.trim() === '' ? Number.NaN : Number(text);
-    const problem = textProblem(rule, value);
-    if (problem) throw new InvalidArgumentError(problem);
-    if (!obeys(rule, value)) throw new InvalidArgumentError(`expected ${ruleText(rule, nullWord)}`);
-    return value;
-  };
+  if (nullWord !== undefined && text.trim() === nullWord) return null;
+  const value = rule.kind === 'text' ? text : text.trim() === '' ? Number.NaN : Number(text);
+  const problem = textProblem(rule, value);
+  if (problem) throw new InvalidArgumentError(problem);
+  if (!obeys(rule, value)) throw new InvalidArgumentError(`expected ${ruleText(rule, nullWord)}`);
+  return value;
+}
+
+/** The rule as commander's parser, null as NULL_VALUE (commander parses booleans and choices itself). */
+function parser(rule: FieldRule): ((value: string) => unknown) | null {
+  if (rule.kind === 'boolean' || rule.kind === 'choice') return null;
+  return (text: string) => ruleValue(rule, text) ?? NULL_VALUE;
 }
 
 /** `--betas <b1,b2>` → [b1, b2], each checked by the field's rule. */

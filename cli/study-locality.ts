@@ -1,21 +1,25 @@
 // `pit study locality <experiment>`: the paper's locality experiments (bench/locality-study.ts,
 // SPEC §5) as sets of `pit train` runs over seeds, with tables and charts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseModelName, selectBackend, writePng, type DataName } from '../lib/index.js';
+import { parseModelName, selectBackend, sharedRecipe, writePng, type DataName } from '../lib/index.js';
 import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
 import {
   patchModel, patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
 } from '../bench/locality-study.js';
+import { ruleValue } from './recipe-flags.js';
 import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
 import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
 /**
  * The defaults, chosen by measurement on the 2-core CPU machine (bench/STUDIES.md): MNIST
- * digits at 16×16, where a 2×2 or 4×4 patch holds real local structure (at the 8×8 of
- * `npm start`, ViT/2 moved by +0.25 points under a full random permutation), and a model small
- * enough that each experiment's runs fit in 30 minutes.
+ * digits at 12×12 (144 pixel tokens, five patch sizes), the `npm start` model size, and 7
+ * epochs, so that each experiment's runs fit in 30 minutes there. At 16×16 a PiT epoch costs
+ * 2.4× as much; what this scale can and cannot show is in bench/STUDIES.md.
  */
-export const LOCALITY_DEFAULTS = { imageSize: 16, size: 'd4w64h4', epochs: 10, seeds: [0, 1, 2] } as const;
+export const LOCALITY_DEFAULTS = { imageSize: 12, size: 'd4w64h4', epochs: 7, seeds: [0, 1, 2] } as const;
+
+/** Every patch size that divides the side and leaves at least 4 tokens: 12 → 6, 4, 3, 2, 1. */
+export const sweepPatches = (side: number) => Array.from({ length: side }, (_, i) => side - i).filter((p) => side % p === 0 && (side / p) ** 2 >= 4);
 
 interface CommonFlags extends StudyDataFlags {
   seeds: number[];
@@ -41,14 +45,12 @@ function run(plan: LocalityPlan, f: CommonFlags): Promise<void> {
   }));
 }
 
-/** δ: an integer ≥ 2, or inf (any pair) as null. */
-function delta(value: string): number | null {
-  if (/^(inf|infinity|∞)$/i.test(value.trim())) return null;
-  const d = Number(value);
-  if (!Number.isInteger(d) || d < 2) throw new InvalidArgumentError('expected an integer ≥ 2 (|Δrow|, |Δcol| ≤ δ − 1) or inf (any pair)');
-  return d;
-}
+/** δ as `--permute-delta` takes it: an integer ≥ 2, or inf (any pair) as null. */
+const deltaRule = sharedRecipe.fields.find((f) => f.key === 'permuteDelta')!.rule;
+const delta = (text: string) => ruleValue(deltaRule, text) as number | null;
 const deltas = (value: string) => names(value).map(delta);
+/** commander keeps a parser's null as '': a single δ flag is checked as it is parsed and kept as typed. */
+const deltaText = (text: string) => (delta(text), text.trim());
 
 const sizeName = (value: string) => {
   try {
@@ -66,10 +68,10 @@ export function registerLocalityStudy(study: Command): void {
   common(locality.command('patch-sweep'), 'patch-sweep')
     .description('accuracy against the patch size p at a fixed input size (Fig. 2b; p = 1 is PiT), or at a fixed sequence length with --fixed-tokens (Fig. 2a)')
     .option('--size <size>', 'model size of every run: t, s, b, l or d<depth>w<width>h<heads>', sizeName, LOCALITY_DEFAULTS.size)
-    .option('--patches <list>', 'patch sizes, each dividing the image side', integers(1), [4, 2, 1])
+    .option('--patches <list>', 'patch sizes, each dividing the image side (default: every divisor leaving at least 4 tokens)', integers(1))
     .option('--fixed-tokens <L>', 'instead of a fixed input, a fixed number of tokens L (a square): the side is p·√L', integer(1))
-    .action((f: CommonFlags & { size: string; patches: number[]; fixedTokens?: number }) =>
-      run(patchSweepPlan({ size: f.size, patches: f.patches, imageSize: f.imageSize, fixedTokens: f.fixedTokens }), f));
+    .action((f: CommonFlags & { size: string; patches?: number[]; fixedTokens?: number }) =>
+      run(patchSweepPlan({ size: f.size, patches: f.patches ?? sweepPatches(f.imageSize), imageSize: f.imageSize, fixedTokens: f.fixedTokens }), f));
 
   common(locality.command('pos-embed'), 'pos-embed')
     .description('each model with sincos, learned and no position embedding (the paper\'s §6 table)')
@@ -85,17 +87,19 @@ export function registerLocalityStudy(study: Command): void {
   common(locality.command('permute'), 'permute')
     .description('one fixed pixel permutation of T swaps of disjoint pixel pairs within δ (|Δrow|, |Δcol| ≤ δ − 1; inf: any pair), shared by train and test: ' +
       'accuracy against T (Fig. 5 left) and against δ (right), for ViT/p and PiT')
-    .option('--models <list>', 'models (default: ViT/2 and PiT of the default size)', modelNames(parseModelName))
+    .option('--models <list>', 'models swept over every T and δ (default: ViT/4 of the default size)', modelNames(parseModelName))
+    .option('--ends-models <list>', 'models run only at the ends of the T sweep, none for none (default: PiT of the default size; ' +
+      'with learned position embeddings every shared permutation is the same learning problem for it, SPEC §5)', (v: string) => (v.trim() === 'none' ? [] : modelNames(parseModelName)(v)))
     .option('--swaps <list>', 'T of the left panel (default: 0 to all H·W/2 pairs in quarters)', integers(0))
-    .addOption(new Option('--delta <δ>', 'δ of the left panel').argParser(delta).default(null, 'inf'))
+    .addOption(new Option('--delta <δ>', 'δ of the left panel').argParser(deltaText).default('inf'))
     .addOption(new Option('--deltas <list>', 'δ of the right panel, e.g. 2,4,8,inf').argParser(deltas).default([2, 4, null], '2,4,inf'))
     .option('--fixed-swaps <T>', 'T of the right panel (default: half of H·W/2)', integer(0))
     .option('--permute-seed <s>', 'seed of the permutation, the same for every run', integer(0), 0)
-    .action((f: CommonFlags & { models?: string[]; swaps?: number[]; delta: number | null; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }) => {
+    .action((f: CommonFlags & { models?: string[]; endsModels?: string[]; swaps?: number[]; delta: string; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }) => {
       const pairs = Math.floor((f.imageSize * f.imageSize) / 2);
       const swaps = f.swaps ?? [0, pairs / 4, pairs / 2, (3 * pairs) / 4, pairs].map(Math.floor);
       return run(permutePlan({
-        models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 2), patchModel(LOCALITY_DEFAULTS.size, 1)], swaps, delta: f.delta, deltas: f.deltas,
+        models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 4)], endsModels: f.endsModels ?? [patchModel(LOCALITY_DEFAULTS.size, 1)], swaps, delta: delta(f.delta), deltas: f.deltas,
         fixedSwaps: f.fixedSwaps ?? Math.floor(pairs / 2), permuteSeed: f.permuteSeed,
       }), f);
     });
@@ -103,17 +107,18 @@ export function registerLocalityStudy(study: Command): void {
   locality.command('show-permutation')
     .description('Fig. 4: the first held-out images before (top row) and after (bottom row) one pixel permutation, as a PNG')
     .option('--swaps <T>', 'swaps of disjoint pixel pairs (default: all H·W/2)', integer(0))
-    .addOption(new Option('--delta <δ>', 'the swaps\' distance: |Δrow|, |Δcol| ≤ δ − 1, or inf (any pair)').argParser(delta).default(null, 'inf'))
+    .addOption(new Option('--delta <δ>', 'the swaps\' distance: |Δrow|, |Δcol| ≤ δ − 1, or inf (any pair)').argParser(deltaText).default('inf'))
     .option('--permute-seed <s>', 'seed of the permutation', integer(0), 0)
     .option('--n <k>', 'images shown', integer(1), 8)
     .addOption(new Option('--data <name>', 'data set').choices(['mnist', 'cifar10', 'cifar100']).default('mnist'))
     .option('--data-dir <dir>', 'folder of the CIFAR binary files')
     .option('--image-size <n>', 'resize images to n×n', integer(1), LOCALITY_DEFAULTS.imageSize)
     .requiredOption('--out <file>', 'the PNG to write')
-    .action((f: { swaps?: number; delta: number | null; permuteSeed: number; n: number; data: DataName; dataDir?: string; imageSize: number; out: string }) => {
+    .action((f: { swaps?: number; delta: string; permuteSeed: number; n: number; data: DataName; dataDir?: string; imageSize: number; out: string }) => {
       const swaps = f.swaps ?? Math.floor((f.imageSize * f.imageSize) / 2);
-      writePng(f.out, permutationFigure({ recipe: { data: f.data, imageSize: f.imageSize, ...(f.dataDir ? { dataDir: f.dataDir } : {}) }, swaps, delta: f.delta, seed: f.permuteSeed, n: f.n }));
-      console.log(`wrote ${f.out}: ${f.n} held-out images before (top) and after (bottom) ${swaps} swaps within δ = ${f.delta ?? '∞'} (--permute-seed ${f.permuteSeed})`);
+      const d = delta(f.delta);
+      writePng(f.out, permutationFigure({ recipe: { data: f.data, imageSize: f.imageSize, ...(f.dataDir ? { dataDir: f.dataDir } : {}) }, swaps, delta: d, seed: f.permuteSeed, n: f.n }));
+      console.log(`wrote ${f.out}: ${f.n} held-out images before (top) and after (bottom) ${swaps} swaps within δ = ${d ?? '∞'} (--permute-seed ${f.permuteSeed})`);
     });
 
   locality.command('attention')

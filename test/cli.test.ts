@@ -1,5 +1,8 @@
 // The `pit` command end to end: info prints what it promises; bad arguments exit non-zero
 // with a message. (The bench and study commands: bench.test.ts.)
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { runPit as run } from './helpers.js';
 
@@ -34,4 +37,22 @@ test('pit study pretrain: bad lists are errors naming the option and what it exp
   const decay = run('study', 'pretrain', '--layer-decay', '0');
   t.not(decay.status, 0);
   t.regex(decay.stderr, /--layer-decay <d>.*expected a number in \(0, 1\]/);
+});
+
+test('pit study locality: δ flags take an integer ≥ 2 or inf, as --permute-delta does', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pit-cli-locality-'));
+  // inf as the single δ flag (commander keeps a parser's null as ''; this once reached pixelPermutation as "").
+  const inf = run('study', 'locality', 'show-permutation', '--delta', 'inf', '--swaps', '8', '--image-size', '8', '--n', '2', '--out', join(dir, 'inf.png'));
+  t.is(inf.status, 0, inf.stderr);
+  t.regex(inf.stdout, /8 swaps within δ = ∞/);
+  t.true(existsSync(join(dir, 'inf.png')));
+  const three = run('study', 'locality', 'show-permutation', '--delta', '3', '--swaps', '8', '--image-size', '8', '--n', '2', '--out', join(dir, 'three.png'));
+  t.is(three.status, 0, three.stderr);
+  t.regex(three.stdout, /within δ = 3 /);
+  for (const [flag, value] of [['--delta', '1'], ['--deltas', '2,inf,1']] as const) {
+    const bad = run('study', 'locality', 'permute', flag, value, '--out', join(dir, 'never'));
+    t.not(bad.status, 0);
+    t.regex(bad.stderr, new RegExp(`${flag} <[^>]+>' argument '${value}' is invalid\\. expected an integer ≥ 2 or inf`));
+  }
+  t.false(existsSync(join(dir, 'never')), 'nothing trained');
 });

@@ -9,6 +9,7 @@ import { PNG } from 'pngjs';
 import { patchSweepPlan, permutePlan, posEmbedPlan, runLocalityStudy, type LocalityStudyOptions } from '../bench/locality-study.js';
 import { meanStd } from '../bench/study-runs.js';
 import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
+import { sweepPatches } from '../cli/study-locality.js';
 import { classifyTask, makeRecipe, permutePixels, pixelPermutation, runTraining } from '../lib/index.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'pit-study-locality-'));
@@ -40,6 +41,22 @@ test('pos-embed and permute plans: a setting per model and kind; the permutation
   ]);
   t.like(perm.settings[1]!.recipe, { model: 'vit-t/2', permuteSwaps: 16, permuteDelta: null, permuteSeed: 7 });
   t.deepEqual(perm.panels.find((p) => p.id === 'delta')!.xTicks, [{ value: 2, label: '2' }, { value: 4, label: 'inf' }]);
+  // An ends model runs at the least and largest T only, and on the δ panel where that setting is.
+  const ends = permutePlan({ models: ['vit-t/4'], endsModels: ['pit-t'], swaps: [0, 16, 32], delta: null, deltas: [2, null], fixedSwaps: 32, permuteSeed: 7 });
+  t.deepEqual(ends.settings.filter((s) => s.series === 'pit-t').map((s) => [s.label, s.at.map((a) => `${a.panel} ${a.x}`)]), [
+    ['T = 0 (none)', ['swaps 0']], ['T = 32, δ = ∞', ['swaps 32', 'delta 4']],
+  ]);
+  t.is(ends.settings.filter((s) => s.series === 'vit-t/4').length, 4);
+  const endsOff = permutePlan({ models: [], endsModels: ['pit-t'], swaps: [8, 16, 32], delta: 4, deltas: [2], fixedSwaps: 16, permuteSeed: 7 });
+  t.deepEqual(endsOff.settings.map((s) => s.label), ['T = 8, δ = 4', 'T = 32, δ = 4']);
+  t.throws(() => permutePlan({ models: [], swaps: [0], delta: null, deltas: [], fixedSwaps: 0, permuteSeed: 0 }), { message: /'models' and 'endsModels' must name at least one model/ });
+});
+
+test('patch-sweep defaults: every patch size dividing the side with at least 4 tokens', (t) => {
+  t.deepEqual(sweepPatches(12), [6, 4, 3, 2, 1]);
+  t.deepEqual(sweepPatches(16), [8, 4, 2, 1]);
+  t.deepEqual(sweepPatches(32), [16, 8, 4, 2, 1]);
+  t.deepEqual(sweepPatches(2), [1]);
 });
 
 test.serial('a study trains each setting per seed, summarises, writes CSV, JSON lines, charts and a table, and skips finished runs', async (t) => {
