@@ -1,12 +1,14 @@
 // `pit study locality <experiment>`: the paper's locality experiments (bench/locality-study.ts,
 // SPEC §5) as sets of `pit train` runs over seeds, with tables and charts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseModelName, selectBackend, sharedRecipe, writePng, type DataName } from '../lib/index.js';
+import {
+  classifyTask, fieldKeys, makeRecipe, parseModelName, selectBackend, sharedRecipe, taskSharedFields, writePng, type ClassifierRecipe, type DataName, type RecipeField,
+} from '../lib/index.js';
 import { permutationFigure, runAttentionAnalysis } from '../bench/locality-analysis.js';
 import {
   patchModel, patchSweepPlan, permutePlan, positionKinds, posEmbedPlan, runLocalityStudy, type LocalityPlan,
 } from '../bench/locality-study.js';
-import { ruleValue } from './recipe-flags.js';
+import { recipeFlags, ruleValue } from './recipe-flags.js';
 import { deviceOption, integer, integers, modelNames, names, seedList } from './args.js';
 import { runStudyCommand, studyDataOptions, studyRecipe, type StudyDataFlags } from './study-common.js';
 
@@ -28,19 +30,33 @@ interface CommonFlags extends StudyDataFlags {
   out?: string;
 }
 
-/** The flags every experiment takes, as `pit train` names them. */
-function common(command: Command, experiment: string): Command {
+/**
+ * The recipe fields a study sets itself (data flags, epochs, seeds, the setting's model and
+ * permutation); `pit train`'s other flags (--lr, --weight-decay, --drop-path, --pool, …) pass
+ * to every run, and `owned` names an experiment's own swept field too (pos-embed's posEmbed).
+ */
+const studyOwned = ['data', 'dataDir', 'imageSize', 'epochs', 'batchSize', 'seed', 'model', 'depth', 'dim', 'heads', 'patch', 'init', 'layerDecay',
+  'permuteSwaps', 'permuteDelta', 'permuteSeed'];
+const trainDefaults = makeRecipe(classifyTask.recipe);
+type Typed = (command: Command) => Partial<ClassifierRecipe>;
+
+/** The flags every experiment takes, as `pit train` names them; returns the reader of the recipe flags typed. */
+function common(command: Command, experiment: string, owned: string[] = []): Typed {
+  const fields = [...taskSharedFields(classifyTask.recipe), ...classifyTask.recipe.fields] as RecipeField<ClassifierRecipe>[];
+  const flags = recipeFlags(fields.filter((f) => !fieldKeys(f).some((k) => studyOwned.includes(k) || owned.includes(k))), trainDefaults);
   command
     .addOption(new Option('--seeds <list>', 'seeds: each setting is trained once per seed; mean ± std over them').argParser(seedList)
       .default([...LOCALITY_DEFAULTS.seeds], LOCALITY_DEFAULTS.seeds.join(',')))
     .option('--epochs <n>', 'epochs of every run (the rest is `pit train`\'s recipe)', integer(1), LOCALITY_DEFAULTS.epochs)
     .option('--out <dir>', `study folder; the same command again continues it (default runs/study-locality/${experiment})`);
-  return studyDataOptions(command, LOCALITY_DEFAULTS.imageSize);
+  studyDataOptions(command, LOCALITY_DEFAULTS.imageSize);
+  for (const option of flags.options) command.addOption(option);
+  return flags.typed;
 }
 
-function run(plan: LocalityPlan, f: CommonFlags): Promise<void> {
+function run(plan: LocalityPlan, f: CommonFlags, given: Partial<ClassifierRecipe>): Promise<void> {
   return runStudyCommand(`pit study locality ${plan.experiment}`, (context) => runLocalityStudy({
-    plan, seeds: f.seeds, epochs: f.epochs, recipe: studyRecipe(f), device: selectBackend({ device: f.device }).backend,
+    plan, seeds: f.seeds, epochs: f.epochs, recipe: { ...given, ...studyRecipe(f) }, device: selectBackend({ device: f.device }).backend,
     outDir: f.out ?? `runs/study-locality/${plan.experiment}`, ...context,
   }));
 }
@@ -65,15 +81,19 @@ export function registerLocalityStudy(study: Command): void {
   const locality = study.command('locality').description('the paper\'s locality experiments (§5.1, §6, appendix A): patch-size trends, position embeddings, pixel permutations; ' +
     'each setting over several seeds, mean ± std, CSV, JSON lines, charts and a table');
 
-  common(locality.command('patch-sweep'), 'patch-sweep')
+  const patchSweep = locality.command('patch-sweep');
+  const patchSweepRecipe = common(patchSweep, 'patch-sweep');
+  patchSweep
     .description('accuracy against the patch size p at a fixed input size (Fig. 2b; p = 1 is PiT), or at a fixed sequence length with --fixed-tokens (Fig. 2a)')
     .option('--size <size>', 'model size of every run: t, s, b, l or d<depth>w<width>h<heads>', sizeName, LOCALITY_DEFAULTS.size)
     .option('--patches <list>', 'patch sizes, each dividing the image side (default: every divisor leaving at least 4 tokens)', integers(1))
     .option('--fixed-tokens <L>', 'instead of a fixed input, a fixed number of tokens L (a square): the side is p·√L', integer(1))
-    .action((f: CommonFlags & { size: string; patches?: number[]; fixedTokens?: number }) =>
-      run(patchSweepPlan({ size: f.size, patches: f.patches ?? sweepPatches(f.imageSize), imageSize: f.imageSize, fixedTokens: f.fixedTokens }), f));
+    .action((f: CommonFlags & { size: string; patches?: number[]; fixedTokens?: number }, cmd: Command) =>
+      run(patchSweepPlan({ size: f.size, patches: f.patches ?? sweepPatches(f.imageSize), imageSize: f.imageSize, fixedTokens: f.fixedTokens }), f, patchSweepRecipe(cmd)));
 
-  common(locality.command('pos-embed'), 'pos-embed')
+  const posEmbed = locality.command('pos-embed');
+  const posEmbedRecipe = common(posEmbed, 'pos-embed', ['posEmbed']);
+  posEmbed
     .description('each model with sincos, learned and no position embedding (the paper\'s §6 table)')
     .option('--models <list>', 'models (default: ViT/2 and PiT of the default size)', modelNames(parseModelName))
     .option('--kinds <list>', 'position embeddings', (v: string) => {
@@ -81,10 +101,12 @@ export function registerLocalityStudy(study: Command): void {
       for (const k of list) if (!(positionKinds as readonly string[]).includes(k)) throw new InvalidArgumentError(`expected ${positionKinds.join(', ')}, got "${k}"`);
       return list as (typeof positionKinds)[number][];
     }, [...positionKinds])
-    .action((f: CommonFlags & { models?: string[]; kinds: (typeof positionKinds)[number][] }) =>
-      run(posEmbedPlan({ models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 2), patchModel(LOCALITY_DEFAULTS.size, 1)], kinds: f.kinds }), f));
+    .action((f: CommonFlags & { models?: string[]; kinds: (typeof positionKinds)[number][] }, cmd: Command) =>
+      run(posEmbedPlan({ models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 2), patchModel(LOCALITY_DEFAULTS.size, 1)], kinds: f.kinds }), f, posEmbedRecipe(cmd)));
 
-  common(locality.command('permute'), 'permute')
+  const permute = locality.command('permute');
+  const permuteRecipe = common(permute, 'permute');
+  permute
     .description('one fixed pixel permutation of T swaps of disjoint pixel pairs within δ (|Δrow|, |Δcol| ≤ δ − 1; inf: any pair), shared by train and test: ' +
       'accuracy against T (Fig. 5 left) and against δ (right), for ViT/p and PiT')
     .option('--models <list>', 'models swept over every T and δ (default: ViT/4 of the default size)', modelNames(parseModelName))
@@ -95,13 +117,13 @@ export function registerLocalityStudy(study: Command): void {
     .addOption(new Option('--deltas <list>', 'δ of the right panel, e.g. 2,4,8,inf').argParser(deltas).default([2, 4, null], '2,4,inf'))
     .option('--fixed-swaps <T>', 'T of the right panel (default: half of H·W/2)', integer(0))
     .option('--permute-seed <s>', 'seed of the permutation, the same for every run', integer(0), 0)
-    .action((f: CommonFlags & { models?: string[]; endsModels?: string[]; swaps?: number[]; delta: string; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }) => {
+    .action((f: CommonFlags & { models?: string[]; endsModels?: string[]; swaps?: number[]; delta: string; deltas: (number | null)[]; fixedSwaps?: number; permuteSeed: number }, cmd: Command) => {
       const pairs = Math.floor((f.imageSize * f.imageSize) / 2);
       const swaps = f.swaps ?? [0, pairs / 4, pairs / 2, (3 * pairs) / 4, pairs].map(Math.floor);
       return run(permutePlan({
         models: f.models ?? [patchModel(LOCALITY_DEFAULTS.size, 4)], endsModels: f.endsModels ?? [patchModel(LOCALITY_DEFAULTS.size, 1)], swaps, delta: delta(f.delta), deltas: f.deltas,
         fixedSwaps: f.fixedSwaps ?? Math.floor(pairs / 2), permuteSeed: f.permuteSeed,
-      }), f);
+      }), f, permuteRecipe(cmd));
     });
 
   locality.command('show-permutation')

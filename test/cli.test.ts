@@ -1,6 +1,6 @@
 // The `pit` command end to end: info prints what it promises; bad arguments exit non-zero
 // with a message. (The bench and study commands: bench.test.ts.)
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -55,4 +55,17 @@ test('pit study locality: δ flags take an integer ≥ 2 or inf, as --permute-de
     t.regex(bad.stderr, new RegExp(`${flag} <[^>]+>' argument '${value}' is invalid\\. expected an integer ≥ 2 or inf`));
   }
   t.false(existsSync(join(dir, 'never')), 'nothing trained');
+});
+
+test('pit study locality passes pit train\'s recipe flags to every run, and refuses a bad one by name', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pit-cli-locality-'));
+  const r = run('study', 'locality', 'patch-sweep', '--image-size', '8', '--size', 'd1w16h2', '--patches', '4', '--seeds', '0', '--epochs', '1',
+    '--lr', '0.001', '--drop-path', '0.1', '--pool', 'cls', '--out', dir);
+  t.is(r.status, 0, r.stderr);
+  const recipe = (JSON.parse(readFileSync(join(dir, 'p4-8x8', 'seed-0', 'run.json'), 'utf8')) as { recipe: Record<string, unknown> }).recipe;
+  t.like(recipe, { model: 'vit-d1w16h2/4', imageSize: 8, epochs: 1, lr: 0.001, dropPath: 0.1, pool: 'cls', posEmbed: 'learned' });
+  const bad = run('study', 'locality', 'pos-embed', '--weight-decay', '-1', '--out', join(dir, 'never'));
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /--weight-decay <wd>' argument '-1' is invalid/);
+  t.regex(run('study', 'locality', 'pos-embed', '--pe', 'none').stderr, /unknown option '--pe'/, 'pos-embed sweeps the position embedding itself');
 });
