@@ -92,7 +92,9 @@ export function runAttentionAnalysis(o: AttentionAnalysisOptions): AttentionAnal
       const locality = maps.map((m) => sortHeads(attentionDistances(m, geometry)));
       results.push({ name: cp.name, path: cp.path, layers: locality });
       const mapLayers = (o.mapLayers ?? [0, 1]).filter((k) => k < depth);
-      figure(`centre-${slug(cp.name)}.png`, centreQueryFigure(mapLayers.map((k) => centreQueryMaps(maps[k]!, geometry))));
+      // A head's map at 96 pixels or more a side, so a 12×12 grid's pixels can be told apart.
+      const centre = mapLayers.map((k) => centreQueryMaps(maps[k]!, geometry));
+      figure(`centre-${slug(cp.name)}.png`, centreQueryFigure(centre, centre[0] ? { scale: Math.ceil(96 / Math.min(centre[0].shape[1], centre[0].shape[2])) } : {}));
       if (model.config.posEmbed !== 'none') figure(`position-similarity-${slug(cp.name)}.png`, positionSimilarityFigure(positionSimilarity(model)));
     } finally {
       loaded.model.dispose();
