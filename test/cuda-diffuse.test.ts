@@ -9,7 +9,7 @@ import {
   diffusionData, diffusionOf, DiffusionTransformer, ditTask, makeRecipe, normalize, sampleDiffusion, selectBackend, taskOptimizer, tensor, tidy, trainStep,
   type Device, type Precision,
 } from '../lib/index.js';
-import { assertStepsClose, fiveAdamWSteps, relativeError } from './helpers.js';
+import { assertStepsClose, adamWSteps, relativeError } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -24,7 +24,7 @@ const labels = train.labels.slice(0, B);
 
 function fiveDiffusionSteps(device: Device, precision: Precision = 'f32'): { losses: number[]; grads: Map<string, Float32Array> } {
   const model = ditTask.model(recipe, train, device);
-  return fiveAdamWSteps(model, (step) => ditTask.loss(model, { images: tensor(images, [B, 1, 8, 8], { device }), labels: tensor(labels, [B], { device }) },
+  return adamWSteps(model, (step) => ditTask.loss(model, { images: tensor(images, [B, 1, 8, 8], { device }), labels: tensor(labels, [B], { device }) },
     { recipe, random: { seed: 11, offset: step }, precision }));
 }
 

@@ -7,7 +7,7 @@ import test from 'ava';
 import {
   DiffusionTransformer, loadMnist, mse, normalize, randn, scale, selectBackend, tensor, tidy, type Device, type DitConfig, type Precision,
 } from '../lib/index.js';
-import { assertStepsClose, fiveAdamWSteps } from './helpers.js';
+import { assertStepsClose, adamWSteps } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -31,7 +31,7 @@ function fiveDitSteps(device: Device, precision: Precision = 'f32'): { losses: n
   const model = new DiffusionTransformer(small, { device });
   wakeZeroLayers(model);
   const Cout = model.outputChannels;
-  return fiveAdamWSteps(model, (step) => {
+  return adamWSteps(model, (step) => {
     const steps = labels.map((_, b) => (step * 131 + b * 37) % 1000);
     const target = randn([B, Cout, size], { seed: 5, offset: step, device });  // Philox: the same numbers on both devices
     const out = model.forward(tensor(images, [B, 1, 8, 8], { device }), steps, labels, { precision, random: { seed: 11, offset: step } });

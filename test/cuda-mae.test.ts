@@ -4,7 +4,7 @@
 // pixels and differ only in summation order. Runs only where the CUDA addon sees a GPU.
 import test from 'ava';
 import { loadMnist, MaskedAutoencoder, normalize, selectBackend, tensor, type Device, type Precision } from '../lib/index.js';
-import { assertStepsClose, fiveAdamWSteps } from './helpers.js';
+import { assertStepsClose, adamWSteps } from './helpers.js';
 
 const gpu = selectBackend().backend === 'cuda';
 const gpuTest = gpu ? test : test.skip;
@@ -17,7 +17,7 @@ function fiveMaeSteps(device: Device, precision: Precision = 'f32'): { losses: n
   const model = new MaskedAutoencoder({
     imageSize: 8, channels: 1, depth: 2, dim: 32, heads: 2, dropPath: 0.1, decoderDepth: 1, decoderDim: 32, decoderHeads: 2, seed: 3,
   }, { device });
-  return fiveAdamWSteps(model, (step) => model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } }).loss);
+  return adamWSteps(model, (step) => model.forward(tensor(images, [B, 1, 8, 8], { device }), { precision, random: { seed: 11, offset: step } }).loss);
 }
 
 // Tolerances as in cuda-model.test.ts: f32 on both sides differs in summation order only

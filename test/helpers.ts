@@ -103,19 +103,19 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
 }
 
 /**
- * Five AdamW steps (lr 1e-3, wd 0.05, β 0.9, 0.95) of `model` on `lossAt(step)`: the losses and
- * the last step's gradients, for CPU-vs-GPU parity. The model is disposed afterwards.
+ * `steps` AdamW steps (default 5; lr 1e-3, wd 0.05, β 0.9, 0.95) of `model` on `lossAt(step)`: the
+ * losses and the last step's gradients, for CPU-vs-GPU parity. The model is disposed afterwards.
  */
-export function fiveAdamWSteps(model: Module, lossAt: (step: number) => Tensor): { losses: number[]; grads: Map<string, Float32Array> } {
+export function adamWSteps(model: Module, lossAt: (step: number) => Tensor, steps = 5): { losses: number[]; grads: Map<string, Float32Array> } {
   const optimizer = new AdamW(model, { weightDecay: 0.05, betas: [0.9, 0.95] });
   const losses: number[] = [];
   const grads = new Map<string, Float32Array>();
-  for (let step = 0; step < 5; step++) {
+  for (let step = 0; step < steps; step++) {
     tidy(() => {
       const loss = lossAt(step);
       losses.push(loss.item());
       backward(loss);
-      if (step === 4) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
+      if (step === steps - 1) for (const [name, p] of model.namedParameters()) grads.set(name, p.grad!.toArray() as Float32Array);
       optimizer.step(1e-3);
       optimizer.zeroGrad();
     });

@@ -3,8 +3,8 @@
 // transpose combination, 2-D / batched / shared B, with and without bias, at awkward sizes.
 // Then the native entry points directly: NaN-poisoned outputs, accumulate, K = 0.
 import test, { type ExecutionContext } from 'ava';
-import { linear, matmul, native, poisoned, tidy, type Tensor } from '../lib/index.js';
-import { assertClose, finiteDifferences, gradientsOf, prod, randomF32, run, t32 } from './helpers.js';
+import { copyOf, linear, matmul, native, poisoned, tidy, type Tensor } from '../lib/index.js';
+import { assertClose, finiteDifferences, gradientsOf, prod, randomF32, roundBf16, run, t32 } from './helpers.js';
 
 interface Case {
   batch: number[]; // leading dims of a (and of b unless shared)
@@ -264,5 +264,62 @@ test('matmul with M = 0 rows gives an empty output and a zero db', (t) => {
     const db = poisoned([4, 3]);
     native().matmulBackward(null, db.handle, null, t32([], [0, 3]).handle, a.handle, b.handle, false, false);
     t.deepEqual(Array.from(db.toArray()), new Array(12).fill(0));
+  });
+});
+
+// ---- bf16 operands and mixed precision (compute: 'bf16') --------------------------------------
+// The CPU widens bf16 operands to f32 exactly, so its bf16 GEMM equals the float64 product of
+// the bf16-rounded operands up to fp32 summation: the same tolerance as f32. Inputs are not
+// bf16-representable, so a path that skipped the rounding is off by ~2^-9 relative, far outside it.
+const roundAll = (x: ArrayLike<number>) => Float64Array.from(x, roundBf16);
+
+for (const [transA, transB] of transposes) {
+  const cases: Case[] = [
+    { batch: [], M: 7, N: 97, K: 5, shared: false, bias: true, transA, transB },
+    { batch: [3], M: 13, N: 17, K: 33, shared: false, bias: false, transA, transB },
+    { batch: [2, 3], M: 5, N: 16, K: 11, shared: true, bias: true, transA, transB },
+  ];
+  for (const c of cases)
+    test(`matmul compute bf16 (mixed precision): f32 in and out, the GEMM on bf16 copies, ${label(c)}`, (t) => {
+      const { a, b, bias } = inputs(c);
+      const given = [{ values: a, shape: aShape(c) }, { values: b, shape: bShape(c) }];
+      if (bias) given.push({ values: bias, shape: [c.N] });
+      const mixed = (x: Tensor, y: Tensor, z?: Tensor) => {
+        const out = matmul(x, y, { transA: c.transA, transB: c.transB, bias: z ?? null, compute: 'bf16' });
+        t.is(out.dtype, 'f32');
+        return out;
+      };
+      const { output, grads, weights } = gradientsOf(mixed, given);
+      const { out, scale } = reference(c, roundAll(a), roundAll(b), bias);
+      assertClose(t, output, out, { atol: tolerance(c.K, maxOf(scale)), rtol: 0, label: 'forward' });
+      // The backward reads bf16 copies of a, b and the output's gradient; da is a bf16 GEMM
+      // output (rounded once, then widened), db and dbias stay f32.
+      const ref = referenceGradients(c, roundAll(a), roundAll(b), roundAll(weights));
+      const rows = prod(c.batch) * c.M;
+      const daBound = Float64Array.from(ref.da, (v) => Math.abs(v) * 2 ** -8 + tolerance(c.N, ref.scales.da));
+      t.true(Array.from(grads[0]!).every((g, i) => Math.abs(g - ref.da[i]!) <= daBound[i]!), 'da within half a bf16 ulp of the rounded-operand reference');
+      t.true(Array.from(grads[0]!).every((g) => g === roundBf16(g)), 'da is bf16-rounded');
+      assertClose(t, grads[1]!, ref.db, { atol: tolerance(c.shared ? rows : c.M, ref.scales.db), rtol: 0, label: 'db' });
+      if (bias) assertClose(t, grads[2]!, ref.dbias, { atol: tolerance(rows, ref.scales.dbias), rtol: 0, label: 'dbias' });
+    });
+}
+
+test('matmul on bf16 tensors (CPU): bf16 or f32 out, bias and accumulate, as the GPU kernels define them', (t) => {
+  const c: Case = { batch: [2], M: 9, N: 21, K: 37, shared: true, bias: true, transA: false, transB: true };
+  const { a, b, bias } = inputs(c);
+  const bf = (x: ArrayLike<number>, shape: number[]) => copyOf(t32(x, shape), { dtype: 'bf16' });
+  const { out } = reference(c, roundAll(a), roundAll(b), roundAll(bias!));
+  tidy(() => {
+    const a16 = bf(a, aShape(c)), b16 = bf(b, bShape(c));
+    const out16 = matmul(a16, b16, { transB: true, bias: bf(bias!, [c.N]) });
+    t.is(out16.dtype, 'bf16');
+    // One rounding of an fp32 result: within half a bf16 ulp (plus the fp32 sums' error).
+    const got = out16.toArray();
+    t.true(Array.from(got).every((g, i) => Math.abs(g - out[i]!) <= Math.abs(out[i]!) * 2 ** -8 + 1e-5), 'bf16 out');
+    // f32 out accumulating onto what is there: out = prior + a·b + bias.
+    const prior = randomF32(out.length);
+    const out32 = t32(prior, outShape(c));
+    native().matmulForward(out32.handle, a16.handle, b16.handle, t32(bias!.map(roundBf16), [c.N]).handle, false, true, true);
+    assertClose(t, out32.toArray(), out.map((v, i) => v + prior[i]!), { atol: 1e-5, rtol: 0, label: 'f32 out, accumulate' });
   });
 });

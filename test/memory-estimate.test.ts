@@ -40,7 +40,8 @@ test('the estimate grows as the terms say: an EMA adds the parameters, mixed pre
   const base = estimateTrainingMemory(config, { batch: 4 });
   t.is(base.parameters, base.parameterCount * 4);
   t.is(estimateTrainingMemory(config, { batch: 4, ema: true }).total - base.total, base.parameters);
-  t.is(estimateTrainingMemory(config, { batch: 4, precision: 'mixed' }).activations - base.activations, 4 * 65 * 2 * 4 * 32 * 2);
+  // batch 4 × 65 tokens × 2 blocks × (4d attention + (3 + r)·d GEMM inputs, r = 4) bf16 values of 2 bytes.
+  t.is(estimateTrainingMemory(config, { batch: 4, precision: 'mixed' }).activations - base.activations, 4 * 65 * 2 * (4 + 7) * 32 * 2);
   t.throws(() => estimateTrainingMemory(config, { batch: 0 }), { instanceOf: RangeError, message: /'batch' must be a positive integer, got 0/ });
 });
 

@@ -13,7 +13,7 @@
 //             frequencies 256, the time MLP 3d, the label row d, c d; final layer: SiLU(c) d,
 //             its Linear 2d and chunks 2d, norm N·(d + 2), modulated N·d, Linear N·P, unpatchified N·P
 //   backward  one block's gradients in flight, as vit-memory.ts counts them
-// Mixed precision also keeps bf16 copies of qkv and of the attention output: 4d·2 bytes a token.
+// Mixed precision also keeps the bf16 copies vit-memory.ts counts: (7 + r)·d·2 bytes a token.
 import { checkDitConfig, ditOutputChannels, ditParameterCount, timestepFrequencyDim, type DitConfig } from './dit.js';
 import { activationsPerToken, checkBatch, stepMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
 

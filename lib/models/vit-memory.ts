@@ -10,7 +10,8 @@
 // Activations per token per block, in f32 values, for width d, MLP ratio r and H heads:
 //   norm1 d + its mean and rstd 2, qkv 3d, attention out d + its log-sum-exp H, proj d,
 //   residual d, norm2 d + 2, fc1 r·d, gelu r·d, fc2 d, residual d  =  (10 + 2r)·d + 4 + H
-// Mixed precision also keeps bf16 copies of qkv and of the attention output: 4d·2 bytes.
+// Mixed precision also keeps bf16 copies of qkv and of the attention output (4d) and of the four
+// GEMMs' inputs (qkv's d, proj's d, fc1's d, fc2's r·d): (7 + r)·d·2 bytes.
 // A later activation-recomputation option changes only `activationsPerToken`'s caller.
 import { parameterCount, tokenGrid, type VitConfig } from './vit.js';
 
@@ -18,7 +19,7 @@ const F32 = 4, BF16 = 2;
 
 export interface TrainingMemoryOptions {
   batch: number;
-  /** 'f32' (default) or 'mixed' (bf16 attention copies kept for the backward). */
+  /** 'f32' (default) or 'mixed' (bf16 copies of the attention and GEMM operands kept for the backward). */
   precision?: 'f32' | 'mixed';
   /** An EMA of the weights is kept (one more copy of the parameters). */
   ema?: boolean;
@@ -62,7 +63,7 @@ export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'm
   const { dim: d, heads: H } = config;
   const r = Math.round(d * config.mlpRatio) / d;
   const f32 = (10 + 2 * r) * d + 4 + H;
-  return f32 * F32 + (precision === 'mixed' ? 4 * d * BF16 : 0);
+  return f32 * F32 + (precision === 'mixed' ? (7 + r) * d * BF16 : 0);
 }
 
 /**

@@ -63,7 +63,7 @@ export class AdaLNBlock extends Module {
   forward(x: Tensor, c: Tensor, options: ForwardOptions = {}): Tensor {
     const [shift1, scale1, gate1, shift2, scale2, gate2] = this.adaLNModulation.forward(c) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     x = gatedResidual(x, this.attn.forward(modulate(plainLayerNorm(x), shift1, scale1), options), gate1);
-    return gatedResidual(x, this.mlp.forward(modulate(plainLayerNorm(x), shift2, scale2)), gate2);
+    return gatedResidual(x, this.mlp.forward(modulate(plainLayerNorm(x), shift2, scale2), options), gate2);
   }
 }
 

@@ -20,11 +20,11 @@ export class Attention extends Module {
     this.proj = this.child('proj', new Linear(dim, dim, rng));
   }
 
-  /** x (B, L, d) → (B, L, d); 'mixed' precision runs the bf16 attention kernels (attentionPrecision). */
+  /** x (B, L, d) → (B, L, d); 'mixed' precision runs the GEMMs and the attention kernels in bf16 (gemmCompute, attentionPrecision). */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const [B, L] = x.shape as [number, number, number];
     const headDim = this.dim / this.heads;
-    const qkv = this.qkv.forward(x).reshape([B, L, 3, this.heads, headDim]);
-    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]));
+    const qkv = this.qkv.forward(x, options).reshape([B, L, 3, this.heads, headDim]);
+    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]), options);
   }
 }

@@ -56,6 +56,6 @@ export class Block extends Module {
     const { random } = options;
     const second = random && { seed: random.seed, offset: random.offset + 1 };
     x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x), options), this.dropPath, this.training, random);
-    return dropPathResidual(x, this.mlp.forward(this.norm2.forward(x)), this.dropPath, this.training, second);
+    return dropPathResidual(x, this.mlp.forward(this.norm2.forward(x), options), this.dropPath, this.training, second);
   }
 }

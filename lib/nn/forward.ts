@@ -2,12 +2,15 @@
 // the run's precision and the Philox stream of its random draws (drop path today; masking and
 // diffusion noise later). Nothing here is process-wide: two models in one process can run at
 // different precisions.
-import type { AttentionPrecision } from '../ops/index.js';
+import type { AttentionPrecision, GemmCompute } from '../ops/index.js';
 import type { Device } from '../tensor.js';
 
 /**
- * 'f32' throughout, or 'mixed': attention in bf16 on the GPU's tensor cores where a bf16 kernel
- * exists for the head dim (BF16_HEAD_DIMS), the rest f32.
+ * 'f32' throughout, or 'mixed' (torch.autocast's bf16 on the GPU's tensor cores): the blocks'
+ * GEMMs (qkv, proj, fc1, fc2) on bf16 copies of their f32 operands with fp32 accumulation and
+ * f32 outputs, attention in bf16 where a bf16 kernel exists for the head dim (BF16_HEAD_DIMS);
+ * LayerNorm, GELU, softmax, losses, reductions, the embeddings and heads, and AdamW's master
+ * weights and moments stay f32.
  */
 export type Precision = 'f32' | 'mixed';
 
@@ -55,7 +58,7 @@ export interface ForwardOptions {
 export function checkPrecision(precision: unknown, device: Device): Precision {
   if (precision !== 'f32' && precision !== 'mixed') throw new TypeError(`precision must be "f32" or "mixed", got ${JSON.stringify(precision)}`);
   if (precision === 'mixed' && device !== 'cuda')
-    throw new TypeError(`precision "mixed" runs attention on bf16 tensor cores and needs the cuda device; this run is on ${device}`);
+    throw new TypeError(`precision "mixed" runs the blocks' GEMMs and attention on bf16 tensor cores and needs the cuda device; this run is on ${device}`);
   return precision;
 }
 
@@ -70,3 +73,6 @@ export const BF16_HEAD_DIMS: readonly number[] = [16, 32, 64, 128];
 export function attentionPrecision(precision: Precision | undefined, headDim: number): AttentionPrecision {
   return precision === 'mixed' && BF16_HEAD_DIMS.includes(headDim) ? 'bf16' : 'f32';
 }
+
+/** The blocks' GEMMs' operand type under a run's precision: bf16 under 'mixed'. */
+export const gemmCompute = (precision: Precision | undefined): GemmCompute => (precision === 'mixed' ? 'bf16' : 'f32');

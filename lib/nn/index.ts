@@ -1,7 +1,7 @@
 // Layers as modules with timm's parameter names, and the parts every model family shares.
 export { Module, type LoadStateOptions, type LoadStateReport, type StateDict } from './module.js';
 export { InitRng, initDevice, initRng, isLinearWeight, redrawParameters, type Init } from './init.js';
-export { attentionPrecision, BF16_HEAD_DIMS, checkPrecision, maxSeed, substream, type ForwardOptions, type Precision, type RandomPurpose, type RandomStream } from './forward.js';
+export { attentionPrecision, BF16_HEAD_DIMS, checkPrecision, gemmCompute, maxSeed, substream, type ForwardOptions, type Precision, type RandomPurpose, type RandomStream } from './forward.js';
 export { Linear, type LinearOptions } from './linear.js';
 export { LayerNorm } from './layernorm.js';
 export { Attention } from './attention.js';

@@ -1,6 +1,7 @@
 // Linear: y = x Wᵀ + b with W (out, in) as in timm; trunc-normal(0.02) weight, zero bias.
 import { linear } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
+import { gemmCompute, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Module } from './module.js';
 
@@ -23,8 +24,8 @@ export class Linear extends Module {
     this.bias = options.bias === false ? null : this.parameter('bias', new Float32Array(outFeatures), [outFeatures]);
   }
 
-  /** x (..., in) → (..., out) */
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  /** x (..., in) → (..., out); under 'mixed' precision the GEMM runs on bf16 copies (gemmCompute). */
+  forward(x: Tensor, options: ForwardOptions = {}): Tensor {
+    return linear(x, this.weight, this.bias, { compute: gemmCompute(options.precision) });
   }
 }

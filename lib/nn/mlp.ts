@@ -3,6 +3,7 @@
 import type { GeluApproximate } from '../native.js';
 import { gelu } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
+import type { ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
@@ -26,7 +27,8 @@ export class Mlp extends Module {
     this.fc2 = this.child('fc2', new Linear(hidden, dim, rng));
   }
 
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(gelu(this.fc1.forward(x), this.approximate));
+  /** The precision reaches both Linears (their GEMMs in bf16 under 'mixed'); GELU stays f32. */
+  forward(x: Tensor, options: ForwardOptions = {}): Tensor {
+    return this.fc2.forward(gelu(this.fc1.forward(x, options), this.approximate), options);
   }
 }

@@ -1,5 +1,5 @@
 // Differentiable ops: each pairs a native forward with its native backward.
-export { matmul, linear, type MatmulOptions } from './matmul.js';
+export { matmul, linear, type GemmCompute, type MatmulOptions } from './matmul.js';
 export { attention, attentionWithLse, type AttentionPrecision } from './attention.js';
 export { layerNorm } from './layernorm.js';
 export { gelu, silu } from './activations.js';

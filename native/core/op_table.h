@@ -21,6 +21,7 @@ namespace pit {
 // other. PIT_OPS: every backend implements these, the CPU one completely. In ops.h order.
 #define PIT_OPS(X)                                                                            \
   X(matmul_forward, "matmulForward") X(matmul_backward, "matmulBackward")                     \
+  X(matmul_forward_bf16, "matmulForward") X(matmul_backward_bf16, "matmulBackward")           \
   X(attention_forward, "attentionForward") X(attention_backward, "attentionBackward")         \
   X(layernorm_forward, "layernormForward") X(layernorm_backward, "layernormBackward")         \
   X(gelu_forward, "geluForward") X(gelu_backward, "geluBackward")                             \
@@ -41,7 +42,6 @@ namespace pit {
   X(fill_uniform, "randomFill") X(fill_normal, "randomFill")
 // GPU-only ops: no CPU counterpart (the CPU table leaves them null).
 #define PIT_GPU_OPS(X)                                                                        \
-  X(matmul_forward_bf16, "matmulForward") X(matmul_backward_bf16, "matmulBackward")           \
   X(attention_forward_bf16, "attentionForward") X(attention_backward_bf16, "attentionBackward")
 
 struct OpTable {

@@ -186,7 +186,7 @@ using cast_bf16_to_f32 = void(float* out, const uint16_t* x, int64_t n);
 using fill_uniform = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
 using fill_normal = void(float* out, int64_t n, uint64_t seed, uint64_t offset);
 
-// ---- GPU-only ops (cuda/matmul.cu, cuda/attention_bf16.cu; the CPU table leaves them null) --
+// ---- bf16 operands (matmul.cc: cpu/matmul.cc widens them to f32, exactly; cuda/matmul.cu) ---
 // matmul_forward / matmul_backward with bf16 a, b and dout (uint16_t bf16 bits) and fp32
 // accumulation; otherwise the same shapes and definition. forward: out is bf16 or f32
 // (out_dtype), bias null or of out's dtype. backward: da bf16; db bf16 or f32 (db_dtype);
@@ -197,6 +197,7 @@ using matmul_forward_bf16 = void(void* out, DType out_dtype, const uint16_t* a, 
 using matmul_backward_bf16 = void(uint16_t* da, void* db, DType db_dtype, void* dbias, DType dbias_dtype,
                                   const uint16_t* dout, const uint16_t* a, const uint16_t* b, int64_t batch, int64_t M,
                                   int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared);
+// ---- GPU-only ops (cuda/attention_bf16.cu; the CPU table leaves them null) -----------------
 // attention_forward / attention_backward on bf16 qkv, out, dout and dqkv (uint16_t bf16
 // bits) with fp32 lse; otherwise the same shapes and definition.
 using attention_forward_bf16 = void(uint16_t* out, float* lse, const uint16_t* qkv, int64_t B, int64_t L, int64_t H,

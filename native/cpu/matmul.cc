@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "core/dtype.h"
 #include "core/parallel.h"
 #include "cpu/backend.h"
 
@@ -663,6 +664,70 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
         db_item(M, a + i * M * K, dout + i * M * N, db, i > 0, num_threads());
     }
   }
+}
+
+// ---- bf16 operands -------------------------------------------------------------------------
+// The CPU runs a bf16 GEMM by widening its operands to f32, which is exact, and running the f32
+// GEMM: every product is then exactly the tensor cores' (a bf16 × bf16 product fits an f32),
+// the accumulation is fp32, and only the order of the sums differs from a GPU's. Outputs that
+// are bf16 are rounded to nearest even once, at the end. This is the reference the GPU's bf16
+// paths and mixed precision are tested against, not a fast path.
+namespace {
+
+std::vector<float> widen(const uint16_t* x, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
+  });
+  return out;
+}
+
+// An output of `dtype` seen as f32: itself, or a widened copy that narrow() writes back.
+struct F32View {
+  void* target;
+  DType dtype;
+  int64_t n;
+  std::vector<float> copy;
+  float* data() { return dtype == DType::F32 ? static_cast<float*>(target) : copy.data(); }
+  F32View(void* t, DType d, int64_t count, bool keep) : target(t), dtype(d), n(count) {
+    if (t && d == DType::BF16) copy = keep ? widen(static_cast<const uint16_t*>(t), count) : std::vector<float>(static_cast<size_t>(count));
+  }
+  void narrow() {
+    if (!target || dtype != DType::BF16) return;
+    auto* out = static_cast<uint16_t*>(target);
+    parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) out[i] = f32_to_bf16(copy[static_cast<size_t>(i)]);
+    });
+  }
+};
+
+}  // namespace
+
+void matmul_forward_bf16(void* out, DType out_dtype, const uint16_t* a, const uint16_t* b, const void* bias,
+                         int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
+                         bool accumulate) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const std::vector<float> a32 = widen(a, batch * M * K), b32 = widen(b, (b_shared ? 1 : batch) * K * N);
+  std::vector<float> bias32;
+  if (bias && out_dtype == DType::BF16) bias32 = widen(static_cast<const uint16_t*>(bias), N);
+  const float* bias_f = !bias ? nullptr : out_dtype == DType::F32 ? static_cast<const float*>(bias) : bias32.data();
+  F32View o(out, out_dtype, batch * M * N, accumulate);
+  matmul_forward(o.data(), a32.data(), b32.data(), bias_f, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
+  o.narrow();
+}
+
+void matmul_backward_bf16(uint16_t* da, void* db, DType db_dtype, void* dbias, DType dbias_dtype, const uint16_t* dout,
+                          const uint16_t* a, const uint16_t* b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                          bool trans_a, bool trans_b, bool b_shared) {
+  batch = std::max<int64_t>(batch, 0);
+  const int64_t b_count = (b_shared ? 1 : batch) * K * N;
+  const std::vector<float> dout32 = widen(dout, batch * M * N), a32 = widen(a, batch * M * K), b32 = widen(b, b_count);
+  F32View dav(da, DType::BF16, batch * M * K, false), dbv(db, db_dtype, b_count, false), dbiasv(dbias, dbias_dtype, N, false);
+  matmul_backward(da ? dav.data() : nullptr, db ? dbv.data() : nullptr, dbias ? dbiasv.data() : nullptr, dout32.data(),
+                  a32.data(), b32.data(), batch, M, N, K, trans_a, trans_b, b_shared);
+  dav.narrow();
+  dbv.narrow();
+  dbiasv.narrow();
 }
 
 }  // namespace pit::cpu
