@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { classifyTask, makeRecipe, type ClassificationMetrics, type ClassifierRecipe } from '../lib/index.js';
 import { writeFileAtomic } from '../lib/train/safetensors.js';
-import { renderPng, renderSvg, type PlotChart } from './plot.js';
+import { renderPng, renderSvg, type PlotChart, type PlotSeries } from './plot.js';
 import { meanStd, modelFolder, studyRun, trainingSeconds, type MeanStd, type StudyRunContext } from './study-runs.js';
 
 export const localityExperiments = ['patch-sweep', 'pos-embed', 'permute'] as const;
@@ -119,7 +119,10 @@ export function patchSweepPlan(o: { size: string; patches: number[]; imageSize: 
   });
   return {
     experiment: 'patch-sweep', settings,
-    panels: [{ id: 'patch', title: side === null ? `accuracy against patch size, fixed ${o.imageSize}×${o.imageSize} input` : `accuracy against patch size, fixed ${o.fixedTokens} tokens`, xLabel: 'patch size p', logX: true }],
+    panels: [{
+      id: 'patch', title: side === null ? `accuracy against patch size, fixed ${o.imageSize}×${o.imageSize} input` : `accuracy against patch size, fixed ${o.fixedTokens} tokens`,
+      xLabel: 'patch size p', logX: true, xTicks: patches.map((p) => ({ value: p, label: String(p) })),
+    }],
     question: side === null ? 'Does accuracy rise as the patch size falls at a fixed input size (Fig. 2b)?' : 'At a fixed sequence length, how does accuracy change with the patch size (Fig. 2a)?',
   };
 }
@@ -269,15 +272,15 @@ function csv(header: string[], rows: (string | number)[][]): string {
 
 /** A panel's chart: mean top-1 (%) against x, a curve per series, in the order the settings came. */
 function panelChart(plan: LocalityPlan, panel: LocalityPanel, summary: LocalitySummary[]): PlotChart {
-  const series = new Map<string, { x: number; y: number }[]>();
+  const series = new Map<string, PlotSeries['points']>();
   for (const s of plan.settings)
     for (const at of s.at.filter((a) => a.panel === panel.id)) {
       const row = summary.find((r) => r.folder === s.folder);
       if (!row) continue;
-      series.set(s.series, [...(series.get(s.series) ?? []), { x: at.x, y: 100 * row.top1.mean }]);
+      series.set(s.series, [...(series.get(s.series) ?? []), { x: at.x, y: 100 * row.top1.mean, err: 100 * row.top1.std }]);
     }
   return {
-    title: panel.title, xLabel: panel.xLabel, yLabel: 'held-out top-1 % (mean over seeds)', logX: panel.logX, logY: false,
+    title: panel.title, xLabel: panel.xLabel, yLabel: 'held-out top-1 % (mean and std over seeds)', logX: panel.logX, logY: false,
     ...(panel.xTicks ? { xTicks: panel.xTicks } : {}),
     series: [...series].map(([name, points]) => ({ name, points: points.sort((a, b) => a.x - b.x) })),
   };

@@ -9,7 +9,7 @@
 import { PNG } from 'pngjs';
 
 export interface PlotSeries {
-  name: string; points: { x: number; y: number }[]; dashed?: boolean;
+  name: string; points: { x: number; y: number; err?: number }[]; dashed?: boolean;  // err: an error bar y ± err (e.g. a std over seeds)
   lines?: boolean;                         // default true; false: markers only (a scatter), in the legend too
 }
 export interface PlotChart {
@@ -123,7 +123,10 @@ function layout(chart: PlotChart): Layout {
     Number.isFinite(x) && Number.isFinite(y) && (!logX || x > 0) && (!logY || y > 0)));
   const all = valid.flat();
   if (all.length === 0) throw new RangeError(`plot: no finite positive points to draw in chart ${JSON.stringify(chart.title)}`);
-  const xAxis = makeAxis(all.map((p) => p.x), logX), yAxis = makeAxis(all.map((p) => p.y), logY);
+  // The y axis holds the error bars' ends too (on a log axis, the positive ones).
+  const bars = (p: { y: number; err?: number }) => (p.err !== undefined && Number.isFinite(p.err) && p.err > 0 ? [p.y - p.err, p.y + p.err] : []);
+  const ys = all.flatMap((p) => [p.y, ...bars(p)]).filter((y) => !logY || y > 0);
+  const xAxis = makeAxis(all.map((p) => p.x), logX), yAxis = makeAxis(ys, logY);
   if (chart.xTicks) {
     const inside = chart.xTicks.filter((t) => (!logX || t.value > 0) && fraction(xAxis, t.value) >= 0 && fraction(xAxis, t.value) <= 1);
     xAxis.ticks = inside.map((t) => t.value);
@@ -175,6 +178,14 @@ function layout(chart: PlotChart): Layout {
     const color = PALETTE[i % PALETTE.length]!, pts = valid[i]!.map((p): [number, number] => [px(p.x), py(p.y)]);
     const lines = s.lines ?? true;
     if (lines && pts.length >= 2) shapes.push({ kind: 'polyline', points: pts, color, width: 1 + u / 2, name: s.name, ...(s.dashed ? { dash } : {}) });
+    valid[i]!.forEach((p, k) => {
+      const [lo, hi] = bars(p);
+      if (lo === undefined || hi === undefined) return;
+      const x = pts[k]![0], y0 = py(!logY || lo > 0 ? lo : 10 ** yAxis.a), y1 = py(hi);
+      line(x, y0, x, y1, color, u);
+      line(x - 3 * u, y0, x + 3 * u, y0, color, u);
+      line(x - 3 * u, y1, x + 3 * u, y1, color, u);
+    });
     for (const [cx, cy] of pts) shapes.push({ kind: 'circle', cx, cy, r: 1.5 + u, color, cls: 'marker' });
     const ly = top + 4 * u + i * 12 * u, lx = right + 6 * u;
     if (lines) shapes.push({ kind: 'line', x1: lx, y1: ly, x2: lx + 12 * u, y2: ly, color, width: 1 + u / 2, ...(s.dashed ? { dash } : {}) });

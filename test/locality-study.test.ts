@@ -22,6 +22,7 @@ test('patch-sweep plans: PiT at p = 1, ViT/p otherwise; a fixed input or a fixed
   t.deepEqual(fixed.settings.map((s) => [s.recipe.model, s.recipe.imageSize, s.at]), [
     ['vit-d4w64h4/4', 16, [{ panel: 'patch', x: 4 }]], ['vit-d4w64h4/2', 16, [{ panel: 'patch', x: 2 }]], ['pit-d4w64h4', 16, [{ panel: 'patch', x: 1 }]],
   ]);
+  t.deepEqual(fixed.panels[0]!.xTicks, [{ value: 4, label: '4' }, { value: 2, label: '2' }, { value: 1, label: '1' }], 'a tick at each patch size');
   const tokens = patchSweepPlan({ size: 't', patches: [4, 2, 1], imageSize: 16, fixedTokens: 64 });
   t.deepEqual(tokens.settings.map((s) => [s.recipe.model, s.recipe.imageSize]), [['vit-t/4', 32], ['vit-t/2', 16], ['pit-t', 8]]);
   t.throws(() => patchSweepPlan({ size: 't', patches: [3], imageSize: 16 }), { message: /patch 3 does not divide the image side 16/ });

@@ -161,6 +161,25 @@ test('a scatter series (lines: false) draws markers only, in the plot and the le
   t.throws(() => renderSvg({ ...chart(), series: [{ name: 's', points, lines: 'no' as unknown as boolean }] }), { instanceOf: TypeError, message: 'plot: chart.series[0].lines must be a boolean, received "no"' });
 });
 
+test('error bars: a bar and two caps per point with err > 0, in the series colour, inside the y axis', (t) => {
+  const chart: PlotChart = {
+    title: 't', xLabel: 'p', yLabel: 'top-1', logX: false, logY: false,
+    series: [{ name: 's', points: [{ x: 1, y: 90, err: 0.5 }, { x: 2, y: 92, err: 4 }, { x: 3, y: 95 }, { x: 4, y: 96, err: 0 }] }],
+  };
+  const svg = renderSvg(chart);
+  const blue = elements(svg, 'line').filter((el) => attr(el, 'stroke') === '#0072b2');
+  t.is(blue.length, 2 * 3 + 1, 'two points with err > 0: a bar and two caps each; and the legend line');
+  // The tallest bar, 92 ± 4 = [88, 96], sets the axis: its ends lie inside the plot area.
+  const bar = blue.filter((el) => attr(el, 'x1') === attr(el, 'x2')).map((el) => [Number(attr(el, 'y1')), Number(attr(el, 'y2'))]);
+  const tallest = bar.reduce((a, b) => (Math.abs(b[0]! - b[1]!) > Math.abs(a[0]! - a[1]!) ? b : a));
+  const markers = elements(svg, 'circle', 'marker').map((el) => Number(attr(el, 'cy')));
+  t.true(Math.max(...tallest) > Math.max(...markers), 'its lower end (88) is below every marker');
+  t.true(Math.abs(Math.min(...tallest) - markers[3]!) < 0.02, 'its upper end is level with the marker at 96');
+  t.true(Math.abs(Math.abs(tallest[0]! - tallest[1]!) / Math.abs(markers[0]! - markers[1]!) - 8 / 2) < 0.01, 'its length is 2·err in the y scale');
+  const plotBottom = Math.max(...elements(svg, 'line').filter((el) => attr(el, 'stroke') === '#555555').map((el) => Number(attr(el, 'y1'))));
+  t.true(Math.max(...tallest) < plotBottom, 'inside the axis');
+});
+
 test('localityChart: one scatter series per checkpoint, x = layer + 1 nudged apart, linear axes, one point per head', (t) => {
   const layer = (l: number, distances: number[]) => ({ layer: l, clsDropped: true, unit: 16, heads: distances.map((d, h) => ({ head: h, distance: d, offset: d / 2, clsMass: 0.1, queries: 10 })) });
   const pit = { name: 'PiT', layers: [layer(0, [0.1, 0.3]), layer(1, [0.2, 0.4])] };
