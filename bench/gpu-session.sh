@@ -89,7 +89,7 @@ if has kernels; then
 fi
 
 if has train; then
-  phase "training step: ours, f32 and mixed precision (bf16 attention)"
+  phase "training step: ours, f32 and mixed precision (bf16 GEMMs and attention, as torch.autocast)"
   timeout 50 "${PIT[@]}" bench train --device cuda --models pit-t,vit-t/2 --sides 32,64 --budget 1000 --out "$OUT/pit-train.jsonl" || echo "pit train exit $?"
   timeout 50 "${PIT[@]}" bench train --device cuda --models pit-t,vit-t/2 --sides 32,64 --budget 1000 --precision mixed --out /tmp/pit-train-mixed.jsonl || echo "pit train mixed exit $?"
   cat /tmp/pit-train-mixed.jsonl >> "$OUT/pit-train.jsonl" 2>/dev/null
