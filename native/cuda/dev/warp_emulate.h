@@ -33,6 +33,9 @@
 struct uint4 {
   uint32_t x, y, z, w;
 };
+struct float2 {
+  float x, y;
+};
 struct Dim3 {
   unsigned x = 0, y = 0, z = 0;
 };
@@ -88,7 +91,7 @@ inline std::vector<WarpExchange> warps;
 inline std::vector<unsigned char> shared;  // guard | smem | guard
 inline size_t shared_bytes = 0;
 constexpr size_t kGuard = 256;
-inline Dim3 block_idx, grid_dim;
+inline Dim3 block_idx, grid_dim, block_dim;
 
 // Global buffers the kernels may touch: [begin, end) ranges.
 inline std::vector<std::pair<const void*, const void*>> global_ranges;
@@ -158,6 +161,7 @@ inline void perform(const std::vector<CopyOp>& copies) {
 #define threadIdx (::emu::current->tid)
 #define blockIdx (::emu::block_idx)
 #define gridDim (::emu::grid_dim)
+#define blockDim (::emu::block_dim)
 
 // ---- the primitives, emulated -------------------------------------------------------------
 namespace emu::ptx {
@@ -294,6 +298,7 @@ inline void trampoline() {
 inline void launch(unsigned grid, unsigned threads, size_t smem, std::function<void()> body) {
   kernel_body = std::move(body);
   grid_dim = {grid, 1, 1};
+  block_dim = {threads, 1, 1};
   for (unsigned b = 0; b < grid; ++b) {
     block_idx = {b, 0, 0};
     shared_bytes = smem;
