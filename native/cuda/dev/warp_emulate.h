@@ -81,6 +81,13 @@ struct WarpExchange {
 // each round, so that warps drift apart between barriers as they do on a GPU.
 inline bool eager = false;
 inline std::mt19937 schedule_rng(7);
+// The laggard schedule (the GEMM emulator's third run): copies land at issue, and one warp of
+// each CTA, picked at random, runs only in rounds where no other thread could move (all wait
+// at a barrier it must reach, or are done). It falls as far behind as the barriers allow, so
+// a stage that a fast warp refills while a slow one may still read it is caught every time,
+// not by the chance of a random drift.
+inline bool laggard = false;
+inline long arrivals = 0;  // barrier arrivals so far: a round without any moved nobody
 
 // One CTA at a time.
 inline ucontext_t scheduler;
@@ -111,6 +118,7 @@ inline void check_shared(const void* p, size_t bytes, size_t align) {
 inline void yield() { swapcontext(&current->context, &scheduler); }
 
 inline void wait(Barrier& b, const char* site) {
+  ++arrivals;
   if (b.count == 0) b.site = site;
   else if (std::strcmp(b.site, site) != 0) fail("threads of one barrier arrived at different collectives");
   const int generation = b.generation;
@@ -238,7 +246,7 @@ inline void cp_async_zfill(uint16_t* dst, const uint16_t* src, int bytes) {
   if (bytes < 0 || bytes > 16) fail("cp.async src-size outside 0..16");
   check_global(src, bytes > 0 ? bytes : 1);
   if (reinterpret_cast<uintptr_t>(src) % 16 != 0) fail("misaligned cp.async source");
-  if (eager) perform({{dst, src, bytes}});
+  if (eager || laggard) perform({{dst, src, bytes}});
   else current->open.push_back({dst, src, bytes});
 }
 // The attention kernels' form: all 16 bytes, or none (zero-filled) when !valid.
@@ -246,7 +254,7 @@ inline void cp_async_16(uint16_t* dst, const uint16_t* src, bool valid) {
   check_shared(dst, 16, 16);
   check_global(src, 16);
   if (reinterpret_cast<uintptr_t>(src) % 16 != 0) fail("misaligned cp.async source");
-  if (eager) perform({{dst, src, valid ? 16 : 0}});
+  if (eager || laggard) perform({{dst, src, valid ? 16 : 0}});
   else current->open.push_back({dst, src, valid ? 16 : 0});
 }
 inline void cp_async_commit() {
@@ -324,17 +332,22 @@ inline void launch(unsigned grid, unsigned threads, size_t smem, std::function<v
     }
     std::vector<int> order(threads);
     for (unsigned t = 0; t < threads; ++t) order[t] = static_cast<int>(t);
+    const int lagging_warp = laggard ? static_cast<int>(schedule_rng() % std::max(1u, threads / 32)) : -1;
+    bool laggards_turn = false;
     for (bool running = true; running;) {
       running = false;
+      const long arrivals_before = arrivals;
       if (eager) std::shuffle(order.begin(), order.end(), schedule_rng);
       for (int t : order) {
         Fiber& f = fibers[t];
         if (f.done) continue;
         running = true;
         if (eager && schedule_rng() % 4 == 0) continue;  // this thread falls behind a round
+        if (t / 32 == lagging_warp && !laggards_turn) continue;
         current = &f;
         swapcontext(&scheduler, &f.context);
       }
+      laggards_turn = arrivals == arrivals_before;  // nobody else could move
     }
     for (const Fiber& f : fibers)
       if (!f.committed.empty() || !f.open.empty()) fail("cp.async copies left in flight at kernel exit");
