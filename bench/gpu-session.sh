@@ -6,13 +6,13 @@
 # Here (this machine, nvcc present):
 #   npm install && ../shared/tools/portable-node.sh build node_modules dist build build-cuda
 # On the GPU host, from the repo root, carrying .portable:
-#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.6 minutes
+#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.75 minutes
 #   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
 #
 # Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
 # pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
-# its own time limit (they add up to 575 s for the default phases), so one that hangs or runs
+# its own time limit (they add up to 585 s for the default phases), so one that hangs or runs
 # long cannot take the rest with it, and the whole fits one 10-minute device call. The GEMM
 # cases (matmul_*, linear_*) come before attention in `pit bench kernels`, so a kernels phase
 # cut short loses attention lines, not GEMM lines; each GEMM line says which path ran it.
@@ -80,7 +80,12 @@ fi
 LENS=${LENS:-1024,4096,16384}
 if has kernels; then
   phase "kernels: ours"
-  timeout 100 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  timeout 90 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  # Our own bf16 tensor-core GEMM (gemm_bf16.cu), forced: where cuBLASLt loaded it ran the GEMM
+  # lines above, so this table (into session.log; each line's [path] says mma or mma/split-K)
+  # is our kernel's numbers beside them, at the same shapes.
+  phase "kernels: our bf16 tensor-core GEMM (PIT_MATMUL=mma)"
+  PIT_MATMUL=mma timeout 20 "${PIT[@]}" bench kernels --device cuda --ops linear_ --dtype bf16 --budget 50 || echo "pit kernels (mma) exit $?"
   phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy, GEMMs)"
   rm -f "$OUT/torch-kernels.jsonl"
   timeout 70 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"

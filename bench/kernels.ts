@@ -15,9 +15,9 @@
 //   3·n·s; add 3·n·s; softmax_cross_entropy 2·n·k·s + 8·n (logits in, dlogits out, targets in,
 //   losses out); adamw 7·P·4 (param, grad, m, v in; param, m, v out).
 //
-// GEMMs on the GPU also record the path they took (`path`: "cublasLt/BIAS", "simt", ...: the
-// counts of matmulInfo() that moved while the case was timed), since which engine ran them
-// depends on the machine (cuBLASLt loaded or not) and on PIT_MATMUL.
+// GEMMs on the GPU also record the path they took (`path`: "cublasLt/BIAS", "mma",
+// "simt/split-K", ...: the counts of matmulInfo() that moved while the case was timed), since
+// which engine ran them depends on the machine (cuBLASLt loaded or not) and on PIT_MATMUL.
 //
 // Attention shapes follow one rule, shared with bench/pytorch/attention.py: H heads (12),
 // B = max(1, ⌊tokens / L⌋) so that each shape does about the same work per L.

@@ -54,7 +54,7 @@ export interface BenchResult {
   peakBytes?: number;
   /** Memory-bound kernels: value / the copy bandwidth measured in the same run. */
   fractionOfCopy?: number;
-  /** Our GPU GEMMs: the engine(s) that ran them, e.g. "cublasLt/BIAS" or "simt" (bench/kernels.ts). */
+  /** Our GPU GEMMs: the engine(s) that ran them, e.g. "cublasLt/BIAS", "mma/split-K" or "simt" (bench/kernels.ts). */
   path?: string;
   env: BenchEnv;
 }

@@ -15,8 +15,8 @@ import { registerEval, registerTrain } from './train.js';
 function matmulSummary(m: MatmulInfo): string {
   const mode = m.mode === 'auto' ? '' : ` (PIT_MATMUL=${m.mode})`;
   const lt = m.cublasLt;
-  if (lt.loaded) return `cuBLASLt ${lt.version} from ${lt.path} (found by ${lt.source}; handle ${lt.handle}; declarations ${lt.declarations}), SIMT fallback${mode}`;
-  return `our SIMT kernel only${mode}: ${lt.reason}`;
+  if (lt.loaded) return `cuBLASLt ${lt.version} from ${lt.path} (found by ${lt.source}; handle ${lt.handle}; declarations ${lt.declarations}), our bf16 tensor-core and SIMT kernels as fallbacks${mode}`;
+  return `our bf16 tensor-core kernel (bf16 operands) and SIMT kernel (f32)${mode}: ${lt.reason}`;
 }
 
 /** A fresh `pit` program with every subcommand. */

@@ -67,11 +67,12 @@ export interface BuildInfo {
 }
 
 /**
- * The GPU GEMM engines (native/cuda/gemm_lt.cu): cuBLASLt, loaded at run time, and our own
- * SIMT kernel. matmulInfo() loads cuBLASLt on its first call (no GPU is needed for that).
+ * The GPU GEMM engines (native/cuda/gemm_lt.cu): cuBLASLt, loaded at run time, our own bf16
+ * tensor-core kernel (gemm_bf16.cu) and our own SIMT kernel. matmulInfo() loads cuBLASLt on
+ * its first call (no GPU is needed for that).
  */
 export interface MatmulInfo {
-  /** PIT_MATMUL as the GEMMs read it: "auto" (cuBLASLt where it can, else SIMT), "simt", "cublaslt" (or an error). */
+  /** PIT_MATMUL as the GEMMs read it: "auto" (cuBLASLt where it can, else our tensor-core kernel for bf16 operands, else SIMT), "simt", "mma", "cublaslt" (or an error). */
   mode: string;
   cublasLt: {
     loaded: boolean;
@@ -90,9 +91,12 @@ export interface MatmulInfo {
     /** Whether the hand-written declarations were checked against a real cublasLt.h where this addon was built. */
     declarations: string;
   };
-  /** GEMMs (and separate bias-gradient sums) so far, per path: "cublasLt", "cublasLt/BIAS", "cublasLt/BGRADA", "cublasLt/BGRADB", "simt", "colsum". */
+  /**
+   * GEMMs (and separate bias-gradient sums) so far, per path: "cublasLt", "cublasLt/BIAS", "cublasLt/BGRADA",
+   * "cublasLt/BGRADB", "mma", "mma/split-K", "simt", "simt/split-K", "colsum".
+   */
   calls: Record<string, number>;
-  /** Why GEMMs that could have gone to cuBLASLt did not, with counts. */
+  /** Why GEMMs that could have gone to cuBLASLt (or, for bf16 operands, our tensor-core kernel) did not, with counts. */
   fallbacks: Record<string, number>;
 }
 

@@ -2,15 +2,18 @@
 // inputs: cuBLASLt with bf16 operands (out bf16 or f32, with and without the BIAS epilogue; the
 // backward's bias gradient fused by BGRADB, required for bf16 weight gradients and logged for
 // f32 ones, or summed apart when dbias and dW differ in dtype), cuBLASLt with f32
-// operands (CUBLAS_COMPUTE_32F), and our SIMT kernel forced with PIT_MATMUL=simt, at the
-// PiT-T/S/B shapes of `pit bench kernels` (widths d = 192, 384, 768; (n, k) = (3d, d), (4d, d),
+// operands (CUBLAS_COMPUTE_32F), our bf16 tensor-core kernel forced with PIT_MATMUL=mma (and
+// taken by "auto" without cuBLASLt), and our SIMT kernel forced with PIT_MATMUL=simt, both
+// with deterministic split-K on the weight gradients, at the PiT-T/S/B shapes of `pit bench kernels` (widths d = 192, 384, 768; (n, k) = (3d, d), (4d, d),
 // (d, 4d); M = 4096 rows, and the benchmark's full 65,536 at PiT-T's qkv), then every transpose,
 // batched and shared B, accumulate and odd sizes, and bitwise repeatability.
 //
 // Each case selects its path with PIT_MATMUL (read by the backend at every GEMM): "cublaslt"
-// makes a GEMM that cuBLASLt cannot run an error instead of a silent fallback, and the counts
-// of matmulInfo() must show the path taken ("cublasLt/BIAS", "cublasLt/BGRADB", "simt",
-// "colsum"...).
+// and "mma" make a GEMM that engine cannot run an error instead of a silent fallback, and the
+// counts of matmulInfo() must show the path taken ("cublasLt/BIAS", "cublasLt/BGRADB", "mma",
+// "mma/split-K", "simt", "simt/split-K", "colsum"...). Which GEMMs split K depends on the GPU's
+// SM count (cuda/split_k.h): the weight gradients of PiT-T at 4096 rows (10 tensor-core tiles,
+// 27 SIMT tiles) must split on a GPU with at least twice as many SMs.
 //
 // Tolerances. Inputs are unit normals rounded to bf16 (the CPU reference, the f32 op, gets the
 // same values), so every product is exact in fp32 and the only errors are in the sums and the
@@ -73,7 +76,7 @@ function expectClose(t: ExecutionContext, label: string, got: Float32Array, ref:
 }
 
 /** Runs fn with PIT_MATMUL=mode; returns the per-path GEMM counts it added. */
-function withMode<T>(mode: 'cublaslt' | 'simt' | 'auto', fn: () => T): { result: T; paths: Record<string, number> } {
+function withMode<T>(mode: 'cublaslt' | 'simt' | 'mma' | 'auto', fn: () => T): { result: T; paths: Record<string, number> } {
   const saved = process.env.PIT_MATMUL;
   const before = native().matmulInfo().calls;
   process.env.PIT_MATMUL = mode;
@@ -89,6 +92,18 @@ function withMode<T>(mode: 'cublaslt' | 'simt' | 'auto', fn: () => T): { result:
     else process.env.PIT_MATMUL = saved;
   }
 }
+
+/** The counts per engine: "mma/split-K" counts as "mma", "simt/split-K" as "simt". */
+function engines(paths: Record<string, number>): Record<string, number> {
+  const merged: Record<string, number> = {};
+  for (const [k, n] of Object.entries(paths)) {
+    const engine = k.replace(/\/split-K$/, '');
+    merged[engine] = (merged[engine] ?? 0) + n;
+  }
+  return merged;
+}
+
+const multiprocessors = gpu ? (native().buildInfo().cuda?.devices[0]?.multiprocessors ?? 0) : 0;
 
 // ---- a linear layer, the models' GEMM: out = x (m, k) · Wᵀ (W (n, k)) + bias ------------------
 
@@ -235,31 +250,92 @@ ltTest('cuBLASLt f32 (CUBLAS_COMPUTE_32F, no TF32): linear forward and backward 
   }
 });
 
-gpuTest('SIMT fallback (PIT_MATMUL=simt): bf16 and f32 linear forward and backward at the PiT-T/S/B shapes', (t) => {
+// Our bf16 tensor-core kernel (gemm_bf16.cu): forward with the bias epilogue into bf16 and
+// f32, backward with dW in bf16 and f32 (split-K where the tiles would not fill the GPU) and
+// dbias summed apart. f32 operands under PIT_MATMUL=mma are an error (they keep f32 arithmetic).
+gpuTest('Own tensor-core GEMM (PIT_MATMUL=mma): bf16 linear forward and backward at the PiT-T/S/B shapes, split-K on the weight gradients', (t) => {
+  t.log(`${multiprocessors} SMs`);
+  for (const [m, n, k] of pitShapes(4096)) {
+    const L = linearAt(m, n, k), s = label(m, n, k);
+    for (const outDtype of ['bf16', 'f32'] as const) {
+      const f = withMode('mma', () => linearForward(L, 'bf16', outDtype, true));
+      t.deepEqual(engines(f.paths), { mma: 1 }, s);
+      expectClose(t, `mma bf16 -> ${outDtype} forward ${s}`, f.result, L.ref.out, k, outDtype);
+      const b = withMode('mma', () => linearBackward(L, 'bf16', outDtype, outDtype));
+      t.deepEqual(engines(b.paths), { mma: 2, colsum: 1 }, s);
+      checkBackward(t, `mma bf16, ${outDtype} dW ${s}`, L, b.result, { dx: 'bf16', dw: outDtype, dbias: outDtype });
+      t.log(`mma ${s} ${outDtype}: forward ${JSON.stringify(f.paths)}, backward ${JSON.stringify(b.paths)}`);
+      // dW (k, n) over m rows: 128 × 128 tiles; split when twice that many SMs are there to fill.
+      const dwTiles = Math.ceil(k / 128) * Math.ceil(n / 128);
+      if (multiprocessors >= 2 * dwTiles) t.truthy(b.paths['mma/split-K'], `dW ${k} x ${n} over ${m} rows (${dwTiles} tiles) splits K on ${multiprocessors} SMs`);
+    }
+  }
+});
+
+gpuTest('SIMT fallback (PIT_MATMUL=simt): bf16 and f32 linear forward and backward at the PiT-T/S/B shapes, split-K on the weight gradients', (t) => {
   for (const [m, n, k] of pitShapes(4096)) {
     const L = linearAt(m, n, k), s = label(m, n, k);
     for (const dtype of ['bf16', 'f32'] as const) {
       const f = withMode('simt', () => linearForward(L, dtype, dtype, true));
-      t.deepEqual(f.paths, { simt: 1 }, s);
+      t.deepEqual(engines(f.paths), { simt: 1 }, s);
       expectClose(t, `simt ${dtype} forward ${s}`, f.result, L.ref.out, k, dtype);
       const b = withMode('simt', () => linearBackward(L, dtype, dtype, dtype));
-      t.deepEqual(b.paths, { simt: 2, colsum: 1 }, s);
+      t.deepEqual(engines(b.paths), { simt: 2, colsum: 1 }, s);
       checkBackward(t, `simt ${dtype} backward ${s}`, L, b.result, { dx: dtype, dw: dtype, dbias: dtype });
+      const dwTiles = Math.ceil(k / 64) * Math.ceil(n / 64);  // the SIMT kernel's 64 × 64 tiles
+      if (multiprocessors >= 2 * dwTiles) t.truthy(b.paths['simt/split-K'], `dW ${k} x ${n} (${dwTiles} tiles) splits K on ${multiprocessors} SMs`);
     }
+  }
+});
+
+// "auto": cuBLASLt when loaded; without it, bf16 operands take our tensor-core kernel and f32
+// operands the SIMT kernel (f32 arithmetic kept).
+gpuTest('auto: bf16 GEMMs take cuBLASLt, else our tensor-core kernel; f32 GEMMs cuBLASLt, else SIMT', (t) => {
+  const loaded = native().matmulInfo().cublasLt.loaded;
+  for (const [m, n, k] of pitShapes(4096).slice(0, 3)) {
+    const L = linearAt(m, n, k), s = label(m, n, k);
+    const bf = withMode('auto', () => ({ f: linearForward(L, 'bf16', 'bf16', true), b: linearBackward(L, 'bf16', 'bf16', 'bf16') }));
+    const f32 = withMode('auto', () => ({ f: linearForward(L, 'f32', 'f32', true), b: linearBackward(L, 'f32', 'f32', 'f32') }));
+    t.log(`auto ${s}: bf16 ${JSON.stringify(bf.paths)}, f32 ${JSON.stringify(f32.paths)}`);
+    if (!loaded) {
+      t.deepEqual(engines(bf.paths), { mma: 3, colsum: 1 }, `bf16 ${s}`);
+      t.deepEqual(engines(f32.paths), { simt: 3, colsum: 1 }, `f32 ${s}`);
+    } else {
+      t.false(Object.keys(bf.paths).some((p) => p.startsWith('simt')), `bf16 never on SIMT: ${JSON.stringify(bf.paths)}`);
+    }
+    expectClose(t, `auto bf16 forward ${s}`, bf.result.f, L.ref.out, k, 'bf16');
+    checkBackward(t, `auto bf16 ${s}`, L, bf.result.b, { dx: 'bf16', dw: 'bf16', dbias: 'bf16' });
+    expectClose(t, `auto f32 forward ${s}`, f32.result.f, L.ref.out, k, 'f32');
+    checkBackward(t, `auto f32 ${s}`, L, f32.result.b, { dx: 'f32', dw: 'f32', dbias: 'f32' });
   }
   linears.clear();
 });
 
+gpuTest('our kernels repeat bit for bit: split-K weight gradients (mma, simt) and forwards', (t) => {
+  const L = linear(4096, 576, 192);
+  for (const [mode, dtype] of [['mma', 'bf16'], ['simt', 'bf16'], ['simt', 'f32']] as const) {
+    const runs = [0, 1, 2].map(() => withMode(mode, () => ({ f: linearForward(L, dtype, dtype, true), b: linearBackward(L, dtype, dtype, dtype) })));
+    t.log(`${mode} ${dtype}: ${JSON.stringify(runs[0]!.paths)}`);
+    for (const r of runs.slice(1)) {
+      t.deepEqual(Buffer.from(r.result.f.buffer), Buffer.from(runs[0]!.result.f.buffer), `${mode} ${dtype} forward`);
+      for (const key of ['dx', 'dw', 'dbias'] as const)
+        t.deepEqual(Buffer.from(r.result.b[key].buffer), Buffer.from(runs[0]!.result.b[key].buffer), `${mode} ${dtype} ${key}`);
+    }
+  }
+});
+
 // Every layout the op allows, in bf16 with f32 and bf16 outputs, on the paths that `auto` picks
-// (odd sizes may have no cuBLASLt algorithm: then SIMT, and the test logs which ran), and on SIMT.
-gpuTest('bf16 matmul: every transpose, batched and shared B, accumulate, odd sizes; auto and SIMT paths', (t) => {
+// (odd sizes may have no cuBLASLt algorithm: then our tensor-core kernel, and the test logs
+// which ran), on SIMT and on our tensor-core kernel (M = 1, K = 1, odd N and K: its guarded
+// loads for leading dimensions that are not whole 16-byte units).
+gpuTest('bf16 matmul: every transpose, batched and shared B, accumulate, odd sizes; auto, SIMT and tensor-core paths', (t) => {
   const a = native();
   const cases: { batch: number; bShared: boolean; M: number; N: number; K: number }[] = [
     { batch: 1, bShared: true, M: 1, N: 48, K: 16 }, { batch: 1, bShared: true, M: 97, N: 96, K: 33 },
     { batch: 3, bShared: true, M: 97, N: 64, K: 32 }, { batch: 4, bShared: false, M: 97, N: 48, K: 32 },
     { batch: 2, bShared: false, M: 130, N: 200, K: 1 }, { batch: 1, bShared: true, M: 1025, N: 128, K: 256 },
   ];
-  for (const mode of ['auto', 'simt'] as const) {
+  for (const mode of ['auto', 'simt', 'mma'] as const) {
     for (const { batch, bShared, M, N, K } of cases) {
       for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
         const aShape = [batch, ...(transA ? [K, M] : [M, K])];
@@ -287,6 +363,7 @@ gpuTest('bf16 matmul: every transpose, batched and shared B, accumulate, odd siz
           });
           t.log(`${s} out ${outDtype}: ${JSON.stringify(paths)}`);
           if (mode === 'simt') t.false(Object.keys(paths).some((p) => p.startsWith('cublasLt')), `${s}: ${JSON.stringify(paths)}`);
+          if (mode === 'mma') t.true(Object.keys(paths).every((p) => p.startsWith('mma') || p === 'colsum'), `${s}: ${JSON.stringify(paths)}`);
           const rows = batch * M;
           expectClose(t, `${s} out ${outDtype}`, go.toArray() as Float32Array, ref.toArray() as Float32Array, K, outDtype);
           expectClose(t, `${s} da`, gda.toArray() as Float32Array, cda.toArray() as Float32Array, N, 'bf16');
@@ -313,13 +390,20 @@ ltTest('cuBLASLt: the same call gives the same bits every time (one cached algor
   }
 });
 
-gpuTest('PIT_MATMUL: an unknown value is a TypeError naming it; "cublaslt" without cuBLASLt is an error, not a fallback', (t) => {
+gpuTest('PIT_MATMUL: an unknown value is a TypeError naming it; "cublaslt" without cuBLASLt and "mma" on f32 are errors, not fallbacks', (t) => {
   const a = native();
   const x = tensorOf(values([64, 64]), [64, 64], 'bf16', 'cuda'), out = tensorOf(poison([64, 64]), [64, 64], 'bf16', 'cuda');
   const saved = process.env.PIT_MATMUL;
   try {
     process.env.PIT_MATMUL = 'fast';
-    t.throws(() => a.matmulForward(out, x, x, null, false, false, false), { instanceOf: TypeError, message: /PIT_MATMUL must be "auto", "simt" or "cublaslt", got "fast"/ });
+    t.throws(() => a.matmulForward(out, x, x, null, false, false, false), { instanceOf: TypeError, message: /PIT_MATMUL must be "auto", "simt", "mma" or "cublaslt", got "fast"/ });
+    process.env.PIT_MATMUL = 'mma';
+    t.notThrows(() => a.matmulForward(out, x, x, null, false, false, false));
+    const xf = tensorOf(values([64, 64]), [64, 64], 'f32', 'cuda'), outf = tensorOf(poison([64, 64]), [64, 64], 'f32', 'cuda');
+    t.throws(() => a.matmulForward(outf, xf, xf, null, false, false, false),
+      { instanceOf: TypeError, message: /PIT_MATMUL=mma, but the bf16 tensor-core GEMM cannot run this GEMM: f32 operands/ });
+    xf.dispose();
+    outf.dispose();
     process.env.PIT_MATMUL = 'cublaslt';
     if (a.matmulInfo().cublasLt.loaded) t.notThrows(() => a.matmulForward(out, x, x, null, false, false, false));
     else t.throws(() => a.matmulForward(out, x, x, null, false, false, false), { message: /PIT_MATMUL=cublaslt, but cuBLASLt cannot run this GEMM: cuBLASLt not loaded/ });

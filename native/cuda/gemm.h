@@ -1,5 +1,6 @@
-// One GEMM as matmul.cu describes it to the two engines that can run it: cuBLASLt
-// (gemm_lt.cu, when the library is loaded) and our own SIMT kernel (matmul.cu, always there).
+// One GEMM as matmul.cu describes it to the three engines that can run it: cuBLASLt
+// (gemm_lt.cu, when the library is loaded), our own bf16 tensor-core kernel (gemm_bf16.cu, for
+// bf16 operands) and our own SIMT kernel (matmul.cu, always there).
 // Row-major throughout; gemm_lt.cu maps it to cuBLASLt's column-major world in one place.
 #pragma once
 #include <cstdint>
@@ -36,8 +37,10 @@ struct Gemm {
 
 // Which engine the GEMMs may take, from PIT_MATMUL (read at each GEMM, so a test or benchmark
 // can switch it through process.env): "auto" (or unset) = cuBLASLt when it is loaded and has
-// an algorithm, else SIMT; "simt" = always our kernel; "cublaslt" = cuBLASLt or an error.
-enum class MatmulMode { Auto, Simt, Cublaslt };
+// an algorithm, else our tensor-core kernel for bf16 operands, else SIMT; "simt" = always our
+// SIMT kernel; "mma" = our bf16 tensor-core kernel or an error (f32 operands are one: they
+// keep f32 arithmetic); "cublaslt" = cuBLASLt or an error.
+enum class MatmulMode { Auto, Simt, Mma, Cublaslt };
 MatmulMode matmul_mode();  // throws TypeError for any other value
 
 // Runs g through cuBLASLt, fused bias gradient included, and returns true; or returns false
@@ -46,8 +49,15 @@ MatmulMode matmul_mode();  // throws TypeError for any other value
 // layouts and alignments. Throws for real failures (a CUDA error inside cuBLASLt).
 bool gemm_cublaslt(const Gemm& g, MatmulMode mode, std::string* why);
 
-// Counts one GEMM (or bias-gradient pass) on `path` ("cublasLt", "cublasLt/BIAS", "simt",
-// "colsum", ...), and a fallback's reason; matmulInfo() reports both.
+// Runs g on our bf16 tensor-core kernel (gemm_bf16.cu; split-K when its tiles would not fill
+// the GPU) and returns true, or returns false with *why (nothing was written) when it cannot:
+// f32 operands, a fused bias gradient asked for, an empty dimension. Counts the path ("mma" or
+// "mma/split-K"). Throws for CUDA errors; `op` names the op in them.
+bool gemm_mma(const Gemm& g, const char* op, std::string* why);
+
+// Counts one GEMM (or bias-gradient pass) on `path` ("cublasLt", "cublasLt/BIAS", "mma",
+// "mma/split-K", "simt", "simt/split-K", "colsum", ...), and a fallback's reason;
+// matmulInfo() reports both.
 void count_path(const std::string& path);
 void count_fallback(const std::string& why);
 

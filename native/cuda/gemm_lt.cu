@@ -215,8 +215,9 @@ MatmulMode matmul_mode() {
   const char* env = std::getenv("PIT_MATMUL");
   if (!env || !*env || std::strcmp(env, "auto") == 0) return MatmulMode::Auto;
   if (std::strcmp(env, "simt") == 0) return MatmulMode::Simt;
+  if (std::strcmp(env, "mma") == 0) return MatmulMode::Mma;
   if (std::strcmp(env, "cublaslt") == 0) return MatmulMode::Cublaslt;
-  throw TypeError(cat("PIT_MATMUL must be \"auto\", \"simt\" or \"cublaslt\", got \"", env, "\""));
+  throw TypeError(cat("PIT_MATMUL must be \"auto\", \"simt\", \"mma\" or \"cublaslt\", got \"", env, "\""));
 }
 
 void count_path(const std::string& path) {
@@ -234,8 +235,8 @@ void count_fallback(const std::string& why) {
 }
 
 bool gemm_cublaslt(const Gemm& g, MatmulMode mode, std::string* why) {
-  if (mode == MatmulMode::Simt) {
-    *why = "PIT_MATMUL=simt";
+  if (mode == MatmulMode::Simt || mode == MatmulMode::Mma) {
+    *why = mode == MatmulMode::Simt ? "PIT_MATMUL=simt" : "PIT_MATMUL=mma";
     return false;
   }
   const lt::Api* api = lt::api();

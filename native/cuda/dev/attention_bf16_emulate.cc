@@ -1,11 +1,12 @@
 // Host emulator for the bf16 tensor-core attention kernels (native/cuda/attention_bf16.cuh):
 // compiles the kernels unchanged as C++ and runs every CTA on the CPU, one fiber per thread,
 // with the warp-level primitives (mma.sync m16n8k16, ldmatrix x4 and .trans, shfl.xor,
-// cp.async groups, barriers) emulated from their PTX ISA definitions. It checks what a GPU
-// would: fragment layouts, ldmatrix addressing, masking, the cp.async pipeline (copies land
-// only at cp.async.wait_group, so a read before the wait sees poison), barriers (collectives
-// check that all lanes arrive at the same call), bounds of every shared and global access, and
-// the numerics against a float64 reference. It is not part of any build:
+// cp.async groups, barriers) emulated from their PTX ISA definitions (dev/warp_emulate.h,
+// shared with the GEMM emulator). It checks what a GPU would: fragment layouts, ldmatrix
+// addressing, masking, the cp.async pipeline (copies land only at cp.async.wait_group, so a
+// read before the wait sees poison), barriers (collectives check that all lanes arrive at the
+// same call), bounds of every shared and global access, and the numerics against a float64
+// reference. It is not part of any build:
 //
 //   g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-unknown-pragmas -Inative
 //       native/cuda/dev/attention_bf16_emulate.cc -o /tmp/attention_bf16_emulate
@@ -14,304 +15,23 @@
 // What it cannot check: timing, real memory-model races beyond what the deferred copies and
 // the barrier checks expose, and the exact rounding of the hardware's mma (emulated with a
 // float64 dot product rounded once to fp32) and ex2.approx (std::exp2).
-#include <ucontext.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <vector>
 
-// ---- the CUDA surface the kernels use ------------------------------------------------------
-struct uint4 {
-  uint32_t x, y, z, w;
-};
-struct Dim3 {
-  unsigned x = 0, y = 0, z = 0;
-};
-
-namespace emu {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "emulator: %s\n", what);
-  std::abort();
-}
-
-struct CopyOp {
-  uint16_t* dst;
-  const uint16_t* src;
-  bool valid;
-};
-
-struct Fiber {
-  ucontext_t context;
-  std::vector<char> stack;
-  Dim3 tid;
-  bool done = false;
-  std::vector<std::vector<CopyOp>> committed;  // oldest first
-  std::vector<CopyOp> open;                    // not yet committed
-};
-
-struct Barrier {
-  int count = 0, generation = 0, size = 0;
-  const char* site = nullptr;  // what the first arrival called, to catch mismatched collectives
-};
-
-struct WarpExchange {
-  Barrier barrier;
-  uint32_t words[32][6];
-  const uint16_t* addresses[32];
-  float values[32];
-};
-
-// How cp.async copies land: at cp.async.wait_group (lazy: a read before the wait sees poison)
-// or at issue (eager: a copy into a buffer another warp still reads corrupts it). With eager
-// copies the scheduler also runs the threads in a random order and skips some of them in
-// each round, so that warps drift apart between barriers as they do on a GPU.
-bool eager = false;
-std::mt19937 schedule_rng(7);
-
-// One CTA at a time.
-ucontext_t scheduler;
-std::vector<Fiber> fibers;
-Fiber* current = nullptr;
-Barrier block_barrier;
-std::vector<WarpExchange> warps;
-std::vector<unsigned char> shared;  // guard | smem | guard
-size_t shared_bytes = 0;
-constexpr size_t kGuard = 256;
-Dim3 block_idx, grid_dim;
-
-// Global buffers the kernels may touch: [begin, end) ranges.
-std::vector<std::pair<const void*, const void*>> global_ranges;
-
-void check_global(const void* p, size_t bytes) {
-  for (const auto& [b, e] : global_ranges)
-    if (p >= b && static_cast<const char*>(p) + bytes <= e) return;
-  fail("global access outside every buffer");
-}
-void check_shared(const void* p, size_t bytes, size_t align) {
-  const unsigned char* base = shared.data() + kGuard;
-  const unsigned char* q = static_cast<const unsigned char*>(p);
-  if (q < base || q + bytes > base + shared_bytes) fail("shared access outside the dynamic shared memory");
-  if ((q - base) % align != 0) fail("misaligned shared access");
-}
-
-void yield() { swapcontext(&current->context, &scheduler); }
-
-void wait(Barrier& b, const char* site) {
-  if (b.count == 0) b.site = site;
-  else if (std::strcmp(b.site, site) != 0) fail("threads of one barrier arrived at different collectives");
-  const int generation = b.generation;
-  if (++b.count == b.size) {
-    b.count = 0;
-    ++b.generation;
-  } else {
-    while (b.generation == generation) yield();
-  }
-}
-
-int lane() { return static_cast<int>(current->tid.x % 32); }
-WarpExchange& warp() { return warps[current->tid.x / 32]; }
-
-float bf16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-uint16_t float_to_bf16(float f) {  // round to nearest even, as cvt.rn
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-void perform(const std::vector<CopyOp>& copies) {
-  for (const CopyOp& c : copies) {
-    check_shared(c.dst, 16, 16);
-    if (c.valid) {
-      check_global(c.src, 16);
-      std::memcpy(c.dst, c.src, 16);
-    } else {
-      std::memset(c.dst, 0, 16);
-    }
-  }
-}
-
-}  // namespace emu
+#include "cuda/dev/warp_emulate.h"
 
 #define PIT_ATTENTION_BF16_EMULATE 1
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define threadIdx (::emu::current->tid)
-#define blockIdx (::emu::block_idx)
-#define gridDim (::emu::grid_dim)
-
 namespace pit::cuda::attention_bf16 {
-
-inline unsigned char* smem_base() { return emu::shared.data() + emu::kGuard; }
-inline void block_sync() { emu::wait(emu::block_barrier, "block_sync"); }
-inline void warp_sync() { emu::wait(emu::warp().barrier, "warp_sync"); }
-inline float shfl_xor(float v, int mask) {
-  auto& w = emu::warp();
-  w.values[emu::lane()] = v;
-  emu::wait(w.barrier, "shfl_xor in");
-  const float r = w.values[emu::lane() ^ mask];
-  emu::wait(w.barrier, "shfl_xor out");
-  return r;
-}
-
-inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  auto& w = emu::warp();
-  const int me = emu::lane();
-  for (int i = 0; i < 4; ++i) w.words[me][i] = a[i];
-  w.words[me][4] = b0;
-  w.words[me][5] = b1;
-  emu::wait(w.barrier, "mma in");
-  // A (16×16): lane 4·(r%8) + (k%8)/2, register (r/8) + 2·(k/8), half k%2.
-  auto A = [&](int r, int k) {
-    const uint32_t word = w.words[4 * (r % 8) + (k % 8) / 2][(r / 8) + 2 * (k / 8)];
-    return emu::bf16_to_float(static_cast<uint16_t>(k % 2 ? word >> 16 : word & 0xffff));
-  };
-  // B (16×8): lane 4·n + (k%8)/2, register 4 + k/8, half k%2.
-  auto B = [&](int k, int n) {
-    const uint32_t word = w.words[4 * n + (k % 8) / 2][4 + k / 8];
-    return emu::bf16_to_float(static_cast<uint16_t>(k % 2 ? word >> 16 : word & 0xffff));
-  };
-  const int g = me / 4, t = me % 4;
-  const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
-  float result[4];
-  for (int e = 0; e < 4; ++e) {
-    double acc = d[e];
-    for (int k = 0; k < 16; ++k) acc += static_cast<double>(A(rows[e], k)) * B(k, cols[e]);
-    result[e] = static_cast<float>(acc);
-  }
-  emu::wait(w.barrier, "mma out");
-  for (int e = 0; e < 4; ++e) d[e] = result[e];
-}
-
-inline void ldmatrix(uint32_t (&r)[4], const uint16_t* p, bool trans, const char* site) {
-  auto& w = emu::warp();
-  const int me = emu::lane();
-  emu::check_shared(p, 16, 16);
-  w.addresses[me] = p;
-  emu::wait(w.barrier, site);
-  const int g = me / 4, t = me % 4;
-  for (int i = 0; i < 4; ++i) {
-    uint16_t lo, hi;
-    if (!trans) {
-      lo = w.addresses[8 * i + g][2 * t];
-      hi = w.addresses[8 * i + g][2 * t + 1];
-    } else {
-      lo = w.addresses[8 * i + 2 * t][g];
-      hi = w.addresses[8 * i + 2 * t + 1][g];
-    }
-    r[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
-  }
-  emu::wait(w.barrier, "ldmatrix out");
-}
-inline void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) { ldmatrix(r, p, false, "ldmatrix"); }
-inline void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* p) { ldmatrix(r, p, true, "ldmatrix.trans"); }
-
-inline void cp_async_16(uint16_t* dst, const uint16_t* src, bool valid) {
-  emu::check_shared(dst, 16, 16);
-  emu::check_global(src, 16);
-  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) emu::fail("misaligned cp.async source");
-  if (emu::eager) emu::perform({{dst, src, valid}});
-  else emu::current->open.push_back({dst, src, valid});
-}
-inline void cp_async_commit() {
-  emu::current->committed.push_back(std::move(emu::current->open));
-  emu::current->open.clear();
-}
-template <int N>
-inline void cp_async_wait() {
-  auto& groups = emu::current->committed;
-  while (groups.size() > static_cast<size_t>(N)) {
-    emu::perform(groups.front());
-    groups.erase(groups.begin());
-  }
-}
-
-inline float exp2_approx(float x) { return std::exp2(x); }
-inline float bf16_low(uint32_t w) { return emu::bf16_to_float(static_cast<uint16_t>(w & 0xffff)); }
-inline float bf16_high(uint32_t w) { return emu::bf16_to_float(static_cast<uint16_t>(w >> 16)); }
-inline uint32_t pack_bf16x2(float lo, float hi) {
-  return static_cast<uint32_t>(emu::float_to_bf16(lo)) | (static_cast<uint32_t>(emu::float_to_bf16(hi)) << 16);
-}
-
+using namespace ::emu::ptx;  // the primitives the kernels call, in place of their PTX versions
 }  // namespace pit::cuda::attention_bf16
 
 #include "cuda/attention_bf16.cuh"
-
-namespace emu {
-
-std::function<void()> kernel_body;
-
-void trampoline() {
-  kernel_body();
-  current->done = true;
-  swapcontext(&current->context, &scheduler);
-}
-
-// Runs body on every thread of every CTA of the grid, CTA after CTA.
-void launch(unsigned grid, unsigned threads, size_t smem, std::function<void()> body) {
-  kernel_body = std::move(body);
-  grid_dim = {grid, 1, 1};
-  for (unsigned b = 0; b < grid; ++b) {
-    block_idx = {b, 0, 0};
-    shared_bytes = smem;
-    shared.assign(smem + 2 * kGuard, 0xa5);
-    // Poison: every bf16 of shared memory reads as NaN until something writes it.
-    for (size_t i = kGuard; i + 1 < kGuard + smem; i += 2) {
-      shared[i] = 0xc1;
-      shared[i + 1] = 0x7f;
-    }
-    block_barrier = Barrier{0, 0, static_cast<int>(threads), nullptr};
-    warps.assign(threads / 32, WarpExchange{});
-    for (auto& w : warps) w.barrier = Barrier{0, 0, 32, nullptr};
-    fibers.assign(threads, Fiber{});
-    for (unsigned t = 0; t < threads; ++t) {
-      Fiber& f = fibers[t];
-      f.tid = {t, 0, 0};
-      f.stack.resize(1 << 18);
-      getcontext(&f.context);
-      f.context.uc_stack.ss_sp = f.stack.data();
-      f.context.uc_stack.ss_size = f.stack.size();
-      f.context.uc_link = nullptr;
-      makecontext(&f.context, trampoline, 0);
-    }
-    std::vector<int> order(threads);
-    for (unsigned t = 0; t < threads; ++t) order[t] = static_cast<int>(t);
-    for (bool running = true; running;) {
-      running = false;
-      if (eager) std::shuffle(order.begin(), order.end(), schedule_rng);
-      for (int t : order) {
-        Fiber& f = fibers[t];
-        if (f.done) continue;
-        running = true;
-        if (eager && schedule_rng() % 4 == 0) continue;  // this thread falls behind a round
-        current = &f;
-        swapcontext(&scheduler, &f.context);
-      }
-    }
-    for (const Fiber& f : fibers)
-      if (!f.committed.empty() || !f.open.empty()) fail("cp.async copies left in flight at kernel exit");
-    for (size_t i = 0; i < kGuard; ++i)
-      if (shared[i] != 0xa5 || shared[kGuard + smem + i] != 0xa5) fail("shared memory guard overwritten");
-  }
-}
-
-}  // namespace emu
 
 // ---- test driver ---------------------------------------------------------------------------
 namespace ab = pit::cuda::attention_bf16;
