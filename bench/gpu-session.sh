@@ -6,16 +6,23 @@
 # Here (this machine, nvcc present):
 #   npm install && ../shared/tools/portable-node.sh build node_modules dist build build-cuda
 # On the GPU host, from the repo root, carrying .portable:
-#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.6 minutes
-#   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4 min)
+#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.8 minutes
+#   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4.5 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
 #
-# Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
-# pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
-# its own time limit (they add up to 575 s for the default phases), so one that hangs or runs
-# long cannot take the rest with it, and the whole fits one 10-minute device call. The GEMM
-# cases (matmul_*, linear_*) come before attention in `pit bench kernels`, so a kernels phase
-# cut short loses attention lines, not GEMM lines; each GEMM line says which path ran it.
+# Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, pit-kernels-v2.jsonl,
+# torch-kernels.jsonl, pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that
+# phase). Each phase has its own time limit (they add up to 590 s for the default phases), so
+# one that hangs or runs long cannot take the rest with it, and the whole fits one 10-minute
+# device call. The GEMM cases (matmul_*, linear_*) come before attention in `pit bench
+# kernels`, so a kernels phase cut short loses attention lines, not GEMM lines; each GEMM line
+# says which path ran it.
+#
+# The bf16 attention kernels come in two variants (native/cuda/attention_bf16.cuh, Config):
+# v1, validated on an H200, and v2, issue 15's FlashAttention-2-level rewrite, checked only in
+# the emulator until this script runs. The kernels phase times both at the same shapes in one
+# run (every line says which: `variant`), and compare.txt gives v2 / v1 per shape; the sanitize
+# phase runs both under racecheck and synccheck. PIT_ATTENTION_VARIANT picks the one training uses.
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder for results}
 PHASES=${PHASES:-"tests kernels train"}
@@ -69,9 +76,10 @@ if has tests; then
 fi
 
 if has sanitize; then
-  phase "compute-sanitizer racecheck and synccheck on every attention kernel at small L (dist/bench/gpu-smoke.js)"
+  # gpu-smoke runs the f32 kernels and both bf16 variants (v1, v2) at every head dim, L = 1, 97, 130.
+  phase "compute-sanitizer racecheck and synccheck on every attention kernel and variant at small L (dist/bench/gpu-smoke.js)"
   for tool in racecheck synccheck; do
-    timeout -k 5 120 compute-sanitizer --tool $tool --print-limit 20 bash .portable/run node dist/bench/gpu-smoke.js > "/tmp/sanitize-$tool.log" 2>&1
+    timeout -k 5 135 compute-sanitizer --tool $tool --print-limit 20 bash .portable/run node dist/bench/gpu-smoke.js > "/tmp/sanitize-$tool.log" 2>&1
     echo "$tool exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|gpu-smoke:|Error" "/tmp/sanitize-$tool.log" | head -5
   done
   cat /tmp/sanitize-*.log > "$OUT/sanitize.log"
@@ -79,11 +87,13 @@ fi
 
 LENS=${LENS:-1024,4096,16384}
 if has kernels; then
-  phase "kernels: ours"
-  timeout 100 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  phase "kernels: ours (bf16 attention variant v1)"
+  PIT_ATTENTION_VARIANT=v1 timeout 90 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  phase "kernels: ours, bf16 attention variant v2 (the A/B against v1's lines above)"
+  PIT_ATTENTION_VARIANT=v2 timeout 35 "${PIT[@]}" bench kernels --device cuda --ops attention --dtype bf16 --lens $LENS --budget 200 --out "$OUT/pit-kernels-v2.jsonl" || echo "pit kernels v2 exit $?"
   phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy, GEMMs)"
   rm -f "$OUT/torch-kernels.jsonl"
-  timeout 70 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"
+  timeout 60 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"
   timeout 25 python3 bench/pytorch/layernorm.py --device cuda --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch layernorm exit $?"
   timeout 20 python3 bench/pytorch/matmul.py --device cuda --budget 0.1 --out "$OUT/torch-kernels.jsonl" || echo "torch matmul exit $?"
 fi
@@ -106,6 +116,9 @@ fi
 phase compare
 {
   [ -s "$OUT/pit-kernels.jsonl" ] && [ -s "$OUT/torch-kernels.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-kernels.jsonl" "$OUT/torch-kernels.jsonl"
+  [ -s "$OUT/pit-kernels-v2.jsonl" ] && [ -s "$OUT/torch-kernels.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-kernels-v2.jsonl" "$OUT/torch-kernels.jsonl"
+  # B / A = v2 / v1 for each bf16 attention shape (A's other ops have no partner: counted only).
+  [ -s "$OUT/pit-kernels.jsonl" ] && [ -s "$OUT/pit-kernels-v2.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-kernels.jsonl" "$OUT/pit-kernels-v2.jsonl"
   [ -s "$OUT/pit-train.jsonl" ] && [ -s "$OUT/torch-train.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-train.jsonl" "$OUT/torch-train.jsonl"
 } > "$OUT/compare.txt" 2>&1
 cat "$OUT/compare.txt"

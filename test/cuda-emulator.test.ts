@@ -2,9 +2,11 @@
 // machine, GPU or not: native/cuda/dev/attention_bf16_emulate.cc compiles them unchanged as
 // C++ and emulates mma.sync, ldmatrix, shuffles, cp.async and barriers from their PTX
 // definitions, checking fragment layouts, masking, the copy pipeline and every access's
-// bounds, and the results against float64. Its --quick set: L = 1 … 400, D = 16 … 128, with
-// cp.async copies landing late and early; then 18 runs with NaN and ±Inf in q, k, v and dout,
-// whose outputs must be non-finite exactly where the float64 reference's are.
+// bounds, and the results against float64. Its --quick set: exp2_poly (v2's polynomial exp2)
+// against exp2f over [-125, 0]; then L = 1 … 400, D = 16 … 128, with cp.async copies landing
+// late and early, two of them with large logits (q, k ×10 and ×6), each in both kernel
+// variants (v1, v2: PIT_ATTENTION_VARIANT); then 36 runs (18 per variant) with NaN and ±Inf in
+// q, k, v and dout, whose outputs must be non-finite exactly where the float64 reference's are.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +18,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const compiler = process.env.CXX ?? 'g++';
 const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
 
-(hasCompiler ? test : test.skip)('bf16 attention kernels, emulated on the CPU: forward, lse and backward within the bf16 bound; non-finite inputs propagate', (t) => {
+(hasCompiler ? test : test.skip)('bf16 attention kernels (v1 and v2), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
   try {
     const exe = join(dir, 'attention_bf16_emulate');
@@ -25,9 +27,14 @@ const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
     t.is(build.status, 0, build.stderr);
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
     t.is(run.status, 0, run.stdout + run.stderr);
-    t.regex(run.stdout, /^0 of 28 runs failed$/m);
-    t.is((run.stdout.match(/^ok /gm) ?? []).length, 28);
-    t.is((run.stdout.match(/^ok .* non-finite /gm) ?? []).length, 18, 'NaN and ±Inf in q, k, v and dout');
+    t.regex(run.stdout, /^0 of 65 runs failed$/m);
+    t.is((run.stdout.match(/^ok /gm) ?? []).length, 65);
+    t.regex(run.stdout, /^ok +exp2_poly /m, 'the polynomial exp2 within 1e-4 of exp2f, special values as ex2.approx');
+    for (const v of ['v1', 'v2']) {
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* (lazy |eager)`, 'gm')) ?? []).length, 14, `${v}: 7 cases, lazy and eager copies`);
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* large-logit `, 'gm')) ?? []).length, 4, `${v}: large logits`);
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* non-finite `, 'gm')) ?? []).length, 18, `${v}: NaN and ±Inf in q, k, v and dout`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,29 +2,54 @@
 // (B, L, H, D) bf16 and lse (B, H, L) f32 (natural log, of the scaled scores), scale D^-0.5, no
 // mask; backward dout, qkv, out, lse -> dqkv (B, L, 3, H, D) bf16. The tensor-core kernels
 // behind attention_forward_bf16 / attention_backward_bf16 (dispatch in attention_bf16.cu, one
-// instantiation per head dim in attention_bf16_d{16,32,64,128}.cu).
+// instantiation per head dim in attention_bf16_d{16,32,64,128}.cu, both variants in each).
 //
 // FlashAttention-2 structure on mma.sync.m16n8k16 (bf16 in, fp32 accumulate; sm_80 and sm_90):
-// a CTA of 4 warps owns 64 rows (queries in the forward and dQ, keys in dK/dV), each warp one
+// a CTA of W warps owns 16·W rows (queries in the forward and dQ, keys in dK/dV), each warp one
 // m16 tile of 16 rows, whose operand fragments and accumulators live in registers. The other
 // side (keys and values, or queries and dO) streams through shared memory one tile at a time,
-// double-buffered with cp.async (the next tile loads while this one is computed). Scores
-// never leave registers: an S accumulator of the mma is turned into the bf16 A operand of the
-// next mma in place (the m16n8 C layout of two adjacent n-tiles is the m16k16 A layout).
+// double-buffered with cp.async (the next tile loads while this one is computed), each staged
+// tile shared by all W warps. Scores never leave registers: an S accumulator of the mma is
+// turned into the bf16 A operand of the next mma in place (the m16n8 C layout of two adjacent
+// n-tiles is the m16k16 A layout).
+//
+// Two variants, chosen per call by PIT_ATTENTION_VARIANT (attention_bf16.cu; default v1), both
+// compiled from this one file through Config<D, V> below, so that a lent GPU can time them side
+// by side (bench/gpu-session.sh) before one replaces the other. GPU speed of v2 is UNMEASURED:
+// it was written without a GPU and checked in the emulator only (every case, both variants).
+//   v1 (validated on an H200: forward 123-243 TFLOP/s): 4 warps, 64-row blocks everywhere; the
+//      dK/dV kernel loads lse·log2e and Di for each query tile with plain global loads inside
+//      the tile's staging (the block waits on them at the next barrier); at D = 128 the
+//      backward re-reads the held side's fragments (K, V or Q, dO) by ldmatrix on every tile.
+//   v2 (issue 15): 8 warps, 128-row blocks in all three kernels (each K/V or Q/dO tile staged
+//      once for 128 rows: half the global-to-shared bytes per score); the delta kernel also
+//      writes lse·log2e, and both statistics are padded per head to a multiple of 128 rows
+//      (+inf and 0 past L), so dK/dV stages them with cp.async in the same copy group as their
+//      Q, dO tile, with no bounds checks; at D = 128 the dK/dV query tile shrinks to 16 so that
+//      K and V fragments stay in registers (255 registers, no spills, by ptxas -v for sm_90),
+//      and dQ holds Q and dO in registers too (235); at D = 16, 32 a quarter of the score
+//      exponentials run as an FMA polynomial (below). Not done yet: 4 warps × 32 rows (two
+//      m16 tiles per warp, halving ldmatrix traffic per mma, as FlashAttention-2 does).
 //
 // Numerics. Every product accumulates in fp32. The softmax works in base 2 with the scale
 // folded into one FFMA: p = exp2(s·scale·log2e − m·scale·log2e) with m the running row max of
 // the raw scores s (forward), p = exp2(s·scale·log2e − lse·log2e) (backward). exp2 is one
-// ex2.approx.ftz (MUFU.EX2) per score; see "Exponentials per score" below. P is rounded to
-// bf16 for the P·V product (its fp32 value feeds the row sum); dS = P ∘ (dP − Di) is formed
-// in fp32 and rounded to bf16 for the dS·K and dSᵀ·Q products. lse = m·scale + ln(l).
+// ex2.approx.ftz (MUFU.EX2) per score, or in v2 at D <= 32 for every 4th n-tile exp2_poly: a
+// round-to-nearest range reduction and a degree-3 minimax polynomial on the FMA pipe, relative
+// error 7.5e-5 (the emulator measures it against exp2f), far below P's bf16 rounding (2^-9).
+// P is rounded to bf16 for the P·V product (its fp32 value feeds the row sum); dS = P ∘ (dP −
+// Di) is formed in fp32 and rounded to bf16 for the dS·K and dSᵀ·Q products. lse = m·scale +
+// ln(l).
 //
 // Exponentials per score (the ceiling at D = 16 and 32, where the mma work per score is only
-// 4·D flops): forward 1 (the p above), plus 2 per lane and key tile for the rescale factors,
-// i.e. 1/32 more per score with 128-key tiles (D 16, 32) and 1/16 with 64-key tiles (D 64,
-// 128); backward 2 (p recomputed once in the dK/dV kernel and once in the dQ kernel). Per score
-// the forward also spends 1 FFMA (scale and max folded), 1 FMNMX, 1 FADD and half a bf16x2
-// conversion; the backward 1 FFMA + 1 FADD + 1 FMUL for dS in each kernel that forms it.
+// 4·D flops forward): forward 1 (the p above), plus 2 per lane and key tile for the rescale
+// factors, i.e. 1/32 more per score with 128-key tiles (D 16, 32) and 1/16 with 64-key tiles
+// (D 64, 128); backward 2 (p recomputed once in the dK/dV kernel and once in the dQ kernel).
+// An SM issues 16 MUFU.EX2 per clock against 128 FFMA, so the polynomial's ~10 FMA-pipe and
+// integer instructions cost less than the MUFU slot it frees as long as the FMA pipe has room:
+// with ~3.5 other FMA-pipe instructions per score (the FFMA, FMNMX, FADD and half a bf16x2
+// conversion forward), moving a fraction f to the polynomial balances the two units near f =
+// 1/4 — an estimate from instruction counts, to be checked by timing (Config::poly_exp_every).
 //
 // Masking (any L >= 1). Rows past L of a staged tile are zero-filled by cp.async (src-size
 // 0), so no poison or NaN from past the tensor ever reaches an mma. In the forward and dQ the
@@ -34,16 +59,27 @@
 // indices within a tile are int.
 //
 // Backward (FlashAttention-2 split with recomputation; deterministic, no atomics):
-//   1) delta kernel: Di = rowsum(dO ∘ O) in fp32 -> scratch (B, H, L).
-//   2) dK/dV kernel, one CTA per 64 keys, over all query tiles: Sᵀ = K·Qᵀ, Pᵀ, dPᵀ = V·dOᵀ,
+//   1) delta kernel: Di = rowsum(dO ∘ O) in fp32 -> scratch (B, H, Ls) (v2: and lse·log2e).
+//   2) dK/dV kernel, one CTA per 16·W keys, over all query tiles: Sᵀ = K·Qᵀ, Pᵀ, dPᵀ = V·dOᵀ,
 //      dV += Pᵀ·dO, dSᵀ = Pᵀ ∘ (dPᵀ − Di), dK += dSᵀ·Q; each key row owned by one warp.
-//   3) dQ kernel, one CTA per 64 queries, over all key tiles: S = Q·Kᵀ, P, dP = dO·Vᵀ, dS,
+//   3) dQ kernel, one CTA per 16·W queries, over all key tiles: S = Q·Kᵀ, P, dP = dO·Vᵀ, dS,
 //      dQ += dS·K.
-//   Kernels 2 and 3 each recompute S (and dP): twice the QKᵀ work of a single pass that
-//   accumulates dQ with atomics, in exchange for every element of dqkv being written exactly
-//   once, by one thread, in a fixed summation order: bitwise repeatable from run to run.
+//   Kernels 2 and 3 each recompute S (and dP): twice the QKᵀ and dO·Vᵀ work (7 matmuls of the
+//   (L, L, D) size instead of 5) of a single pass that accumulates dQ across key blocks, in
+//   exchange for every element of dqkv being written exactly once, by one thread, in a fixed
+//   summation order: bitwise repeatable from run to run. A deterministic single pass was
+//   considered (issue 15) and not taken, for now. It must add the dQ partials of all key
+//   blocks in a fixed order: either (a) a semaphore per (head, query tile) that lets key block
+//   j add its fp32 partial only after block j − 1 has (FlashAttention-3's deterministic mode:
+//   the key blocks of a head run staggered, each waiting on its predecessor at every query
+//   tile, with the dQ accumulator round-tripping through global memory), or (b) fp32 partials
+//   (L/BK, L, D) summed in order afterwards (L²·D·4/BK bytes per head: 512 MiB at L = 16k,
+//   D = 64, BK = 128; 6 GiB for 12 heads: too much). (a) saves 2 of the 7 matmuls (~29% of
+//   the backward's mma work) against cross-CTA waits and dQ traffic whose cost only a GPU can
+//   tell, and its ordering cannot be checked by this emulator (one CTA at a time), so it waits
+//   until v2 has been measured.
 //
-// Grid. One CTA per (b·H + h, 64-row tile), flattened into blockIdx.x with a CTA-stride loop,
+// Grid. One CTA per (b·H + h, row block), flattened into blockIdx.x with a CTA-stride loop,
 // so B·H has no gridDim.y/z limit and any L fits.
 //
 // Shared memory. Tiles are row-major (rows, D) with each row padded by 16 bytes (stride D + 8
@@ -51,14 +87,13 @@
 // units) then fall in 8 distinct groups of 4 banks, so ldmatrix and the 16-byte cp.async
 // writes are conflict-free at every D without a swizzle.
 //
-// Tile sizes per head dim (Tiles<D>): chosen from register and shared-memory arithmetic, not
-// yet from measurements (no GPU was available when they were written; bench them).
+// Tile sizes per head dim and variant (Config): chosen from register and shared-memory
+// arithmetic, not yet from measurements (bench them: bench/gpu-session.sh times both variants).
 //   forward keys per tile: 128 at D = 16, 32 (S is 16×128 fp32 = 64 registers per lane, and
 //   the exp-bound inner loop wants long runs between barriers); 64 at D = 64, 128 (O at D =
-//   128 is already 64 registers). Shared memory: 27, 45, 45, 85 KiB.
-//   backward tile (queries per dK/dV step, keys per dQ step): 64 at D <= 64, 32 at D = 128,
-//   where dK and dV alone take 128 registers per lane and K, V (dK/dV) or Q, dO (dQ) are
-//   re-read from shared memory by ldmatrix for every tile instead of held in registers.
+//   128 is already 64 registers). Shared memory v1: 27, 45, 45, 85 KiB; v2: 30, 50, 54, 102.
+//   backward tile (queries per dK/dV step, keys per dQ step): 64 at D <= 64; at D = 128, v1
+//   32 with fragments re-read; v2 16 queries (dK/dV) and 32 keys (dQ), fragments in registers.
 //
 // The host emulator in native/cuda/dev/ compiles this file with its own versions of the
 // primitives below (PIT_ATTENTION_BF16_EMULATE) to check the fragment bookkeeping on the CPU.
@@ -780,7 +815,8 @@ void backward(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const u
   const int64_t delta_rows = C::staged_row_stats ? BH * Ls : BH * L;
   backward_delta_kernel<C><<<grid_for(delta_rows, kDeltaThreads), kDeltaThreads, 0, stream()>>>(p);
   check_launch("attention_backward_bf16 (delta)");
-  backward_dkdv_kernel<C><<<blocks_for(BH * ceil_div(L, C::dkdv_rows)), C::dkdv_threads, C::dkdv_smem_bytes, stream()>>>(p);
+  backward_dkdv_kernel<C><<<blocks_for(BH * ceil_div(L, C::dkdv_rows)), C::dkdv_threads, C::dkdv_smem_bytes,
+                            stream()>>>(p);
   check_launch("attention_backward_bf16 (dK, dV)");
   backward_dq_kernel<C><<<blocks_for(BH * ceil_div(L, C::dq_rows)), C::dq_threads, C::dq_smem_bytes, stream()>>>(p);
   check_launch("attention_backward_bf16 (dQ)");
