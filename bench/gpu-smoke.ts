@@ -1,4 +1,4 @@
-// The attention kernels (f32, and bf16 in both variants v1 and v2) once each at small shapes,
+// The attention kernels (f32, and bf16 in variants v1, v2 and, at D <= 32, v3) once each at small shapes,
 // every head dim, finite and non-finite inputs, each call synchronised and printed before and
 // after: a hang names its kernel, and under compute-sanitizer (bench/gpu-session.sh, phase
 // `sanitize`) the run is short enough for racecheck and synccheck. The bf16 variant is set
@@ -37,7 +37,7 @@ for (const D of BF16_HEAD_DIMS)
       const qkvShape = [B, L, 3, H, D], outShape = [B, L, H, D];
       const x = values(prod(qkvShape));
       if (poison !== null) x[5] = poison;  // token 0, q of head 0: row 0 of batch 0 only
-      for (const [dtype, variant] of [['f32', null], ['bf16', 'v1'], ['bf16', 'v2']] as [DType, string | null][]) {
+      for (const [dtype, variant] of [['f32', null], ['bf16', 'v1'], ['bf16', 'v2'], ...(D <= 32 ? [['bf16', 'v3']] : [])] as [DType, string | null][]) {
         if (variant) process.env.PIT_ATTENTION_VARIANT = variant;
         const label = `${dtype}${variant ? ` ${variant}` : ''} D=${D} L=${L} ${poison === null ? 'finite' : String(poison)}`;
         const qkv = a.fromArray(x, qkvShape, dtype, 'cuda'), dout = a.fromArray(values(prod(outShape)), outShape, dtype, 'cuda');

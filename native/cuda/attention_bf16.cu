@@ -25,29 +25,36 @@ PIT_ATTENTION_BF16_EXTERN(16, 2)
 PIT_ATTENTION_BF16_EXTERN(32, 2)
 PIT_ATTENTION_BF16_EXTERN(64, 2)
 PIT_ATTENTION_BF16_EXTERN(128, 2)
+PIT_ATTENTION_BF16_EXTERN(16, 3)
+PIT_ATTENTION_BF16_EXTERN(32, 3)
 #undef PIT_ATTENTION_BF16_EXTERN
 }  // namespace attention_bf16
 
 namespace {
 
 // The kernel variant (attention_bf16.cuh, Config): PIT_ATTENTION_VARIANT "v1" (the default,
-// the kernels validated on an H200) or "v2" (issue 15's FlashAttention-2-level tiles, staged
-// row statistics and polynomial exp2; emulator-checked, not yet timed on a GPU). Read on every
-// call, so one process (bench/gpu-session.sh's A/B) can time both. Anything else is an error.
+// the kernels validated on an H200), "v2" (issue 15's FlashAttention-2-level tiles, staged row
+// statistics and polynomial exp2; emulator-checked, not yet timed on a GPU) or "v3" (v2
+// without the polynomial). Read on every call, so one process can time them all (gpu-smoke
+// does). Anything else is an error.
 int variant() {
   const char* env = std::getenv("PIT_ATTENTION_VARIANT");
   if (!env || !*env || std::strcmp(env, "v1") == 0) return 1;
   if (std::strcmp(env, "v2") == 0) return 2;
-  throw TypeError(cat("PIT_ATTENTION_VARIANT must be \"v1\" or \"v2\", got \"", env, "\""));
+  if (std::strcmp(env, "v3") == 0) return 3;
+  throw TypeError(cat("PIT_ATTENTION_VARIANT must be \"v1\", \"v2\" or \"v3\", got \"", env, "\""));
 }
 
 // Runs launch(std::integral_constant<int, D>{}, std::integral_constant<int, V>{}) for a
-// supported head dim D and the variant V.
+// supported head dim D and the variant V (v3 is v2 at D >= 64, and compiled only below).
 template <typename Launch>
 void with_head_dim(const char* op, int64_t D, Launch launch) {
   const int v = variant();
   auto run = [&](auto d) {
-    if (v == 2) return launch(d, std::integral_constant<int, 2>{});
+    if constexpr (decltype(d)::value <= 32) {
+      if (v == 3) return launch(d, std::integral_constant<int, 3>{});
+    }
+    if (v >= 2) return launch(d, std::integral_constant<int, 2>{});
     return launch(d, std::integral_constant<int, 1>{});
   };
   switch (D) {

@@ -2,7 +2,7 @@
 // (B, L, H, D) bf16 and lse (B, H, L) f32 (natural log, of the scaled scores), scale D^-0.5, no
 // mask; backward dout, qkv, out, lse -> dqkv (B, L, 3, H, D) bf16. The tensor-core kernels
 // behind attention_forward_bf16 / attention_backward_bf16 (dispatch in attention_bf16.cu, one
-// instantiation per head dim in attention_bf16_d{16,32,64,128}.cu, both variants in each).
+// instantiation per head dim in attention_bf16_d{16,32,64,128}.cu, every variant in each).
 //
 // FlashAttention-2 structure on mma.sync.m16n8k16 (bf16 in, fp32 accumulate; sm_80 and sm_90):
 // a CTA of W warps owns 16·W rows (queries in the forward and dQ, keys in dK/dV), each warp one
@@ -13,10 +13,10 @@
 // turned into the bf16 A operand of the next mma in place (the m16n8 C layout of two adjacent
 // n-tiles is the m16k16 A layout).
 //
-// Two variants, chosen per call by PIT_ATTENTION_VARIANT (attention_bf16.cu; default v1), both
+// Variants, chosen per call by PIT_ATTENTION_VARIANT (attention_bf16.cu; default v1), all
 // compiled from this one file through Config<D, V> below, so that a lent GPU can time them side
 // by side (bench/gpu-session.sh) before one replaces the other. GPU speed of v2 is UNMEASURED:
-// it was written without a GPU and checked in the emulator only (every case, both variants).
+// it was written without a GPU and checked in the emulator only (every case, every variant).
 //   v1 (validated on an H200: forward 123-243 TFLOP/s): 4 warps, 64-row blocks everywhere; the
 //      dK/dV kernel loads lse·log2e and Di for each query tile with plain global loads inside
 //      the tile's staging (the block waits on them at the next barrier); at D = 128 the
@@ -30,6 +30,8 @@
 //      and dQ holds Q and dO in registers too (235); at D = 16, 32 a quarter of the score
 //      exponentials run as an FMA polynomial (below). Not done yet: 4 warps × 32 rows (two
 //      m16 tiles per warp, halving ldmatrix traffic per mma, as FlashAttention-2 does).
+//   v3: v2 with every exp2 on MUFU, at D = 16, 32 only (elsewhere it is v2): the A/B of the
+//      polynomial alone.
 //
 // Numerics. Every product accumulates in fp32. The softmax works in base 2 with the scale
 // folded into one FFMA: p = exp2(s·scale·log2e − m·scale·log2e) with m the running row max of
@@ -88,7 +90,7 @@
 // writes are conflict-free at every D without a swizzle.
 //
 // Tile sizes per head dim and variant (Config): chosen from register and shared-memory
-// arithmetic, not yet from measurements (bench them: bench/gpu-session.sh times both variants).
+// arithmetic, not yet from measurements (bench them: bench/gpu-session.sh times every variant).
 //   forward keys per tile: 128 at D = 16, 32 (S is 16×128 fp32 = 64 registers per lane, and
 //   the exp-bound inner loop wants long runs between barriers); 64 at D = 64, 128 (O at D =
 //   128 is already 64 registers). Shared memory v1: 27, 45, 45, 85 KiB; v2: 30, 50, 54, 102.
@@ -116,11 +118,13 @@ constexpr int kStatsPad = 128;
 
 // The kernels' compile-time shape, per head dim D and variant V (selected at run time by
 // PIT_ATTENTION_VARIANT, attention_bf16.cu). v1 is the kernel as first validated on an H200;
-// v2 the FlashAttention-2-level changes of issue 15. Neither is tuned by measurement yet.
+// v2 the FlashAttention-2-level changes of issue 15; v3 is v2 with every exp2 on MUFU (no
+// polynomial), so that a timing tells the polynomial's share of v2's change at D = 16, 32 (at
+// D >= 64 v3 is v2, and the dispatch runs v2's instantiation). None is tuned by measurement yet.
 template <int D_, int V>
 struct Config {
   static_assert(D_ == 16 || D_ == 32 || D_ == 64 || D_ == 128, "head dims 16, 32, 64, 128");
-  static_assert(V == 1 || V == 2, "variants 1 and 2");
+  static_assert(V >= 1 && V <= 3, "variants 1, 2, 3");
   static constexpr int D = D_, variant = V;
   static constexpr int stride = D + 8;  // shared-memory row stride in elements (16 B pad)
 
@@ -133,17 +137,17 @@ struct Config {
   // re-read by ldmatrix on every tile.
   static constexpr int dkdv_warps = V == 1 ? 4 : 8;
   static constexpr int dkdv_queries = D <= 64 ? 64 : V == 1 ? 32 : 16;
-  static constexpr bool dkdv_fragments_in_registers = D <= 64 || V == 2;
+  static constexpr bool dkdv_fragments_in_registers = D <= 64 || V >= 2;
   // dQ: warps × 16 queries per CTA over key tiles of dq_keys; v2: 128 queries, and Q, dO
   // fragments in registers at D = 128 too (dQ is 64 registers there, not dK + dV's 128).
   static constexpr int dq_warps = V == 1 ? 4 : 8;
   static constexpr int dq_keys = D <= 64 ? 64 : 32;
-  static constexpr bool dq_fragments_in_registers = D <= 64 || V == 2;
+  static constexpr bool dq_fragments_in_registers = D <= 64 || V >= 2;
   // v2: lse·log2e and Di come from padded buffers written by the delta kernel, staged with
   // cp.async beside their Q, dO tile (v1 loads them synchronously inside each tile).
-  static constexpr bool staged_row_stats = V == 2;
+  static constexpr bool staged_row_stats = V >= 2;
   // v2 at D <= 32: every poly_exp_every-th n-tile of scores takes exp2 as an FMA polynomial
-  // (exp2_poly), off the MUFU unit, which is the ceiling there; 0: every exp2 on MUFU.
+  // (exp2_poly), off the MUFU unit, which is the ceiling there; 0: every exp2 on MUFU (v1, v3).
   static constexpr int poly_exp_every = V == 2 && D <= 32 ? 4 : 0;
 
   static constexpr int forward_rows = kWarpRows * forward_warps, forward_threads = 32 * forward_warps;

@@ -1,5 +1,5 @@
-// The bf16 tensor-core attention kernels instantiated for head dim 64, variants v1 and v2
-// (attention_bf16.cuh; one file per head dim keeps the builds parallel and short).
+// The bf16 tensor-core attention kernels instantiated for head dim 64, variants v1 and v2 (v3
+// is v2 at this head dim; attention_bf16.cuh; one file per head dim keeps the builds short).
 #include "cuda/attention_bf16.cuh"
 
 namespace pit::cuda::attention_bf16 {

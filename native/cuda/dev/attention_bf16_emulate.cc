@@ -613,8 +613,8 @@ int main(int argc, char** argv) {
   std::mt19937 gen(1234);
   // Awkward L (1, 97, tails of every tile size), several heads and batches, grids smaller
   // than the work (CTA-stride loop), and at least 3 tiles on each side at every D (so a
-  // double-buffered stage is refilled while it could still be read). Every case runs in both
-  // variants (v1's 64-row blocks, v2's 128-row ones).
+  // double-buffered stage is refilled while it could still be read). Every case runs in v1
+  // (64-row blocks) and v2 (128-row blocks), and at D <= 32 in v3 (v2 with MUFU exp2 only).
   std::vector<Case> cases = {
       {1, 1, 1, 16, 8},   {1, 1, 2, 128, 8},  {1, 97, 1, 16, 8},  {2, 97, 2, 32, 3},  {1, 97, 1, 64, 8},
       {1, 97, 1, 128, 8}, {1, 130, 1, 16, 2}, {1, 200, 1, 32, 8}, {1, 129, 1, 64, 8}, {2, 70, 1, 128, 3},
@@ -634,6 +634,10 @@ int main(int argc, char** argv) {
       failures += !run_variant<1>(c, gen);
       failures += !run_variant<2>(c, gen);
       runs += 2;
+      if (c.D <= 32) {  // v3 (v2 without the polynomial exp2) exists at D <= 32 only
+        failures += !run_variant<3>(c, gen);
+        runs += 1;
+      }
     }
   }
   // Non-finite inputs (lazy copies only): NaN and ±Inf in q, k, v and dout, one at a time and
