@@ -19,7 +19,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const compiler = process.env.CXX ?? 'g++';
 const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
 
-(hasCompiler ? test : test.skip)('bf16 attention kernels (v1 and v2), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
+(hasCompiler ? test : test.skip)('bf16 attention kernels (v1, v2, v3), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
   try {
     const exe = join(dir, 'attention_bf16_emulate');
