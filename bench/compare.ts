@@ -47,7 +47,7 @@ const taskText = (r: BenchResult): string => (resultTask(r) === 'classify' ? '' 
 /** A fixed-width table: what, shape, A (impl dtype value), B (impl dtype value), B/A. */
 export function formatComparison(c: Comparison, names: [string, string]): string {
   const header = ['what', 'shape', `A: ${names[0]}`, `B: ${names[1]}`, 'B/A'];
-  const impl = (r: BenchResult) => `${r.impl}${r.path ? ` [${r.path}]` : ''}`;
+  const impl = (r: BenchResult) => `${r.impl}${r.variant ? ` ${r.variant}` : ''}${r.path ? ` [${r.path}]` : ''}`;
   const cells = c.rows.map((r) => [
     `${r.a.kind} ${r.a.model ?? r.a.op}${taskText(r.a)} (${r.a.device})`,
     shapeText(r.a.shape),

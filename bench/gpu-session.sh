@@ -6,16 +6,24 @@
 # Here (this machine, nvcc present):
 #   npm install && ../shared/tools/portable-node.sh build node_modules dist build build-cuda
 # On the GPU host, from the repo root, carrying .portable:
-#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.75 minutes
-#   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4 min)
+#   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.8 minutes
+#   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4.5 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
 #
 # Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
 # pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
-# its own time limit (they add up to 585 s for the default phases), so one that hangs or runs
+# its own time limit (they add up to 587 s for the default phases), so one that hangs or runs
 # long cannot take the rest with it, and the whole fits one 10-minute device call. The GEMM
 # cases (matmul_*, linear_*) come before attention in `pit bench kernels`, so a kernels phase
 # cut short loses attention lines, not GEMM lines; each GEMM line says which path ran it.
+#
+# The bf16 attention kernels come in variants (native/cuda/attention_bf16.cuh, Config): v1,
+# validated on an H200; v2, issue 15's FlashAttention-2-level rewrite, checked only in the
+# emulator until this script runs; v3, v2 without its polynomial exp2 (D = 16, 32). The kernels
+# phase times them at the same shapes in one run, all in pit-kernels.jsonl (every bf16 attention
+# line says which: `variant`), and compare.txt gives each against PyTorch, v2 / v1 and v3 / v2
+# per shape; the sanitize phase runs all of them under racecheck and synccheck.
+# PIT_ATTENTION_VARIANT picks the one training uses (default v1).
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder for results}
 PHASES=${PHASES:-"tests kernels train"}
@@ -69,18 +77,28 @@ if has tests; then
 fi
 
 if has sanitize; then
-  phase "compute-sanitizer racecheck and synccheck on every attention kernel at small L (dist/bench/gpu-smoke.js)"
+  # gpu-smoke runs the f32 kernels and every bf16 variant at every head dim, L = 1, 97, 130.
+  phase "compute-sanitizer racecheck and synccheck on every attention kernel and variant at small L (dist/bench/gpu-smoke.js)"
   for tool in racecheck synccheck; do
-    timeout -k 5 120 compute-sanitizer --tool $tool --print-limit 20 bash .portable/run node dist/bench/gpu-smoke.js > "/tmp/sanitize-$tool.log" 2>&1
+    timeout -k 5 135 compute-sanitizer --tool $tool --print-limit 20 bash .portable/run node dist/bench/gpu-smoke.js > "/tmp/sanitize-$tool.log" 2>&1
     echo "$tool exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|gpu-smoke:|Error" "/tmp/sanitize-$tool.log" | head -5
   done
   cat /tmp/sanitize-*.log > "$OUT/sanitize.log"
 fi
 
 LENS=${LENS:-1024,4096,16384}
+AB_LENS=${AB_LENS:-4096,16384}   # the attention variants' A/B (kernels phase)
 if has kernels; then
-  phase "kernels: ours"
-  timeout 90 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  phase "kernels: ours (bf16 attention variant v1)"
+  PIT_ATTENTION_VARIANT=v1 timeout 75 "${PIT[@]}" bench kernels --device cuda --lens $LENS --budget 200 --out "$OUT/pit-kernels.jsonl" || echo "pit kernels exit $?"
+  # The A/B against v1's lines above, at the long L of the goals: v2 at every D; v3 (v2 without
+  # the polynomial exp2) where it differs from v2, D = 16, 32.
+  phase "kernels: ours, bf16 attention variants v2 and v3"
+  # Appended to pit-kernels.jsonl afterwards: $OUT brings back at most 8 files.
+  rm -f /tmp/pit-kernels-v2.jsonl /tmp/pit-kernels-v3.jsonl
+  PIT_ATTENTION_VARIANT=v2 timeout 25 "${PIT[@]}" bench kernels --device cuda --ops attention --dtype bf16 --lens $AB_LENS --budget 200 --out /tmp/pit-kernels-v2.jsonl || echo "pit kernels v2 exit $?"
+  PIT_ATTENTION_VARIANT=v3 timeout 12 "${PIT[@]}" bench kernels --device cuda --ops attention --dtype bf16 --lens $AB_LENS --head-dims 16,32 --budget 200 --out /tmp/pit-kernels-v3.jsonl || echo "pit kernels v3 exit $?"
+  cat /tmp/pit-kernels-v2.jsonl /tmp/pit-kernels-v3.jsonl >> "$OUT/pit-kernels.jsonl" 2>/dev/null
   # Our own bf16 tensor-core GEMM (gemm_bf16.cu), forced: where cuBLASLt loaded it ran the GEMM
   # lines above, so this table (into session.log; each line's [path] says mma or mma/split-K)
   # is our kernel's numbers beside them, at the same shapes.
@@ -88,7 +106,7 @@ if has kernels; then
   PIT_MATMUL=mma timeout 20 "${PIT[@]}" bench kernels --device cuda --ops linear_ --dtype bf16 --budget 50 || echo "pit kernels (mma) exit $?"
   phase "kernels: PyTorch (SDPA per backend, LayerNorm, copy, GEMMs)"
   rm -f "$OUT/torch-kernels.jsonl"
-  timeout 70 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"
+  timeout 60 python3 bench/pytorch/attention.py --device cuda --lens $LENS --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch attention exit $?"
   timeout 25 python3 bench/pytorch/layernorm.py --device cuda --budget 0.2 --out "$OUT/torch-kernels.jsonl" || echo "torch layernorm exit $?"
   timeout 20 python3 bench/pytorch/matmul.py --device cuda --budget 0.1 --out "$OUT/torch-kernels.jsonl" || echo "torch matmul exit $?"
 fi
@@ -111,6 +129,11 @@ fi
 phase compare
 {
   [ -s "$OUT/pit-kernels.jsonl" ] && [ -s "$OUT/torch-kernels.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-kernels.jsonl" "$OUT/torch-kernels.jsonl"
+  # B / A = v2 / v1 and v3 / v2 for each bf16 attention shape (the lines of each variant; the
+  # first comparison pairs each variant's lines with PyTorch's, the impl column names it).
+  for v in v1 v2 v3; do grep "\"variant\":\"$v\"" "$OUT/pit-kernels.jsonl" > "/tmp/ab-$v.jsonl" 2>/dev/null; done
+  [ -s /tmp/ab-v1.jsonl ] && [ -s /tmp/ab-v2.jsonl ] && "${PIT[@]}" bench compare /tmp/ab-v1.jsonl /tmp/ab-v2.jsonl
+  [ -s /tmp/ab-v2.jsonl ] && [ -s /tmp/ab-v3.jsonl ] && "${PIT[@]}" bench compare /tmp/ab-v2.jsonl /tmp/ab-v3.jsonl
   [ -s "$OUT/pit-train.jsonl" ] && [ -s "$OUT/torch-train.jsonl" ] && "${PIT[@]}" bench compare "$OUT/pit-train.jsonl" "$OUT/torch-train.jsonl"
 } > "$OUT/compare.txt" 2>&1
 cat "$OUT/compare.txt"

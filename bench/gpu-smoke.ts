@@ -1,7 +1,9 @@
-// The attention kernels (f32 and bf16) once each at small shapes, every head dim, finite and
-// non-finite inputs, each call synchronised and printed before and after: a hang names its
-// kernel, and under compute-sanitizer (bench/gpu-session.sh, phase `sanitize`) the run is short
-// enough for racecheck and synccheck. Exits 1 if an output that should be finite is not.
+// The attention kernels (f32, and bf16 in variants v1, v2 and, at D <= 32, v3) once each at small shapes,
+// every head dim, finite and non-finite inputs, each call synchronised and printed before and
+// after: a hang names its kernel, and under compute-sanitizer (bench/gpu-session.sh, phase
+// `sanitize`) the run is short enough for racecheck and synccheck. The bf16 variant is set
+// through PIT_ATTENTION_VARIANT, which native/cuda/attention_bf16.cu reads on every call.
+// Exits 1 if an output that should be finite is not.
 //
 //   node dist/bench/gpu-smoke.js            # on a machine with a GPU and the CUDA addon
 import { native, selectBackend, type DType } from '../lib/native.js';
@@ -35,8 +37,9 @@ for (const D of BF16_HEAD_DIMS)
       const qkvShape = [B, L, 3, H, D], outShape = [B, L, H, D];
       const x = values(prod(qkvShape));
       if (poison !== null) x[5] = poison;  // token 0, q of head 0: row 0 of batch 0 only
-      for (const dtype of ['f32', 'bf16'] as DType[]) {
-        const label = `${dtype} D=${D} L=${L} ${poison === null ? 'finite' : String(poison)}`;
+      for (const [dtype, variant] of [['f32', null], ['bf16', 'v1'], ['bf16', 'v2'], ...(D <= 32 ? [['bf16', 'v3']] : [])] as [DType, string | null][]) {
+        if (variant) process.env.PIT_ATTENTION_VARIANT = variant;
+        const label = `${dtype}${variant ? ` ${variant}` : ''} D=${D} L=${L} ${poison === null ? 'finite' : String(poison)}`;
         const qkv = a.fromArray(x, qkvShape, dtype, 'cuda'), dout = a.fromArray(values(prod(outShape)), outShape, dtype, 'cuda');
         const out = a.empty(outShape, dtype, 'cuda'), lse = a.empty([B, H, L], 'f32', 'cuda'), dqkv = a.empty(qkvShape, dtype, 'cuda');
         timed(`${label} forward`, () => a.attentionForward(out, lse, qkv));

@@ -19,6 +19,10 @@
 // "simt/split-K", ...: the counts of matmulInfo() that moved while the case was timed), since
 // which engine ran them depends on the machine (cuBLASLt loaded or not) and on PIT_MATMUL.
 //
+// bf16 attention on the GPU records its kernel variant (`variant`: "v1" or "v2"), the
+// PIT_ATTENTION_VARIANT that native/cuda/attention_bf16.cu reads on every call (it rejects
+// any other value; unset means v1 there), so an A/B run's lines say which kernel they timed.
+//
 // Attention shapes follow one rule, shared with bench/pytorch/attention.py: H heads (12),
 // B = max(1, ⌊tokens / L⌋) so that each shape does about the same work per L.
 import { native, type DType } from '../lib/native.js';
@@ -304,7 +308,7 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
     const r: BenchResult = {
       kind: 'kernel', op: c.op, impl: 'pit', device, dtype: c.dtype, shape: c.shape,
       ms: Number(timing.medianMs.toPrecision(6)), repeats: timing.repeats, value: round(value, 2), unit: c.unit,
-      formula: formulaText(c), work: c.work, ...(path ? { path } : {}),
+      formula: formulaText(c), work: c.work, ...(path ? { path } : {}), ...attentionVariant(c, device),
       ...(c.unit === 'GB/s' && c.op !== 'copy' && copy ? { fractionOfCopy: round(value / copy, 3) } : {}),
       env,
     };
@@ -328,6 +332,12 @@ export function gemmPath(before: Record<string, number> | null, after: Record<st
   if (!before || !after) return undefined;
   const moved = Object.keys(after).filter((k) => after[k]! > (before[k] ?? 0)).sort();
   return moved.length ? moved.join(' + ') : undefined;
+}
+
+/** { variant } for bf16 attention on the GPU (see the header); {} otherwise. */
+function attentionVariant(c: KernelCase, device: Device): { variant?: string } {
+  if (device !== 'cuda' || c.dtype !== 'bf16' || !c.op.startsWith('attention_')) return {};
+  return { variant: process.env.PIT_ATTENTION_VARIANT || 'v1' };
 }
 
 /** "4*B*H*L^2*D / t", or "(2*n*s) / t, s=4" for the byte counts, with the element size given. */

@@ -56,6 +56,8 @@ export interface BenchResult {
   fractionOfCopy?: number;
   /** Our GPU GEMMs: the engine(s) that ran them, e.g. "cublasLt/BIAS", "mma/split-K" or "simt" (bench/kernels.ts). */
   path?: string;
+  /** Our bf16 GPU attention: the kernel variant that ran, "v1" or "v2" (PIT_ATTENTION_VARIANT). */
+  variant?: string;
   env: BenchEnv;
 }
 

@@ -105,7 +105,7 @@ export function registerBench(program: Command): void {
       }
       const print = reporter(f, (r) =>
         `${r.op.padEnd(27)} ${r.dtype.padEnd(5)} ${shapeText(r.shape).padEnd(26)} ${r.ms.toFixed(3).padStart(10)} ` +
-        `${r.value.toFixed(1).padStart(10)} ${r.unit.padEnd(8)}${r.fractionOfCopy !== undefined ? `${(100 * r.fractionOfCopy).toFixed(0).padStart(4)}%` : '     '}  ${r.formula}${r.path ? `  [${r.path}]` : ''}`,
+        `${r.value.toFixed(1).padStart(10)} ${r.unit.padEnd(8)}${r.fractionOfCopy !== undefined ? `${(100 * r.fractionOfCopy).toFixed(0).padStart(4)}%` : '     '}  ${r.formula}${r.path ? `  [${r.path}]` : ''}${r.variant ? `  [${r.variant}]` : ''}`,
       'op                          dtype shape                              ms      value unit    copy%  formula');
       runKernelBench({ device, sweep, budgetMs: f.quick ? 20 : f.budget, onResult: print, onSkip: (c, why) => skipped(`${c.op} ${c.dtype} ${shapeText(c.shape)}`, why) });
     });

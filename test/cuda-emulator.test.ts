@@ -4,9 +4,11 @@
 // layouts, masking, the copy pipeline and every access's bounds, and the results against
 // float64.
 // - Attention (native/cuda/attention_bf16.cuh, dev/attention_bf16_emulate.cc). Its --quick
-//   set: L = 1 … 400, D = 16 … 128, with cp.async copies landing late and early; then 18 runs
-//   with NaN and ±Inf in q, k, v and dout, whose outputs must be non-finite exactly where the
-//   float64 reference's are.
+//   set: exp2_poly (v2's polynomial exp2) against exp2f over [-125, 0]; then L = 1 … 400,
+//   D = 16 … 128, with cp.async copies landing late and early, two of them with large logits
+//   (q, k ×10 and ×6), each in kernel variants v1 and v2 (PIT_ATTENTION_VARIANT), and at
+//   D <= 32 in v3; then 36 runs (18 each in v1 and v2) with NaN and ±Inf in q, k, v and dout,
+//   whose outputs must be non-finite exactly where the float64 reference's are.
 // - The GEMM (native/cuda/gemm_bf16.cuh and split_k.cuh, dev/gemm_bf16_emulate.cc). Its --quick
 //   set: 22 cases (odd M, N, K; K = 1; tall and skinny; NN/NT/TN/TT; batches with a shared A or
 //   B; accumulate, bias, erf GELU; f32 and bf16 C; padded and unaligned leading dimensions;
@@ -25,7 +27,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const compiler = process.env.CXX ?? 'g++';
 const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
 
-(hasCompiler ? test : test.skip)('bf16 attention kernels, emulated on the CPU: forward, lse and backward within the bf16 bound; non-finite inputs propagate', (t) => {
+(hasCompiler ? test : test.skip)('bf16 attention kernels (v1, v2, v3), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
   try {
     const exe = join(dir, 'attention_bf16_emulate');
@@ -34,9 +36,15 @@ const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
     t.is(build.status, 0, build.stderr);
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
     t.is(run.status, 0, run.stdout + run.stderr);
-    t.regex(run.stdout, /^0 of 28 runs failed$/m);
-    t.is((run.stdout.match(/^ok /gm) ?? []).length, 28);
-    t.is((run.stdout.match(/^ok .* non-finite /gm) ?? []).length, 18, 'NaN and ±Inf in q, k, v and dout');
+    t.regex(run.stdout, /^0 of 73 runs failed$/m);
+    t.is((run.stdout.match(/^ok /gm) ?? []).length, 73);
+    t.regex(run.stdout, /^ok +exp2_poly /m, 'the polynomial exp2 within 1e-4 of exp2f, special values as ex2.approx');
+    for (const v of ['v1', 'v2']) {
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* (lazy |eager)`, 'gm')) ?? []).length, 14, `${v}: 7 cases, lazy and eager copies`);
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* large-logit `, 'gm')) ?? []).length, 4, `${v}: large logits`);
+      t.is((run.stdout.match(new RegExp(`^ok +${v} .* non-finite `, 'gm')) ?? []).length, 18, `${v}: NaN and ±Inf in q, k, v and dout`);
+    }
+    t.is((run.stdout.match(/^ok +v3 .* (lazy |eager)/gm) ?? []).length, 8, 'v3: the 4 cases at D <= 32, lazy and eager copies');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
