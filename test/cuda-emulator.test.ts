@@ -16,7 +16,7 @@
 //   under three schedules (copies landing late; at issue with drifting warps; at issue with
 //   one warp held back as far as the barriers allow) whose results must agree bit for bit;
 //   and 6 checks of the split-K heuristic (cuda/split_k.h).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,47 +27,43 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const compiler = process.env.CXX ?? 'g++';
 const hasCompiler = spawnSync(compiler, ['--version']).status === 0;
 
-(hasCompiler ? test : test.skip)('bf16 attention kernels (v1, v2, v3), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
+/** Builds native/cuda/dev/<name>.cc with the host compiler and runs it with --quick: its stdout. */
+function emulate(t: ExecutionContext, name: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
   try {
-    const exe = join(dir, 'attention_bf16_emulate');
+    const exe = join(dir, name);
     const build = spawnSync(compiler, ['-std=c++17', '-O2', '-fno-strict-aliasing', '-Wno-unknown-pragmas', '-Inative',
-      'native/cuda/dev/attention_bf16_emulate.cc', '-o', exe], { cwd: root, encoding: 'utf8' });
+      `native/cuda/dev/${name}.cc`, '-o', exe], { cwd: root, encoding: 'utf8' });
     t.is(build.status, 0, build.stderr);
     const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
     t.is(run.status, 0, run.stdout + run.stderr);
-    t.regex(run.stdout, /^0 of 73 runs failed$/m);
-    t.is((run.stdout.match(/^ok /gm) ?? []).length, 73);
-    t.regex(run.stdout, /^ok +exp2_poly /m, 'the polynomial exp2 within 1e-4 of exp2f, special values as ex2.approx');
-    for (const v of ['v1', 'v2']) {
-      t.is((run.stdout.match(new RegExp(`^ok +${v} .* (lazy |eager)`, 'gm')) ?? []).length, 14, `${v}: 7 cases, lazy and eager copies`);
-      t.is((run.stdout.match(new RegExp(`^ok +${v} .* large-logit `, 'gm')) ?? []).length, 4, `${v}: large logits`);
-      t.is((run.stdout.match(new RegExp(`^ok +${v} .* non-finite `, 'gm')) ?? []).length, 18, `${v}: NaN and ±Inf in q, k, v and dout`);
-    }
-    t.is((run.stdout.match(/^ok +v3 .* (lazy |eager)/gm) ?? []).length, 8, 'v3: the 4 cases at D <= 32, lazy and eager copies');
+    return run.stdout;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+(hasCompiler ? test : test.skip)('bf16 attention kernels (v1, v2, v3), emulated on the CPU: forward, lse and backward within the bf16 bound, large logits too; non-finite inputs propagate', (t) => {
+  const out = emulate(t, 'attention_bf16_emulate');
+  t.regex(out, /^0 of 73 runs failed$/m);
+  t.is((out.match(/^ok /gm) ?? []).length, 73);
+  t.regex(out, /^ok +exp2_poly /m, 'the polynomial exp2 within 1e-4 of exp2f, special values as ex2.approx');
+  for (const v of ['v1', 'v2']) {
+    t.is((out.match(new RegExp(`^ok +${v} .* (lazy |eager)`, 'gm')) ?? []).length, 14, `${v}: 7 cases, lazy and eager copies`);
+    t.is((out.match(new RegExp(`^ok +${v} .* large-logit `, 'gm')) ?? []).length, 4, `${v}: large logits`);
+    t.is((out.match(new RegExp(`^ok +${v} .* non-finite `, 'gm')) ?? []).length, 18, `${v}: NaN and ±Inf in q, k, v and dout`);
+  }
+  t.is((out.match(/^ok +v3 .* (lazy |eager)/gm) ?? []).length, 8, 'v3: the 4 cases at D <= 32, lazy and eager copies');
 });
 
 (hasCompiler ? test : test.skip)('bf16 tensor-core GEMM, emulated on the CPU: every layout, odd shapes, epilogues and split-K against float64, bit-identical under three schedules', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pit-emu-'));
-  try {
-    const exe = join(dir, 'gemm_bf16_emulate');
-    const build = spawnSync(compiler, ['-std=c++17', '-O2', '-fno-strict-aliasing', '-Wno-unknown-pragmas', '-Inative',
-      'native/cuda/dev/gemm_bf16_emulate.cc', '-o', exe], { cwd: root, encoding: 'utf8' });
-    t.is(build.status, 0, build.stderr);
-    const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 240_000 });
-    t.is(run.status, 0, run.stdout + run.stderr);
-    t.regex(run.stdout, /^0 of 66 runs failed; 0 of 6 split-K heuristic checks failed$/m);
-    const ok = (re: RegExp) => (run.stdout.match(re) ?? []).length;
-    t.is(ok(/^ok {3}(NN|NT|TN|TT) /gm), 66);
-    for (const schedule of ['lazy', 'eager', 'laggard']) t.is(ok(new RegExp(`^ok .* ${schedule} *:`, 'gm')), 22, schedule);
-    t.is(ok(/^ok .*, bits = lazy run's$/gm), 44, 'the eager and laggard runs repeat the lazy run bit for bit');
-    t.is(ok(/^ok .* splits=[2-9] /gm), 15, 'five split-K cases, three schedules each');
-    t.is(ok(/^ok .* unaligned /gm), 3, 'operands off a 16-byte boundary: the guarded-load form');
-    t.is(ok(/^ok {3}split-K heuristic: /gm), 6);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const out = emulate(t, 'gemm_bf16_emulate');
+  t.regex(out, /^0 of 66 runs failed; 0 of 6 split-K heuristic checks failed$/m);
+  const ok = (re: RegExp) => (out.match(re) ?? []).length;
+  t.is(ok(/^ok {3}(NN|NT|TN|TT) /gm), 66);
+  for (const schedule of ['lazy', 'eager', 'laggard']) t.is(ok(new RegExp(`^ok .* ${schedule} *:`, 'gm')), 22, schedule);
+  t.is(ok(/^ok .*, bits = lazy run's$/gm), 44, 'the eager and laggard runs repeat the lazy run bit for bit');
+  t.is(ok(/^ok .* splits=[2-9] /gm), 15, 'five split-K cases, three schedules each');
+  t.is(ok(/^ok .* unaligned /gm), 3, 'operands off a 16-byte boundary: the guarded-load form');
+  t.is(ok(/^ok {3}split-K heuristic: /gm), 6);
 });

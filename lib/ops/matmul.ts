@@ -72,7 +72,7 @@ function mixedMatmul(a: Tensor, b: Tensor, shape: number[], transA: boolean, tra
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: { compute?: GemmCompute } = {}): Tensor {
   expectTensor('linear', 'x', x);
   expectTensor('linear', 'weight', weight);
-  const compute = options.compute ?? 'f32';
+  const { compute } = options;
   if (x.shape.length === 1) return matmul(x.reshape([1, x.shape[0]!]), weight, { transB: true, bias, compute }).reshape([weight.shape[0]!]);
   return matmul(x, weight, { transB: true, bias, compute });
 }

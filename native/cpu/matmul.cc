@@ -674,11 +674,10 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
 // paths and mixed precision are tested against, not a fast path.
 namespace {
 
+// bf16 values as f32 (cast.cc's conversion).
 std::vector<float> widen(const uint16_t* x, int64_t n) {
   std::vector<float> out(static_cast<size_t>(std::max<int64_t>(n, 0)));
-  parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) out[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
-  });
+  cast_bf16_to_f32(out.data(), x, n);
   return out;
 }
 
@@ -693,11 +692,7 @@ struct F32View {
     if (t && d == DType::BF16) copy = keep ? widen(static_cast<const uint16_t*>(t), count) : std::vector<float>(static_cast<size_t>(count));
   }
   void narrow() {
-    if (!target || dtype != DType::BF16) return;
-    auto* out = static_cast<uint16_t*>(target);
-    parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) out[i] = f32_to_bf16(copy[static_cast<size_t>(i)]);
-    });
+    if (target && dtype == DType::BF16) cast_f32_to_bf16(static_cast<uint16_t*>(target), copy.data(), n);
   }
 };
 

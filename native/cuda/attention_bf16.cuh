@@ -105,6 +105,7 @@
 
 #ifndef PIT_ATTENTION_BF16_EMULATE
 #include "cuda/context.h"
+#include "cuda/ptx.cuh"
 #endif
 
 namespace pit::cuda::attention_bf16 {
@@ -196,55 +197,22 @@ struct BackwardParams {
 
 // ---- warp-level primitives (PTX) ---------------------------------------------------------
 #ifndef PIT_ATTENTION_BF16_EMULATE
+// Shared with the GEMM (cuda/ptx.cuh): shared memory, barriers, mma.sync, ldmatrix, cp.async.
+using ptx::block_sync;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::ldmatrix_x4;
+using ptx::ldmatrix_x4_trans;
+using ptx::mma_bf16_16816;
+using ptx::smem_address;
+using ptx::smem_base;
 
-__device__ __forceinline__ unsigned char* smem_base() {
-  extern __shared__ __align__(16) unsigned char attention_bf16_smem[];
-  return attention_bf16_smem;
-}
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void block_sync() { __syncthreads(); }
 __device__ __forceinline__ void warp_sync() { __syncwarp(); }
 __device__ __forceinline__ float shfl_xor(float v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
 
-// d (16×8 fp32) += a (16×16 bf16, row) · b (16×8 bf16, col); fragments as in the PTX ISA:
-// lane = 4·g + t holds a {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)},
-// b {(2t..2t+1, g), (2t+8.., g)} and d {(g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)}.
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Four 8×8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and r[i] is
-// lane (4·g + t)'s pair (row g, columns 2t, 2t+1), or with .trans (rows 2t, 2t+1, column g).
-// The "memory" clobber orders them after the plain shared-memory stores of the epilogues.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(p))
-               : "memory");
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(p))
-               : "memory");
-}
-
 // 16 bytes global -> shared, asynchronously; zero-filled (nothing read) when !valid.
 __device__ __forceinline__ void cp_async_16(uint16_t* dst, const uint16_t* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most N of this thread's committed groups are still in flight.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+  ptx::cp_async_zfill(dst, src, valid ? 16 : 0);
 }
 
 // 2^x in one MUFU.EX2 (relative error ~2^-22; denormal results flush to 0, 2^-inf = 0).

@@ -2,8 +2,8 @@
 // inline PTX: mma.sync m16n8k16, ldmatrix x4 (and .trans), cp.async with zero fill, 16-byte
 // shared stores, bf16 bit conversions. Host emulators (native/cuda/dev/warp_emulate.h) define
 // PIT_WARP_EMULATE and supply their own versions of exactly these, checked against the PTX
-// ISA's definitions, so a kernel written only with them runs unchanged on the CPU.
-// (attention_bf16.cuh carries its own copy of the same set, emulated by the same header.)
+// ISA's definitions, so a kernel written only with them runs unchanged on the CPU. The bf16
+// attention kernels (attention_bf16.cuh) take these too, beside their own shuffles and exp2.
 #pragma once
 #include <cstdint>
 
@@ -34,6 +34,7 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
 
 // Four 8×8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and r[i] is
 // lane (4·g + t)'s pair (row g, columns 2t, 2t+1), or with .trans (rows 2t, 2t+1, column g).
+// The "memory" clobber orders them after plain shared-memory stores (epilogues, staging).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
