@@ -59,7 +59,10 @@ export interface CudaBuildInfo {
 
 export interface BuildInfo {
   backend: 'cpu' | 'cuda';
-  cpuIsa: 'avx512' | 'avx2' | 'scalar';
+  /** The widest CPU instruction level the kernels use (PIT_CPU_ISA caps it); amx and avx512bf16 only for bf16 kernels. */
+  cpuIsa: 'amx' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
+  /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''. */
+  cpuIsaNote: string;
   threads: number;
   compiler: string;
   debug: boolean;

@@ -13,7 +13,7 @@ test('pit info --json reports the backend, the reasons and the build', (t) => {
   const info = JSON.parse(r.stdout);
   t.is(info.backend, 'cpu');
   t.true(info.reasons.some((s: string) => /CPU requested/.test(s)));
-  t.regex(info.build.cpuIsa, /^(avx512|avx2|scalar)$/);
+  t.regex(info.build.cpuIsa, /^(amx|avx512bf16|avx512|avx2|scalar)$/);
   t.true(info.build.threads >= 1);
   t.false(info.build.debug, 'the addon is an optimised build');
 });

@@ -20,6 +20,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("backend", "cpu");
 #endif
   out.Set("cpuIsa", cpu_isa());
+  out.Set("cpuIsaNote", cpu_isa_note());
   out.Set("threads", num_threads());
   out.Set("compiler", __VERSION__);
 #ifdef NDEBUG
