@@ -130,7 +130,7 @@ function peakThenTime(step: (i: number) => void, device: Device, parameters: num
  */
 export function measureTaskStep<P, M extends TaskModel>(task: Task<P, M, unknown>, recipe: Readonly<Recipe<P>>, device: Device, s: StepShape,
   options: { budgetMs?: number; timed?: boolean } = {}): Omit<StepMeasurement, 'tokens'> {
-  const precision = checkPrecision(s.precision ?? 'f32', device);
+  const precision = checkPrecision(s.precision ?? 'f32');
   let model: M | undefined, optimizer: AdamW | undefined;
   try {
     model = task.model(recipe, { channels: s.channels, height: s.side, width: s.side, classes: s.classes }, device);
@@ -163,7 +163,7 @@ export const BENCH_GUIDANCE = 1.5;
  * fused update), no gradients. Peak memory is that of one step, the weights included.
  */
 export function measureSampleStep(model: string, device: Device, s: StepShape, options: { budgetMs?: number; timed?: boolean } = {}): Omit<StepMeasurement, 'tokens'> {
-  const precision = checkPrecision(s.precision ?? 'f32', device);
+  const precision = checkPrecision(s.precision ?? 'f32');
   const recipe = makeRecipe(ditTask.recipe, { model, imageSize: null });
   const dit = ditTask.model(recipe, { channels: s.channels, height: s.side, width: s.side, classes: s.classes }, device);
   try {

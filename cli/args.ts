@@ -75,7 +75,7 @@ export function bytes(value: string): number {
 export const deviceOption = () => new Option('--device <device>', 'backend to use').choices(['auto', 'cpu', 'cuda']).default('auto');
 
 export const precisionOption = () =>
-  new Option('--precision <kind>', 'f32, or mixed (torch.autocast bf16): the blocks\' GEMMs and attention in bf16 on tensor cores, the rest f32 (cuda only)').choices(['f32', 'mixed']).default('f32');
+  new Option('--precision <kind>', 'f32, or mixed (torch.autocast bf16): the blocks\' GEMMs and attention in bf16 with fp32 accumulation, the rest f32 (GPU tensor cores; CPU AVX512-BF16 or AMX)').choices(['f32', 'mixed']).default('f32');
 
 /** --skip-checksum: reading a checkpoint hashes every byte (~3 GB/s, bench/checksum.ts); very large files may skip it. */
 export const skipChecksumOption = (which: string) =>

@@ -365,7 +365,7 @@ test('bad inputs: layers, images and size limits are refused with the parameter,
   t.throws(() => attentionMaps(model, wrong, { layers: [0] }), { instanceOf: RangeError, message: "attentionMaps: 'images' must be (B, 1, 8, 8) f32 with B ≥ 1, received [2, 1, 8, 7] f32" });
   t.throws(() => attentionMaps(model, new Float32Array(128) as never, { layers: [0] }), { instanceOf: TypeError, message: /'images' must be a tensor \(B, 1, 8, 8\)/ });
   t.throws(() => attentionMaps({} as never, images, { layers: [0] }), { instanceOf: TypeError, message: /'model' must be a VisionTransformer/ });
-  t.throws(() => attentionMaps(model, images, { layers: [0], precision: 'mixed' }), { instanceOf: TypeError, message: /needs the cuda device/ });
+  t.throws(() => attentionMaps(model, images, { layers: [0], precision: 'bf16' as never }), { instanceOf: TypeError, message: /precision must be "f32" or "mixed", got "bf16"/ });
   // L = 17, 4 heads: 2·4·17²·4 = 9,248 bytes a layer.
   t.throws(() => attentionMaps(model, images, { layers: [0], maxBytesPerLayer: 9000 }), {
     instanceOf: RangeError,

@@ -377,7 +377,7 @@ test('bad inputs are errors naming the parameter: x shape, dtype and disposal, t
     t.throws(() => model.forward(x, [0, 1], [0, 4]), { instanceOf: RangeError, message: /DiT: 'y\[1\]' must be a class label in \[0, 3\] \(3: the null class\), got 4/ });
     t.throws(() => model.forward(x, [0, 1], [-1, 0]), { instanceOf: RangeError, message: /'y\[0\]' must be a class label/ });
     t.throws(() => model.forward(x, [0, 1], [0.5, 0]), { instanceOf: RangeError, message: /'y\[0\]' must be a class label .* got 0.5/ });
-    t.throws(() => model.forward(x, [0, 1], [0, 1], { precision: 'mixed' }), { instanceOf: TypeError, message: /precision "mixed" .* needs the cuda device/ });
+    t.throws(() => model.forward(x, [0, 1], [0, 1], { precision: 'f16' as never }), { instanceOf: TypeError, message: /precision must be "f32" or "mixed", got "f16"/ });
     const dead = tensor(new Int32Array([0, 1]));
     dead.dispose();
     t.throws(() => model.forward(x, [0, 1], dead), { instanceOf: TypeError, message: /DiT: 'y' is a disposed tensor/ });

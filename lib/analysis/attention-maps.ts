@@ -68,7 +68,7 @@ function checkInputs(model: unknown, images: unknown, options: AttentionMapsOpti
       throw new RangeError(`attentionMaps: 'layers[${i}]' must be an integer block index in [0, ${depth}) (0-based, as blocks.N; the model has depth ${depth}), received ${received(l)}`);
     if (layers.indexOf(l) !== i) throw new RangeError(`attentionMaps: 'layers' must be distinct, received ${received(layers)} (${l} twice)`);
   });
-  const precision = checkPrecision(options.precision ?? 'f32', model.device);
+  const precision = checkPrecision(options.precision ?? 'f32');
   const maxBytes = options.maxBytesPerLayer ?? DEFAULT_MAX_BYTES_PER_LAYER;
   if (typeof maxBytes !== 'number' || !(maxBytes > 0)) throw new RangeError(`attentionMaps: 'maxBytesPerLayer' must be a positive number, received ${received(maxBytes)}`);
   const B = s[0]!, L = gh * gw + 1;

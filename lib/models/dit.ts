@@ -274,7 +274,7 @@ export class DiffusionTransformer extends Module {
       if (!(Number.isInteger(v) && v >= 0 && v <= K)) throw new RangeError(`DiT: 'y[${b}]' must be a class label in [0, ${K}] (${K}: the null class), got ${String(v)}`);
     });
     const labels = Int32Array.from(classes);
-    const precision = options.precision === undefined ? undefined : checkPrecision(options.precision, this.device);
+    const precision = options.precision === undefined ? undefined : checkPrecision(options.precision);
     const train = options.train ?? this.training;
     let dropped: Int32Array = labels;
     if (train && classDropout > 0) {

@@ -3,10 +3,10 @@
 // diffusion noise later). Nothing here is process-wide: two models in one process can run at
 // different precisions.
 import type { AttentionPrecision, GemmCompute } from '../ops/index.js';
-import type { Device } from '../tensor.js';
 
 /**
- * 'f32' throughout, or 'mixed' (torch.autocast's bf16 on the GPU's tensor cores): the blocks'
+ * 'f32' throughout, or 'mixed' (torch.autocast's bf16, on either device: the GPU's tensor cores,
+ * the CPU's AVX512-BF16 or AMX kernels, or exact f32 emulation where the CPU has neither): the blocks'
  * GEMMs (qkv, proj, fc1, fc2) on bf16 copies of their f32 operands with fp32 accumulation and
  * f32 outputs, attention in bf16 where a bf16 kernel exists for the head dim (BF16_HEAD_DIMS);
  * LayerNorm, GELU, softmax, losses, reductions, the embeddings and heads, and AdamW's master
@@ -54,15 +54,13 @@ export interface ForwardOptions {
   random?: RandomStream;
 }
 
-/** Checks a run's precision for `device` and returns it; 'mixed' needs the GPU's bf16 kernels. */
-export function checkPrecision(precision: unknown, device: Device): Precision {
+/** Checks a run's precision and returns it. Both devices run both precisions. */
+export function checkPrecision(precision: unknown): Precision {
   if (precision !== 'f32' && precision !== 'mixed') throw new TypeError(`precision must be "f32" or "mixed", got ${JSON.stringify(precision)}`);
-  if (precision === 'mixed' && device !== 'cuda')
-    throw new TypeError(`precision "mixed" runs the blocks' GEMMs and attention on bf16 tensor cores and needs the cuda device; this run is on ${device}`);
   return precision;
 }
 
-/** The head dims the bf16 attention kernels are built for (native/cuda/attention_bf16_d*.cu). */
+/** The head dims the bf16 attention kernels are built for (native/cuda/attention_bf16_d*.cu, native/cpu/attention_bf16.cc). */
 export const BF16_HEAD_DIMS: readonly number[] = [16, 32, 64, 128];
 
 /**

@@ -55,7 +55,7 @@ export interface RunOptions<P, Metrics = unknown> {
   verify?: boolean;
   /** 'auto' (default): CUDA when present, else CPU. */
   device?: 'auto' | Device;
-  /** 'f32' (default) or 'mixed': attention in bf16 on tensor cores (GPU only). */
+  /** 'f32' (default) or 'mixed': the blocks' GEMMs and attention in bf16, the rest f32 (Precision). */
   precision?: Precision;
   /** Checked between steps: when aborted, the run saves and returns `interrupted: true`. */
   signal?: AbortSignal;
@@ -185,7 +185,7 @@ async function lockedRun<P, M extends TaskModel, Metrics>(task: Task<P, M, Metri
     : { recipe: makeRecipe(task.recipe, given), precision: options.precision ?? 'f32', modelFile: undefined };
 
   const device: Device = selectBackend({ device: options.device ?? 'auto' }).backend;
-  const precision = checkPrecision(runPrecision, device);
+  const precision = checkPrecision(runPrecision);
 
   // Sizes are checked before anything is read or built (a run too big for the machine is
   // refused in milliseconds, naming its flags, rather than dying minutes later).
