@@ -63,6 +63,8 @@ export interface BuildInfo {
   cpuIsa: 'amx' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''. */
   cpuIsaNote: string;
+  /** How bf16 GEMMs run on the CPU: packed bf16 panels with vdpbf16ps, or operands widened to f32 (exact; the reference path). */
+  cpuBf16Gemm: 'avx512bf16' | 'f32-widened';
   threads: number;
   compiler: string;
   debug: boolean;

@@ -8,4 +8,8 @@ namespace pit::cpu {
 
 PIT_OPS(PIT_DECLARE_OP)
 
+// How matmul_forward_bf16 / matmul_backward_bf16 run on this CPU (buildInfo().cpuBf16Gemm):
+// "avx512bf16" (packed bf16 panels, vdpbf16ps) or "f32-widened" (gemm_bf16.cc, matmul.cc).
+const char* bf16_gemm_path();
+
 }  // namespace pit::cpu
