@@ -64,6 +64,9 @@ export function gemmCases(): GemmCase[] {
   cases.push({ ...base, M: 49, N: 97, K: 131, transA: false, transB: true, bias: true, accumulate: true });
   cases.push({ ...base, M: 97, N: 49, K: 17, transA: true, transB: false, bias: true, accumulate: true, out: 'bf16' });
   cases.push({ ...base, M: 131, N: 97, K: 49, transA: false, transB: true, bias: true, out: 'bf16' });
+  // bf16 outputs whose sums span several K slices (staged in f32): the forward's K, da's N.
+  cases.push({ ...base, M: 67, N: 131, K: 1600, transA: false, transB: true, bias: true, accumulate: true, out: 'bf16' });
+  cases.push({ ...base, M: 41, N: 800, K: 37, transA: true, transB: true, bias: true, out: 'bf16' });
   return cases;
 }
 

@@ -54,6 +54,9 @@ struct Tiles {
   Packer<T> pack_a, pack_b;
 };
 
+// The largest register tile (MR·NR floats): a bf16 C is written through an f32 tile this big.
+constexpr int kMaxTile = 1024;
+
 template <typename Sizes, typename T>
 Tiles<T> make_tiles(int k_pack, double macs_per_cycle, Kernel<T> kernel, Packer<T> pack_a,
                     Packer<T> pack_b) {
@@ -61,6 +64,7 @@ Tiles<T> make_tiles(int k_pack, double macs_per_cycle, Kernel<T> kernel, Packer<
                 "blocks are whole micro-panels");
   static_assert(Sizes::NR % 16 == 0, "B panels stay 64-byte aligned for aligned vector loads");
   static_assert(Sizes::KC % 8 == 0, "equal K slices are rounded up to 8 and must stay <= KC");
+  static_assert(Sizes::MR * Sizes::NR <= kMaxTile, "the register tile fits kMaxTile");
   return Tiles<T>{Sizes::MR, Sizes::NR, Sizes::KC, Sizes::MC, Sizes::NC, k_pack, macs_per_cycle,
                   kernel, pack_a, pack_b};
 }
