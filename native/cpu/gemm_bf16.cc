@@ -107,8 +107,20 @@ PIT_TARGET_AVX512BF16 void kernel_avx512bf16(int64_t kc, const uint16_t* ap, con
   store_tile_avx512<MR, NV>(acc, c, ldc, mr, nr, bias, load_c);
 }
 
-// Tile sizes, chosen on this 2-core AMD EPYC (Zen 4) VM; see bench/kernels.ts for the peak
-// and the GEMM shapes.
+// Tile sizes, chosen on a 2-vCPU AMD EPYC (Zen 4) VM shared with other work. Peaks (cpuPeak):
+// f32 117 / bf16 232 GFLOP/s on one thread, 181-185 / 333-379 on both (the vCPUs behave like
+// SMT siblings). GFLOP/s below: linear forward and backward at M = 8200 with f32 outputs
+// (PiT-T/S: (n, k) = (576,192) (768,192) (192,768) (1152,384) (1536,384) (384,1536)), both
+// threads, best of 3 alternating rounds of 5; single runs swing by up to 2x with the load.
+//   8x48 KC 768 MC 256  fwd 346 405 389 352 344 320   bwd 324 270 315 322 317 202
+//   8x48 KC 384 MC 256  fwd 407 416 363 314 318 317   bwd 275 270 190 312 281 198
+//   8x48 KC 512 MC 256  fwd 203 345 371 324 340 332   bwd 226 283 220 291 324 202
+//   8x48 KC 512 MC 128  fwd 207 423 215 335 385 322   bwd 263 276 202 276 294 199
+//   (1152,384), KC 384: 6x64 fwd 329 bwd 301, 12x32 373 307, 14x32 388 277: ties within noise.
+// So the f32 kernel's register tile (24 accumulators, fewest loads per instruction) with a
+// K slice twice as long in k, the same 72 KiB B micro-panel in bytes: it won the backward,
+// whose (192 or 384, ·, 8200) weight gradient cuts K into the most slices. On one thread the
+// (1152,384) forward runs at 217 GFLOP/s, 93% of the bf16 peak (the f32 kernel: 111, 95%).
 struct TilesAvx512Bf16 {
   static constexpr int MR = 8, NR = 48;
   static constexpr int64_t KC = 768, MC = 256, NC = 4080;
