@@ -292,7 +292,8 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
   const copyBandwidth = new Map<DType, number>();
   const results: BenchResult[] = [];
   const cases = kernelCases(options.sweep);
-  const peaks = device === 'cpu' && cases.some(isGemm) ? cpuPeaks(env, results, options.onResult) : new Map<string, number>();
+  const peakSeconds = Math.max(0.05, Math.min(1.5, budgetMs / 1000));
+  const peaks = device === 'cpu' && cases.some(isGemm) ? cpuPeaks(env, peakSeconds, results, options.onResult) : new Map<string, number>();
   for (const c of cases) {
     let timing, path: string | undefined;
     try {
@@ -335,22 +336,23 @@ export const round = (x: number, digits: number) => Number(x.toFixed(digits));
 const isGemm = (c: KernelCase) => c.op.startsWith('matmul_') || c.op.startsWith('linear_');
 
 /** The CPU's f32 and bf16 multiply-add peaks (see the header), as results and by dtype; a dtype whose loop this CPU level lacks is left out. */
-function cpuPeaks(env: BenchResult['env'], results: BenchResult[], onResult?: (r: BenchResult) => void): Map<string, number> {
+function cpuPeaks(env: BenchResult['env'], seconds: number, results: BenchResult[], onResult?: (r: BenchResult) => void): Map<string, number> {
   const peaks = new Map<string, number>();
-  const seconds = 1.5;
   const formulas = { f32: '16 chains*16 lanes*2 FLOP per vfmadd231ps * threads / t', bf16: '16 chains*16 lanes*4 FLOP per vdpbf16ps * threads / t' };
   for (const dtype of ['f32', 'bf16'] as const) {
-    let value: number;
+    let run: { flops: number; seconds: number };
     try {
-      value = native().cpuPeak(dtype, seconds);
+      run = native().cpuPeak(dtype, seconds);
     } catch (err) {
       if (err instanceof TypeError) continue;  // no such loop at this CPU level
       throw err;
     }
+    const value = run.flops / run.seconds / 1e9;
     peaks.set(dtype, value);
     const r: BenchResult = {
       kind: 'kernel', op: 'cpu_peak', impl: 'pit', device: 'cpu', dtype, shape: { threads: native().buildInfo().threads },
-      ms: seconds * 1000, repeats: 3, value: round(value, 2), unit: 'GFLOP/s', formula: formulas[dtype], env,
+      ms: Number((run.seconds * 1000).toPrecision(6)), repeats: 5, value: round(value, 2), unit: 'GFLOP/s', formula: formulas[dtype],
+      work: run.flops, env,
     };
     results.push(r);
     onResult?.(r);

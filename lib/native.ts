@@ -147,8 +147,8 @@ export interface DiffusionStepScalars {
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   matmulInfo(): MatmulInfo;
-  /** The CPU's measured multiply-add peak in GFLOP/s on all threads, over about `seconds`: FMA (f32) or vdpbf16ps (bf16) chains in registers. Throws a TypeError where this CPU level has no such loop. */
-  cpuPeak(kind: 'f32' | 'bf16', seconds: number): number;
+  /** The CPU's multiply-add peak on all threads: FMA (f32) or vdpbf16ps (bf16) chains in registers, five runs over about `seconds` in all; the fastest run's FLOPs and wall time. Throws a TypeError where this CPU level has no such loop. */
+  cpuPeak(kind: 'f32' | 'bf16', seconds: number): { flops: number; seconds: number };
   /** The op table's entries; test/native-surface.test.ts checks them against this interface. */
   opTable(): OpTableEntry[];
   memory(): MemoryInfo;

@@ -14,8 +14,12 @@ PIT_OPS(PIT_DECLARE_OP)
 // "avx512bf16" (packed bf16 panels, vdpbf16ps) or "f32-widened" (gemm_bf16.cc, matmul.cc).
 const char* bf16_gemm_path();
 
-// The multiply-add peak in GFLOP/s on all threads, measured for about `seconds` (peak.cc):
-// kind "f32" (FMA) or "bf16" (vdpbf16ps); TypeError where this CPU level has no such loop.
-double cpu_peak_gflops(const std::string& kind, double seconds);
+// The multiply-add peak on all threads (peak.cc): kind "f32" (FMA) or "bf16" (vdpbf16ps),
+// measured for about `seconds` in five runs; the fastest run's FLOPs and wall time. A
+// TypeError where this CPU level has no such loop.
+struct PeakRun {
+  double flops, seconds;
+};
+PeakRun cpu_peak(const std::string& kind, double seconds);
 
 }  // namespace pit::cpu

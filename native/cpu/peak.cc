@@ -72,10 +72,11 @@ Loop loop_for(const std::string& kind) {
 
 }  // namespace
 
-double cpu_peak_gflops(const std::string& kind, double seconds) {
+PeakRun cpu_peak(const std::string& kind, double seconds) {
   const Loop loop = loop_for(kind);
   std::atomic<float> sink{0.0f};
-  // Calibrate on one thread, then run every thread for about `seconds`, best of three.
+  // Calibrate on one thread, then run every thread for about `seconds` in all, best of five.
+  constexpr int kRepeats = 5;
   using Clock = std::chrono::steady_clock;
   int64_t iters = 1 << 14;
   for (;;) {
@@ -83,22 +84,24 @@ double cpu_peak_gflops(const std::string& kind, double seconds) {
     sink = sink + loop.run(iters);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (s > 0.01 || iters > (int64_t{1} << 40)) {
-      iters = std::max<int64_t>(1, static_cast<int64_t>(iters * seconds / 3 / s));
+      iters = std::max<int64_t>(1, static_cast<int64_t>(iters * seconds / kRepeats / s));
       break;
     }
     iters *= 4;
   }
   const int threads = num_threads();
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
+  PeakRun best{0, 0};
+  for (int rep = 0; rep < kRepeats; ++rep) {
     const auto t0 = Clock::now();
     parallel_for(threads, 1, [&](int64_t t0_, int64_t t1_) {
       for (int64_t t = t0_; t < t1_; ++t) sink = sink + loop.run(iters);
     });
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, loop.flops_per_iter * static_cast<double>(iters) * threads / s / 1e9);
+    const double flops = loop.flops_per_iter * static_cast<double>(iters) * threads;
+    if (best.seconds == 0 || flops / s > best.flops / best.seconds) best = PeakRun{flops, s};
   }
-  return sink == 12345.0f ? 0.0 : best;  // never true; keeps `sink` observable
+  if (sink == 12345.0f) best.flops += 0;  // never true; keeps `sink` observable
+  return best;
 }
 
 }  // namespace pit::cpu
