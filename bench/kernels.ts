@@ -8,6 +8,12 @@
 //   attention_forward 4·B·H·L²·D, backward 2.5× that, forward + backward 3.5× (the
 //   FlashAttention convention, which counts the backward's recomputation of the scores as part
 //   of its 2.5×).
+// CPU GEMMs also report the fraction of this CPU's multiply-add peak of their dtype, measured
+// in the same run by native cpuPeak (op "cpu_peak": register-only chains on every thread, no
+// memory: f32 16 independent vfmadd231ps zmm chains, 2 FLOP per lane each; bf16 16 vdpbf16ps
+// chains, 4 FLOP per f32 lane each: two bf16 multiply-adds). A bf16 GEMM that runs widened to
+// f32 (buildInfo().cpuBf16Gemm 'f32-widened') is set against the f32 peak.
+//
 // Memory-bound ops report GB/s (1e9 bytes/s) of the bytes they must move, s = element size,
 // and the fraction of the device-to-device copy bandwidth measured in the same run:
 //   copy 2·n·s; layernorm_forward 2·n·c·s + 8·n + 2·c·s (x in, out and mean/rstd out, weight
@@ -54,8 +60,10 @@ export interface KernelSweep {
   /** Rows of the memory-bound ops (tokens in a batch). */
   rows: number;
   channels: number[];
-  /** Matmul and linear M (tokens) and model widths d: (M, 3d, d), (M, 4d, d), (M, d, 4d). matmul_* run in f32, linear_* in every dtype of the sweep. */
+  /** Matmul and linear M (tokens) and model widths d: (M, 3d, d), (M, 4d, d), (M, d, 4d). matmul_* run in f32, linear_* in gemmDtypes. */
   matmulRows: number;
+  /** The dtypes of the linear_* cases (default: dtypes). */
+  gemmDtypes?: DType[];
   widths: number[];
   /** Parameter counts for AdamW. */
   params: number[];
@@ -69,8 +77,9 @@ export function defaultSweep(device: Device, quick = false): KernelSweep {
   if (device === 'cuda')
     return { dtypes: ['bf16', 'f32'], lens: [256, 1024, 4096, 16384, 65536], headDims: [16, 32, 64, 128], heads: 12, tokens: 16384,
       rows: 262144, channels: [192, 384, 768], matmulRows: 65536, widths: [192, 384, 768], params: [5_555_812, 86_415_460] };
-  return { dtypes: ['f32'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
-    rows: 16384, channels: [192, 384, 768], matmulRows: 4096, widths: [192, 384], params: [5_555_812] };
+  // CPU GEMMs at PiT-T/S's shapes (d = 192, 384) for a batch of 8 32x32 images: M = 8·(32·32 + 1) = 8200 tokens.
+  return { dtypes: ['f32'], gemmDtypes: ['f32', 'bf16'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
+    rows: 16384, channels: [192, 384, 768], matmulRows: 8200, widths: [192, 384], params: [5_555_812] };
 }
 
 const elementSize = (dtype: DType) => (dtype === 'bf16' ? 2 : 4);
@@ -259,7 +268,7 @@ export function kernelCases(sweep: KernelSweep): KernelCase[] {
   for (const P of sweep.params) cases.push(adamwCase(P));
   const gemmShapes = sweep.widths.flatMap((d) => [[3 * d, d], [4 * d, d], [d, 4 * d]] as const);
   for (const [n, k] of gemmShapes) cases.push(...matmulCases(sweep.matmulRows, n, k));
-  for (const dtype of sweep.dtypes)
+  for (const dtype of sweep.gemmDtypes ?? sweep.dtypes)
     for (const [n, k] of gemmShapes) cases.push(...linearCases(sweep.matmulRows, n, k, dtype));
   for (const dtype of sweep.dtypes)
     for (const D of sweep.headDims)
@@ -282,7 +291,10 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
   const env = benchEnv(device);
   const copyBandwidth = new Map<DType, number>();
   const results: BenchResult[] = [];
-  for (const c of kernelCases(options.sweep)) {
+  const cases = kernelCases(options.sweep);
+  const peakSeconds = Math.max(0.05, Math.min(1.5, budgetMs / 1000));
+  const peaks = device === 'cpu' && cases.some(isGemm) ? cpuPeaks(env, peakSeconds, results, options.onResult) : new Map<string, number>();
+  for (const c of cases) {
     let timing, path: string | undefined;
     try {
       timing = tidy(() => {
@@ -310,6 +322,7 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
       ms: Number(timing.medianMs.toPrecision(6)), repeats: timing.repeats, value: round(value, 2), unit: c.unit,
       formula: formulaText(c), work: c.work, ...(path ? { path } : {}), ...attentionVariant(c, device),
       ...(c.unit === 'GB/s' && c.op !== 'copy' && copy ? { fractionOfCopy: round(value / copy, 3) } : {}),
+      ...(isGemm(c) && peaks.size ? { fractionOfPeak: round(value / (peaks.get(c.dtype) ?? peaks.get('f32')!), 3) } : {}),
       env,
     };
     results.push(r);
@@ -321,6 +334,31 @@ export function runKernelBench(options: KernelBenchOptions): BenchResult[] {
 export const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 const isGemm = (c: KernelCase) => c.op.startsWith('matmul_') || c.op.startsWith('linear_');
+
+/** The CPU's f32 and bf16 multiply-add peaks (see the header), as results and by dtype; a dtype whose loop this CPU level lacks is left out. */
+function cpuPeaks(env: BenchResult['env'], seconds: number, results: BenchResult[], onResult?: (r: BenchResult) => void): Map<string, number> {
+  const peaks = new Map<string, number>();
+  const formulas = { f32: '16 chains*16 lanes*2 FLOP per vfmadd231ps * threads / t', bf16: '16 chains*16 lanes*4 FLOP per vdpbf16ps * threads / t' };
+  for (const dtype of ['f32', 'bf16'] as const) {
+    let run: { flops: number; seconds: number };
+    try {
+      run = native().cpuPeak(dtype, seconds);
+    } catch (err) {
+      if (err instanceof TypeError) continue;  // no such loop at this CPU level
+      throw err;
+    }
+    const value = run.flops / run.seconds / 1e9;
+    peaks.set(dtype, value);
+    const r: BenchResult = {
+      kind: 'kernel', op: 'cpu_peak', impl: 'pit', device: 'cpu', dtype, shape: { threads: native().buildInfo().threads },
+      ms: Number((run.seconds * 1000).toPrecision(6)), repeats: 5, value: round(value, 2), unit: 'GFLOP/s', formula: formulas[dtype],
+      work: run.flops, env,
+    };
+    results.push(r);
+    onResult?.(r);
+  }
+  return peaks;
+}
 
 /** matmulInfo()'s per-path GEMM counts, for GEMM cases on the GPU; null otherwise. */
 function gemmCalls(c: KernelCase, device: Device): Record<string, number> | null {

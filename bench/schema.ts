@@ -54,6 +54,8 @@ export interface BenchResult {
   peakBytes?: number;
   /** Memory-bound kernels: value / the copy bandwidth measured in the same run. */
   fractionOfCopy?: number;
+  /** CPU GEMMs: value / the multiply-add peak of their dtype measured in the same run (op "cpu_peak"; a bf16 GEMM widened to f32 against the f32 peak). */
+  fractionOfPeak?: number;
   /** Our GPU GEMMs: the engine(s) that ran them, e.g. "cublasLt/BIAS", "mma/split-K" or "simt" (bench/kernels.ts). */
   path?: string;
   /** Our bf16 GPU attention: the kernel variant that ran, "v1" or "v2" (PIT_ATTENTION_VARIANT). */

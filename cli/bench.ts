@@ -40,6 +40,8 @@ function reporter(opts: { json: boolean; out?: string }, columns: (r: BenchResul
   };
 }
 
+/** " 81%", or blanks when there is no fraction. */
+const percent = (fraction: number | undefined) => (fraction !== undefined ? `${(100 * fraction).toFixed(0).padStart(4)}%` : '     ');
 const skipped = (what: string, reason: string) => console.error(`skipped ${what}: ${reason}`);
 
 function tasks(value: string): BenchTask[] {
@@ -81,7 +83,7 @@ export function registerBench(program: Command): void {
     .description('time every op at PiT shapes: GFLOP/s for matmul and attention, GB/s (and the fraction of the measured copy bandwidth) for memory-bound ops')
     .addOption(deviceOption())
     .option('--ops <list>', 'only ops whose names start with one of these, e.g. attention,layernorm,copy', names)
-    .option('--dtype <list>', 'f32 and/or bf16 (default: f32 on cpu; bf16,f32 on cuda)', dtypes)
+    .option('--dtype <list>', 'f32 and/or bf16 (default: f32 on cpu, with f32 and bf16 linear_* GEMMs; bf16,f32 on cuda)', dtypes)
     .option('--lens <list>', 'attention sequence lengths L (default: 256,1024 on cpu; 256 … 65536 on cuda)', integers(1))
     .option('--head-dims <list>', 'attention head dims D (default 16,32,64,128)', integers(1))
     .option('--heads <n>', 'attention heads H (default 12)', integer(1))
@@ -98,6 +100,7 @@ export function registerBench(program: Command): void {
       const sweep: KernelSweep = {
         ...base, ops: f.ops, dtypes: f.dtype ?? base.dtypes, lens: f.lens ?? base.lens, headDims: f.headDims ?? base.headDims,
         heads: f.heads ?? base.heads, tokens: f.tokens ?? base.tokens, rows: f.rows ?? base.rows, channels: f.channels ?? base.channels,
+        gemmDtypes: f.dtype ?? base.gemmDtypes,
       };
       if (!kernelCases(sweep).length) {
         const known = [...new Set(kernelCases({ ...sweep, ops: undefined }).map((c) => c.op))];
@@ -105,8 +108,8 @@ export function registerBench(program: Command): void {
       }
       const print = reporter(f, (r) =>
         `${r.op.padEnd(27)} ${r.dtype.padEnd(5)} ${shapeText(r.shape).padEnd(26)} ${r.ms.toFixed(3).padStart(10)} ` +
-        `${r.value.toFixed(1).padStart(10)} ${r.unit.padEnd(8)}${r.fractionOfCopy !== undefined ? `${(100 * r.fractionOfCopy).toFixed(0).padStart(4)}%` : '     '}  ${r.formula}${r.path ? `  [${r.path}]` : ''}${r.variant ? `  [${r.variant}]` : ''}`,
-      'op                          dtype shape                              ms      value unit    copy%  formula');
+        `${r.value.toFixed(1).padStart(10)} ${r.unit.padEnd(8)}${percent(r.fractionOfCopy ?? r.fractionOfPeak)}  ${r.formula}${r.path ? `  [${r.path}]` : ''}${r.variant ? `  [${r.variant}]` : ''}`,
+      'op                          dtype shape                              ms      value unit  copy|peak%  formula  (peak%: CPU GEMMs, of their dtype\'s cpu_peak)');
       runKernelBench({ device, sweep, budgetMs: f.quick ? 20 : f.budget, onResult: print, onSkip: (c, why) => skipped(`${c.op} ${c.dtype} ${shapeText(c.shape)}`, why) });
     });
 

@@ -63,6 +63,8 @@ export interface BuildInfo {
   cpuIsa: 'amx' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''. */
   cpuIsaNote: string;
+  /** How bf16 GEMMs run on the CPU: packed bf16 panels with vdpbf16ps, or operands widened to f32 (exact; the reference path). */
+  cpuBf16Gemm: 'avx512bf16' | 'f32-widened';
   threads: number;
   compiler: string;
   debug: boolean;
@@ -145,6 +147,8 @@ export interface DiffusionStepScalars {
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   matmulInfo(): MatmulInfo;
+  /** The CPU's multiply-add peak on all threads: FMA (f32) or vdpbf16ps (bf16) chains in registers, five runs over about `seconds` in all; the fastest run's FLOPs and wall time. Throws a TypeError where this CPU level has no such loop. */
+  cpuPeak(kind: 'f32' | 'bf16', seconds: number): { flops: number; seconds: number };
   /** The op table's entries; test/native-surface.test.ts checks them against this interface. */
   opTable(): OpTableEntry[];
   memory(): MemoryInfo;

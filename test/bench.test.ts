@@ -11,7 +11,7 @@ import { parseResults, resultKey, type BenchResult } from '../bench/schema.js';
 import { defaultSweep, gemmPath, runKernelBench } from '../bench/kernels.js';
 import { fitPowerLaw } from '../bench/study.js';
 import { measureTrainStep, parseDecoderName } from '../bench/train.js';
-import { empty, memory, resetPeakMemory, selectBackend } from '../lib/index.js';
+import { empty, memory, native, resetPeakMemory, selectBackend } from '../lib/index.js';
 import { runPit as run } from './helpers.js';
 
 selectBackend({ device: 'cpu' });
@@ -39,7 +39,11 @@ test('bench kernels --quick: every op family, parseable lines, values that follo
     t.regex(x.formula, / \/ t/);
     t.truthy(x.env.device && x.env.version && x.env.date);
     if (x.unit === 'GB/s' && x.op !== 'copy') t.true(x.fractionOfCopy! > 0, `${x.op} has no copy fraction`);
+    // GEMMs as fractions of the peak of their dtype, measured in the run where this CPU has a peak loop (AVX-512).
+    if (/^(matmul|linear)_/.test(x.op) && ops.has('cpu_peak')) t.true(x.fractionOfPeak! > 0, `${x.op} has no peak fraction`);
   }
+  const isa = native().buildInfo().cpuIsa;
+  if (['amx', 'avx512bf16', 'avx512'].includes(isa)) t.true(ops.has('cpu_peak'), `no cpu_peak at the ${isa} level`);
   const attention = printed.find((x) => x.op === 'attention_forward' && x.shape.L === 97 && x.shape.D === 16)!;
   t.deepEqual(attention.shape, { B: 1, H: 2, L: 97, D: 16 });  // B = max(1, ⌊128 / 97⌋)
   t.is(attention.work, 4 * 1 * 2 * 97 * 97 * 16);

@@ -268,8 +268,9 @@ test('matmul with M = 0 rows gives an empty output and a zero db', (t) => {
 });
 
 // ---- bf16 operands and mixed precision (compute: 'bf16') --------------------------------------
-// The CPU widens bf16 operands to f32 exactly, so its bf16 GEMM equals the float64 product of
-// the bf16-rounded operands up to fp32 summation: the same tolerance as f32. Inputs are not
+// The CPU's bf16 GEMM (packed bf16 with vdpbf16ps, or operands widened to f32 exactly) forms
+// every product exactly, so it equals the float64 product of the bf16-rounded operands up to
+// fp32 summation: the same tolerance as f32 (test/cpu-matmul-bf16.test.ts has the sweep). Inputs are not
 // bf16-representable, so a path that skipped the rounding is off by ~2^-9 relative, far outside it.
 const roundAll = (x: ArrayLike<number>) => Float64Array.from(x, roundBf16);
 

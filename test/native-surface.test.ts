@@ -15,9 +15,9 @@ import { packageRoot, type NativeAddon, type OpTableEntry } from '../lib/native.
 const require = createRequire(import.meta.url);
 
 // Exports that reach no op of the table: tensor creation, memory, device waits and timers,
-// build info, the listing itself. NativeTensor is the tensor class (typed as NativeTensor).
+// build info, the CPU peak measurement, the listing itself. NativeTensor is the tensor class (typed as NativeTensor).
 const notOps = new Set(['NativeTensor', 'empty', 'fromArray', 'memory', 'resetPeakMemory', 'synchronize',
-  'deviceTimerStart', 'deviceTimerStop', 'buildInfo', 'matmulInfo', 'opTable']);
+  'deviceTimerStart', 'deviceTimerStop', 'buildInfo', 'matmulInfo', 'cpuPeak', 'opTable']);
 
 /** NativeAddon's member names, from lib/native.ts's syntax tree. */
 function nativeAddonMembers(): string[] {

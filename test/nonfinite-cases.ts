@@ -5,7 +5,7 @@
 // probability clamped at 1e-12, a clipped x̂₀), the reference says so and the op must agree.
 //
 // Not a test file: test/nonfinite.test.ts runs these cases in child processes under
-// PIT_CPU_ISA=avx512|avx2|scalar (the ISA is fixed when the addon loads), and
+// PIT_CPU_ISA=avx512bf16|avx512|avx2|scalar (the ISA is fixed when the addon loads), and
 // test/cuda-ops.test.ts runs them on the GPU. Run directly (`node dist/test/nonfinite-cases.js`)
 // it prints a JSON report for the device in PIT_DEVICE (default cpu).
 import { pathToFileURL } from 'node:url';
@@ -52,6 +52,20 @@ export interface CaseResult {
 }
 
 // ---- references -------------------------------------------------------------------------
+
+/** Runs fn on bf16 copies of f32 tensors (rounded to nearest even; NaN and ±Inf kept), then frees them. */
+function withBf16Copies(a: NativeAddon, xs: NativeTensor[], fn: (copies: NativeTensor[]) => void): void {
+  const copies = xs.map((x) => {
+    const h = a.empty(x.shape, 'bf16', x.device);
+    a.copy(h, x);
+    return h;
+  });
+  try {
+    fn(copies);
+  } finally {
+    for (const h of copies) h.dispose();
+  }
+}
 
 /** out (batch, M, N) = a (batch, M, K) · b (K, N) (+ bias (N)). */
 function matmulRef(a: F64, b: F64, bias: F64 | null, M: number, N: number, K: number, batch = 1): F64 {
@@ -261,6 +275,43 @@ function specs(): Record<string, Spec[]> {
       reference: (x) => ({
         da: matmulRef(x.dout!, transpose(x.b!, K, N), null, M, K, N),
         db: matmulRef(transpose(x.a!, M, K), x.dout!, null, K, N, M),
+        dbias: sumRef(x.dout!, 1, M, N),
+      }),
+    }],
+
+    // bf16 operands (rounded copies of the f32 inputs; non-finite values survive the rounding),
+    // f32 outputs: the CPU's packed bf16 GEMM where it has one, else the widened f32 GEMM.
+    'matmul bf16': [{
+      f32: { a: [M, K], b: [N, K], bias: [N] },
+      outputs: { out: [M, N] },
+      poke: ['a', 'b', 'bias'],
+      call: (a, t) => withBf16Copies(a, [t.a!, t.b!], ([a16, b16]) => a.matmulForward(t.out!, a16!, b16!, t.bias!, false, true, false)),
+      reference: (x) => ({ out: matmulRef(x.a!, transpose(x.b!, N, K), x.bias!, M, N, K) }),
+    }, {
+      // Transposed A, batched over one shared B, accumulating: out (2, M, N) += Aᵀ·B per batch.
+      f32: { a: [2, K, M], b: [K, N], out: [2, M, N] },
+      poke: ['a', 'b', 'out'],
+      call: (a, t) => withBf16Copies(a, [t.a!, t.b!], ([a16, b16]) => a.matmulForward(t.out!, a16!, b16!, null, true, false, true)),
+      reference: (x) => {
+        const at = new Float64Array(2 * M * K);
+        for (let s = 0; s < 2; s++) at.set(transpose(x.a!.subarray(s * K * M, (s + 1) * K * M), K, M), s * M * K);
+        const prod = matmulRef(at, x.b!, null, M, N, K, 2);
+        return { out: prod.map((v, i) => v + x.out![i]!) };
+      },
+    }, {
+      // da comes out bf16: copied back into an f32 output for the comparison.
+      f32: { a: [M, K], b: [N, K], dout: [M, N] },
+      outputs: { da: [M, K], db: [N, K], dbias: [N] },
+      poke: ['a', 'b', 'dout'],
+      call: (a, t) => withBf16Copies(a, [t.a!, t.b!, t.dout!], ([a16, b16, dout16]) => {
+        const da16 = a.empty([M, K], 'bf16', t.a!.device);
+        a.matmulBackward(da16, t.db!, t.dbias!, dout16!, a16!, b16!, false, true);
+        a.copy(t.da!, da16);
+        da16.dispose();
+      }),
+      reference: (x) => ({
+        da: matmulRef(x.dout!, x.b!, null, M, K, N),
+        db: matmulRef(transpose(x.dout!, M, N), x.a!, null, N, K, M),
         dbias: sumRef(x.dout!, 1, M, N),
       }),
     }],

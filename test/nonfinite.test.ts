@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { CaseResult } from './nonfinite-cases.js';
 
 const script = fileURLToPath(new URL('./nonfinite-cases.js', import.meta.url));
-const OPS = ['matmul', 'attention', 'layernorm', 'gelu', 'silu', 'modulate', 'gated residual', 'elementwise',
+const OPS = ['matmul', 'matmul bf16', 'attention', 'layernorm', 'gelu', 'silu', 'modulate', 'gated residual', 'elementwise',
   'softmax cross-entropy', 'mse', 'reductions', 'tokens and permute', 'adamw', 'grad norm', 'cast', 'per-sample axpby',
   'diffusion loss', 'diffusion step'];
 
@@ -29,7 +29,7 @@ function reportFor(isa: string): Promise<Report> {
   return reports.get(isa)!;
 }
 
-for (const isa of ['avx512', 'avx2', 'scalar']) {
+for (const isa of ['avx512bf16', 'avx512', 'avx2', 'scalar']) {
   for (const op of OPS) {
     test(`non-finite inputs: ${op}, forward and backward, PIT_CPU_ISA=${isa}`, async (t) => {
       const report = await reportFor(isa);

@@ -2,6 +2,7 @@
 #include "args.h"
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "cpu/backend.h"
 #include "registry.h"
 #ifdef PIT_WITH_CUDA
 #include "cuda/cuda_backend.h"
@@ -21,6 +22,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #endif
   out.Set("cpuIsa", cpu_isa());
   out.Set("cpuIsaNote", cpu_isa_note());
+  out.Set("cpuBf16Gemm", cpu::bf16_gemm_path());
   out.Set("threads", num_threads());
   out.Set("compiler", __VERSION__);
 #ifdef NDEBUG

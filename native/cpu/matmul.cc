@@ -1,13 +1,14 @@
 // matmul: out (batch, M, N) = op(A) · op(B) (+ bias), and its gradients (see ops.h).
 //
-// Everything goes through one packed SGEMM in the BLIS/GotoBLAS style:
+// Everything goes through one packed GEMM in the BLIS/GotoBLAS style, f32 accumulation:
 //   C (M, N) = [C +] op(A) (M, K) · op(B) (K, N) [+ bias (N)]
 // op(A) and op(B) are copied ("packed") into contiguous, 64-byte aligned panels: A into
-// MR-row micro-panels laid out k-major (MR floats per k), B into NR-column micro-panels (NR
-// floats per k). The packing routines absorb both transposes and every leading dimension,
-// so a single register-blocked micro-kernel per ISA serves all four transpose combinations,
-// and zero padding in the panels lets the kernel always compute a full MR x NR tile (edge
-// tiles only store their valid part).
+// MR-row micro-panels laid out k-major (MR values per k), B into NR-column micro-panels (NR
+// values per k; bf16 takes k in pairs, see gemm.h). The driver below serves f32 sources
+// (this file's kernels) and bf16 sources (gemm_bf16.cc's). The packing routines absorb both
+// transposes and every leading dimension, so a single register-blocked micro-kernel per ISA
+// serves all four transpose combinations, and zero padding in the panels lets the kernel
+// always compute a full MR x NR tile (edge tiles only store their valid part).
 //
 // Loop nest, run by each thread over its own rectangle of C (see choose_grid); tile sizes
 // per ISA below, with the measurements that chose them:
@@ -18,25 +19,26 @@
 //       ir  MR rows              micro-kernel: MR x NR accumulators in registers
 // The bias is added, and the old C loaded (when accumulating or past the first K slice),
 // only in the micro-kernel's epilogue, so C is touched once per K slice and never in a
-// separate pass. Forward and backward are all expressed as sgemm calls at the bottom.
+// separate pass. Forward and backward are all expressed as gemm calls at the bottom.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "cpu/backend.h"
-
-#if PIT_X86
-#include <immintrin.h>
-#endif
+#include "cpu/gemm.h"
 
 namespace pit::cpu {
 namespace {
+
+using namespace gemm_internal;
 
 // ---- scratch buffers ------------------------------------------------------------------
 
@@ -49,36 +51,26 @@ class PackBuffer {
   PackBuffer(const PackBuffer&) = delete;
   PackBuffer& operator=(const PackBuffer&) = delete;
   ~PackBuffer() { std::free(data_); }
-  float* get(int64_t floats) {
-    if (floats > capacity_) {
+  void* get(int64_t bytes) {
+    if (bytes > capacity_) {
       std::free(data_);
       data_ = nullptr;
       capacity_ = 0;
-      const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      data_ = std::aligned_alloc(64, static_cast<size_t>(round_up(bytes, 64)));
       if (!data_) throw std::bad_alloc();
-      capacity_ = floats;
+      capacity_ = bytes;
     }
     return data_;
   }
 
  private:
-  float* data_ = nullptr;
+  void* data_ = nullptr;
   int64_t capacity_ = 0;
 };
 
 thread_local PackBuffer pack_buffer;
 
-constexpr int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
-
-// ---- packing ------------------------------------------------------------------------------
-// Packing op(A) and packing op(B) are one problem: a matrix X with X(x, k) read as
-// src[x * ld + k] ("k-contiguous": A without trans_a, B with trans_b) or src[k * ld + x]
-// ("x-contiguous": A with trans_a, B without trans_b) is copied, for x in [x0, x0 + width)
-// and k in [k0, k0 + kc), into panels of W x-values: panel p holds
-// dst[p * kc * W + k * W + w] = X(x0 + p * W + w, k0 + k), zero past `width`.
-// A is packed with W = MR (x = the row i), B with W = NR (x = the column j).
+// ---- f32 packing (layout: gemm.h) -------------------------------------------------------
 
 template <int W>
 void pack_panels(float* dst, const float* src, int64_t ld, bool k_contiguous, int64_t x0,
@@ -119,12 +111,9 @@ void pack_panels(float* dst, const float* src, int64_t ld, bool k_contiguous, in
   }
 }
 
-// ---- micro-kernels ----------------------------------------------------------------------
-// kernel(kc, ap, bp, c, ldc, mr, nr, bias, load_c):
-//   C[r][j] (r < mr, j < nr) = (load_c ? C[r][j] : 0) + Σ_k ap[k][r] · bp[k][j] (+ bias[j])
-// ap is an MR-row panel (kc x MR), bp an NR-column panel (kc x NR), bias null or offset to
-// the tile's first column. Full tiles store straight from registers; edge tiles use masked
-// stores (AVX-512) or go through a small buffer and store_edge_tile.
+// ---- f32 micro-kernels (contract: gemm.h) -----------------------------------------------
+// Full tiles store straight from registers; edge tiles use masked stores (AVX-512) or go
+// through a small buffer and store_edge_tile.
 
 void store_edge_tile(const float* tile, int nr_full, float* c, int64_t ldc, int mr, int nr,
                      const float* bias, bool load_c) {
@@ -149,16 +138,6 @@ void kernel_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64
 }
 
 #if PIT_X86
-// Starts fetching the C tile the epilogue will read and write: C rows are far apart and
-// usually not in cache, and the loads and stores otherwise wait on memory one row at a time
-// (+15% on (6304, 768, 192)). The k loop hides the latency.
-inline void prefetch_c_tile(const float* c, int64_t ldc, int mr, int nr) {
-  for (int r = 0; r < mr; ++r) {
-    for (int j = 0; j < nr; j += 16) __builtin_prefetch(c + r * ldc + j, 1, 3);
-    __builtin_prefetch(c + r * ldc + nr - 1, 1, 3);
-  }
-}
-
 // AVX2 + FMA: 6 x 16 = 12 ymm accumulators, 2 for B, 1 broadcast (of 16 registers).
 template <int MR, int NV>
 PIT_TARGET_AVX2 void kernel_avx2(int64_t kc, const float* ap, const float* bp, float* c,
@@ -227,64 +206,19 @@ PIT_TARGET_AVX512 void kernel_avx512(int64_t kc, const float* ap, const float* b
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
     }
   }
-  // Columns past nr are masked off, rows past mr skipped; bias and old C folded in here.
-  __mmask16 mask[NV];
-  __m512 bv[NV];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const int cols = std::clamp(nr - v * 16, 0, 16);
-    mask[v] = static_cast<__mmask16>((1u << cols) - 1u);
-    bv[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + v * 16) : _mm512_setzero_ps();
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) {
-    if (r >= mr) break;
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      float* p = c + r * ldc + v * 16;
-      __m512 x = _mm512_add_ps(acc[r][v], bv[v]);
-      if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], p));
-      _mm512_mask_storeu_ps(p, mask[v], x);
-    }
-  }
+  store_tile_avx512<MR, NV>(acc, c, ldc, mr, nr, bias, load_c);
 }
 
-// GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_ps(), a self-initialised
-// variable that -Wmaybe-uninitialized flags once inlined (GCC bug 105593); harmless here.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// In-register transpose of a 16 x 16 block: r[i] holds row i on entry, column i on return.
-// Four shuffle stages (32-bit, 64-bit, then two 128-bit lane stages), 64 shuffles in all.
-PIT_TARGET_AVX512 inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+// An f32 source's lines for pack_words_k_contiguous: a word is one k value.
+struct F32Lines {
+  const float* src;
+  int64_t ld, k0;
+  PIT_TARGET_AVX512 __m512 operator()(int64_t x, int64_t w, int n) const {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), src + x * ld + k0 + w);
   }
-  for (int i = 0; i < 4; ++i) {  // r[4i + c], lane l: rows 4i..4i+3 of column 4l + c
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int c = 0; c < 4; ++c) {
-    t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-    t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
-    t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-    t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
-  }
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
-    r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xdd);
-  }
-}
+};
 
-// pack_panels with the k-contiguous case (a transpose) done 16 x 16 at a time in registers:
-// the plain loop costs ~1.3 cycles per element, 15-18% of a (6304, 192, 768) forward.
+// pack_panels with the k-contiguous case (a transpose) done 16 x 16 at a time in registers.
 template <int W>
 PIT_TARGET_AVX512 void pack_panels_avx512(float* dst, const float* src, int64_t ld,
                                           bool k_contiguous, int64_t x0, int64_t width,
@@ -309,57 +243,11 @@ PIT_TARGET_AVX512 void pack_panels_avx512(float* dst, const float* src, int64_t 
     }
     return;
   }
-  if constexpr (W == 8) {
-    // 8 lines: their k-slices [k, k+16) and [k+16, k+32) fill all 16 rows of one transpose,
-    // whose column c is then (X(·, k+c), X(·, k+16+c)): two 8-float stores, nothing wasted.
-    for (int64_t p = 0; p < panels; ++p) {
-      const int lines = static_cast<int>(std::min<int64_t>(8, width - p * 8));
-      const float* base = src + (x0 + p * 8) * ld + k0;
-      float* d = dst + p * kc * 8;
-      for (int64_t k = 0; k < kc; k += 32) {
-        const int lo = static_cast<int>(std::min<int64_t>(16, kc - k));
-        const int hi = static_cast<int>(std::clamp<int64_t>(kc - k - 16, 0, 16));
-        const __mmask16 lo_mask = static_cast<__mmask16>((1u << lo) - 1u);
-        const __mmask16 hi_mask = static_cast<__mmask16>((1u << hi) - 1u);
-        __m512 r[16];
-        for (int i = 0; i < 8; ++i) {
-          r[i] = i < lines ? _mm512_maskz_loadu_ps(lo_mask, base + i * ld + k) : _mm512_setzero_ps();
-          r[8 + i] = i < lines ? _mm512_maskz_loadu_ps(hi_mask, base + i * ld + k + 16) : _mm512_setzero_ps();
-        }
-        transpose16x16(r);
-        for (int c = 0; c < lo; ++c) _mm256_storeu_ps(d + (k + c) * 8, _mm512_castps512_ps256(r[c]));
-        for (int c = 0; c < hi; ++c) _mm256_storeu_ps(d + (k + 16 + c) * 8, _mm512_extractf32x8_ps(r[c], 1));
-      }
-    }
-    return;
-  }
-  for (int64_t p = 0; p < panels; ++p) {
-    const int64_t n = std::min<int64_t>(W, width - p * W);
-    for (int g = 0; g < W; g += 16) {  // 16 x-lines of the panel at a time
-      const int lines = static_cast<int>(std::clamp<int64_t>(n - g, 0, 16));
-      const int group = std::min(16, W - g);
-      const __mmask16 store_mask = static_cast<__mmask16>((1u << group) - 1u);
-      const float* base = src + (x0 + p * W + g) * ld + k0;
-      float* d = dst + p * kc * W + g;
-      for (int64_t k = 0; k < kc; k += 16) {
-        const int count = static_cast<int>(std::min<int64_t>(16, kc - k));
-        const __mmask16 load_mask = static_cast<__mmask16>((1u << count) - 1u);
-        __m512 r[16];
-        for (int i = 0; i < 16; ++i)
-          r[i] = i < lines ? _mm512_maskz_loadu_ps(load_mask, base + i * ld + k) : _mm512_setzero_ps();
-        transpose16x16(r);
-        for (int i = 0; i < count; ++i) _mm512_mask_storeu_ps(d + (k + i) * W, store_mask, r[i]);
-      }
-    }
-  }
+  pack_words_k_contiguous<W>(dst, F32Lines{src, ld, k0}, x0, width, kc);
 }
-#pragma GCC diagnostic pop
 #endif
 
-// ---- tile sizes per ISA -----------------------------------------------------------------
-// MR x NR: the register tile. KC: the K slice. MC: rows of a packed A block (MC x KC, in the
-// 2 MiB L2). NC: columns of a packed B block (KC x NC, in L3). Both blocks are per thread.
-//
+// ---- f32 tile sizes per ISA (their meaning: gemm.h) ------------------------------------
 // AVX-512, chosen on this 2-core Sapphire Rapids VM. Peak: 266 GFLOP/s on both cores (a
 // loop of 12 independent zmm FMA chains; 134 on one). GFLOP/s below = 2·M·N·K / median time
 // on both cores, samples kept only while no other process ran (the VM is shared; repeat
@@ -390,57 +278,70 @@ struct TilesScalar {
   static constexpr int64_t KC = 256, MC = 128, NC = 4096;
 };
 
-using Kernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int,
-                        const float*, bool);
-using Packer = void (*)(float*, const float*, int64_t, bool, int64_t, int64_t, int64_t, int64_t);
-
-// The tile sizes, micro-kernel and packers of the ISA in use, picked once.
-struct Tiles {
-  int mr, nr;
-  int64_t kc, mc, nc;
-  Kernel kernel;
-  Packer pack_a, pack_b;
-};
-
-template <typename T>
-Tiles make_tiles(Kernel kernel, Packer pack_a, Packer pack_b) {
-  static_assert(T::MC % T::MR == 0 && T::NC % T::NR == 0, "blocks are whole micro-panels");
-  static_assert(T::NR % 16 == 0, "B panels stay 64-byte aligned for aligned vector loads");
-  static_assert(T::KC % 8 == 0, "equal K slices are rounded up to 8 and must stay <= KC");
-  return Tiles{T::MR, T::NR, T::KC, T::MC, T::NC, kernel, pack_a, pack_b};
-}
-
-Tiles select_tiles() {
+// The f32 tiles of the ISA in use, picked once. All cost 24 multiply-adds a cycle to
+// choose_grid (the AVX-512 kernel's measured rate; the grid only weighs it against packing).
+Tiles<float> select_f32_tiles() {
 #if PIT_X86
   if (cpu_has_avx512()) {
     using T = TilesAvx512;
-    return make_tiles<T>(kernel_avx512<T::MR, T::NR / 16>, pack_panels_avx512<T::MR>,
-                         pack_panels_avx512<T::NR>);
+    return make_tiles<T, float>(1, 24, kernel_avx512<T::MR, T::NR / 16>,
+                                pack_panels_avx512<T::MR>, pack_panels_avx512<T::NR>);
   }
   if (cpu_has_avx2()) {
     using T = TilesAvx2;
-    return make_tiles<T>(kernel_avx2<T::MR, T::NR / 8>, pack_panels<T::MR>, pack_panels<T::NR>);
+    return make_tiles<T, float>(1, 24, kernel_avx2<T::MR, T::NR / 8>, pack_panels<T::MR>,
+                                pack_panels<T::NR>);
   }
 #endif
   using T = TilesScalar;
-  return make_tiles<T>(kernel_scalar<T::MR, T::NR>, pack_panels<T::MR>, pack_panels<T::NR>);
+  return make_tiles<T, float>(1, 24, kernel_scalar<T::MR, T::NR>, pack_panels<T::MR>,
+                              pack_panels<T::NR>);
 }
 
-const Tiles& tiles() {
-  static const Tiles cached = select_tiles();
+const Tiles<float>& f32_tiles() {
+  static const Tiles<float> cached = select_f32_tiles();
   return cached;
 }
 
-// ---- the blocked driver -------------------------------------------------------------------
+// ---- the blocked driver (f32 and bf16 sources alike) --------------------------------------
 
+// Where C goes: f32, or bf16. A bf16 C is written a tile at a time through an f32 tile in L1,
+// rounded to nearest even once, so it needs the whole sum in one K slice (0 < K <= KC);
+// otherwise the caller stages the GEMM in f32 (F32View below). Saves the f32 round trip
+// through memory: the (8200, 1152, 384) bf16 linear forward went from 130-185 to 233-282
+// GFLOP/s (Zen 4 VM, both vCPUs, noisy; f32 outputs of the same GEMM: ~300).
+struct COut {
+  float* f32;
+  uint16_t* bf16 = nullptr;
+  COut(float* c) : f32(c) {}  // NOLINT: f32 is the common case
+  COut(float* c, uint16_t* c16) : f32(c), bf16(c16) {}
+  COut operator+(int64_t offset) const {
+    return {f32 ? f32 + offset : nullptr, bf16 ? bf16 + offset : nullptr};
+  }
+  explicit operator bool() const { return f32 || bf16; }
+};
+
+// C (rows, cols) as bf16 (ld ldc), from an f32 tile (ld ld) [+ C as it is], rounded once.
+PIT_MULTIVERSION void store_bf16_tile(uint16_t* c, int64_t ldc, const float* tile, int64_t ld,
+                                      int rows, int cols, bool add_c) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < cols; ++j) {
+      float v = tile[r * ld + j];
+      if (add_c) v += bf16_to_f32(c[r * ldc + j]);
+      c[r * ldc + j] = f32_to_bf16(v);
+    }
+}
+
+template <typename T>
 struct Gemm {
+  const Tiles<T>& t;
   bool trans_a, trans_b;
   int64_t M, N, K;
-  const float* a;
+  const T* a;
   int64_t lda;
-  const float* b;
+  const T* b;
   int64_t ldb;
-  float* c;
+  COut c;
   int64_t ldc;
   bool accumulate;
   const float* bias;
@@ -449,8 +350,10 @@ struct Gemm {
 
 // One thread's share of C: rows [m0, m1), columns [n0, n1) (n0 a multiple of NR), computed
 // with the thread's own packed blocks, the GotoBLAS loop nest.
-void compute_rectangle(const Gemm& g, const Tiles& t, float* apack, float* bpack, int64_t m0,
-                       int64_t m1, int64_t n0, int64_t n1) {
+template <typename T>
+void compute_rectangle(const Gemm<T>& g, T* apack, T* bpack, int64_t m0, int64_t m1,
+                       int64_t n0, int64_t n1) {
+  const Tiles<T>& t = g.t;
   // K slices of equal length (a multiple of 8, at most KC): K = 512 as 256 + 256, not
   // 384 + 128, whose short slice pays the C reload for a third of the work.
   const int64_t k_step = round_up(ceil_div(g.K, ceil_div(g.K, t.kc)), 8);
@@ -458,19 +361,28 @@ void compute_rectangle(const Gemm& g, const Tiles& t, float* apack, float* bpack
     const int64_t nc = std::min(t.nc, n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += k_step) {
       const int64_t kc = std::min(k_step, g.K - pc);
-      t.pack_b(bpack, g.b, g.ldb, g.trans_b, jc, nc, pc, kc);  // panel j at j·kc·NR
+      const int64_t stride = round_up(kc, t.k_pack);  // k values per packed panel
+      t.pack_b(bpack, g.b, g.ldb, g.trans_b, jc, nc, pc, kc);  // panel j at j·stride·NR
       const bool load_c = g.accumulate || pc > 0;
       const float* bias = pc == 0 && g.bias ? g.bias + jc : nullptr;
       for (int64_t ic = m0; ic < m1; ic += t.mc) {
         const int64_t mc = std::min(t.mc, m1 - ic);
-        t.pack_a(apack, g.a, g.lda, !g.trans_a, ic, mc, pc, kc);  // panel i at i·kc·MR
+        t.pack_a(apack, g.a, g.lda, !g.trans_a, ic, mc, pc, kc);  // panel i at i·stride·MR
         for (int64_t jr = 0; jr < nc; jr += t.nr) {
           const int nr = static_cast<int>(std::min<int64_t>(t.nr, nc - jr));
-          float* c = g.c + ic * g.ldc + jc + jr;
+          const COut c = g.c + (ic * g.ldc + jc + jr);
           for (int64_t ir = 0; ir < mc; ir += t.mr) {
             const int mr = static_cast<int>(std::min<int64_t>(t.mr, mc - ir));
-            t.kernel(kc, apack + ir * kc, bpack + jr * kc, c + ir * g.ldc, g.ldc, mr, nr,
-                     bias ? bias + jr : nullptr, load_c);
+            const T* ap = apack + ir * stride;
+            const T* bp = bpack + jr * stride;
+            const float* bias_j = bias ? bias + jr : nullptr;
+            if (c.bf16) {
+              alignas(64) float tile[kMaxTile];
+              t.kernel(kc, ap, bp, tile, t.nr, mr, nr, bias_j, false);
+              store_bf16_tile(c.bf16 + ir * g.ldc, g.ldc, tile, t.nr, mr, nr, g.accumulate);
+            } else {
+              t.kernel(kc, ap, bp, c.f32 + ir * g.ldc, g.ldc, mr, nr, bias_j, load_c);
+            }
           }
         }
       }
@@ -488,7 +400,9 @@ struct Grid {
   int um, un;
 };
 
-Grid choose_grid(const Gemm& g, const Tiles& t, int threads) {
+template <typename T>
+Grid choose_grid(const Gemm<T>& g, int threads) {
+  const Tiles<T>& t = g.t;
   const int64_t m_panels = ceil_div(g.M, t.mr), n_panels = ceil_div(g.N, t.nr);
   Grid best{1, 1};
   double best_cost = 0;
@@ -497,9 +411,9 @@ Grid choose_grid(const Gemm& g, const Tiles& t, int threads) {
     const int un = threads / um;
     const double rows = static_cast<double>(ceil_div(m_panels, um) * t.mr);
     const double cols = static_cast<double>(ceil_div(n_panels, un) * t.nr);
-    // Cycles, roughly: 24 multiply-adds per cycle in the kernel, ~1/2 cycle per packed float.
+    // Cycles, roughly: the kernel's multiply-adds per cycle, ~1/2 cycle per packed element.
     const double k = static_cast<double>(g.K);
-    const double cost = rows * cols * k / 24 +
+    const double cost = rows * cols * k / t.macs_per_cycle +
                         0.5 * k * (cols + rows * std::ceil(cols / static_cast<double>(t.nc)));
     if (um == 1 || cost < best_cost) best_cost = cost, best = Grid{um, un};
   }
@@ -510,26 +424,34 @@ Grid choose_grid(const Gemm& g, const Tiles& t, int threads) {
 // 40-60 us to start here, about what 4M multiply-adds take on one core.
 constexpr int64_t kParallelMinMacs = int64_t{1} << 22;
 
-void sgemm(const Gemm& g) {
+// C (M, N) = [C +] op(A) · op(B) [+ bias] with op(A) (M, K) read from a (ld lda) and op(B)
+// (K, N) from b (ld ldb), on up to g.threads threads.
+template <typename T>
+void gemm(const Gemm<T>& g) {
   if (g.M <= 0 || g.N <= 0) return;
+  const Tiles<T>& t = g.t;
+  if (g.c.bf16 && (g.K <= 0 || g.K > t.kc))
+    throw std::logic_error("gemm: a bf16 C needs 0 < K <= KC (one K slice); stage it in f32");
   if (g.K <= 0) {  // op(A)·op(B) is all zeros: C = [C +] bias
     for (int64_t i = 0; i < g.M; ++i) {
-      float* row = g.c + i * g.ldc;
+      float* row = g.c.f32 + i * g.ldc;
       if (!g.accumulate) std::fill(row, row + g.N, 0.0f);
       if (g.bias)
         for (int64_t j = 0; j < g.N; ++j) row[j] += g.bias[j];
     }
     return;
   }
-  const Tiles& t = tiles();
   const int threads = g.M * g.N * g.K >= kParallelMinMacs ? g.threads : 1;
-  const Grid grid = choose_grid(g, t, threads);
+  const Grid grid = choose_grid(g, threads);
   const int64_t m_panels = ceil_div(g.M, t.mr), n_panels = ceil_div(g.N, t.nr);
-  // Per grid cell: a packed A block (MC x KC) and a packed B block (KC x NC) at most.
+  // Per grid cell: a packed A block (MC x KC) and a packed B block (KC x NC) at most, each
+  // rounded to 64 bytes.
+  constexpr int64_t line = 64 / sizeof(T);
   const int64_t a_rows = std::min(t.mc, ceil_div(m_panels, grid.um) * t.mr);
   const int64_t b_cols = std::min(t.nc, ceil_div(n_panels, grid.un) * t.nr);
-  const int64_t a_floats = round_up(a_rows * t.kc, 16), b_floats = round_up(b_cols * t.kc, 16);
-  float* buffer = pack_buffer.get(grid.um * grid.un * (a_floats + b_floats));
+  const int64_t a_elems = round_up(a_rows * t.kc, line), b_elems = round_up(b_cols * t.kc, line);
+  T* buffer = static_cast<T*>(
+      pack_buffer.get(grid.um * grid.un * (a_elems + b_elems) * static_cast<int64_t>(sizeof(T))));
   parallel_for(grid.um * grid.un, 1, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t um = u / grid.un, un = u % grid.un;
@@ -537,18 +459,17 @@ void sgemm(const Gemm& g) {
       const int64_t m1 = std::min(g.M, m_panels * (um + 1) / grid.um * t.mr);
       const int64_t n0 = std::min(g.N, n_panels * un / grid.un * t.nr);
       const int64_t n1 = std::min(g.N, n_panels * (un + 1) / grid.un * t.nr);
-      float* apack = buffer + u * (a_floats + b_floats);
-      if (m0 < m1 && n0 < n1) compute_rectangle(g, t, apack, apack + a_floats, m0, m1, n0, n1);
+      T* apack = buffer + u * (a_elems + b_elems);
+      if (m0 < m1 && n0 < n1) compute_rectangle(g, apack, apack + a_elems, m0, m1, n0, n1);
     }
   });
 }
 
-// C (M, N) = [C +] op(A) · op(B) [+ bias] with op(A) (M, K) read from a (ld lda) and op(B)
-// (K, N) from b (ld ldb), on up to `threads` threads.
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate,
-           const float* bias, int threads) {
-  sgemm(Gemm{trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc, accumulate, bias, threads});
+template <typename T>
+void gemm(const Tiles<T>& t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          const T* a, int64_t lda, const T* b, int64_t ldb, COut c, int64_t ldc,
+          bool accumulate, const float* bias, int threads) {
+  gemm(Gemm<T>{t, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc, accumulate, bias, threads});
 }
 
 // Runs fn(i, threads) for every batch entry: split across the threads, each GEMM on one
@@ -578,9 +499,19 @@ PIT_MULTIVERSION void add_column_sums(double* acc, const float* x, int64_t N, in
   }
 }
 
+// The same for bf16 rows, each widened (exactly) first.
+void add_column_sums(double* acc, const uint16_t* x, int64_t N, int64_t r0, int64_t r1) {
+  std::vector<float> row(static_cast<size_t>(N));
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t j = 0; j < N; ++j) row[static_cast<size_t>(j)] = bf16_to_f32(x[r * N + j]);
+    add_column_sums(acc, row.data(), N, 0, 1);
+  }
+}
+
 // dbias (N) = Σ over rows of dout (rows, N). Each thread streams a contiguous band of rows
 // into its own float64 sums (a column-strip split read 3 KiB-strided rows: 2x slower).
-void column_sums(float* out, const float* x, int64_t rows, int64_t N) {
+template <typename T>
+void column_sums(float* out, const T* x, int64_t rows, int64_t N) {
   const int64_t bands = rows * N >= (int64_t{1} << 16) ? std::min<int64_t>(num_threads(), rows) : 1;
   std::vector<double> acc(static_cast<size_t>(std::max<int64_t>(bands, 1) * N), 0.0);
   parallel_for(bands, 1, [&](int64_t b0, int64_t b1) {
@@ -594,27 +525,30 @@ void column_sums(float* out, const float* x, int64_t rows, int64_t N) {
   }
 }
 
-}  // namespace
-
-void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch,
-                    int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
-                    bool accumulate) {
+// matmul_forward over sources of either element type (f32 bias; out f32, or bf16 when K <= KC).
+template <typename T>
+void forward(const Tiles<T>& t, COut out, const T* a, const T* b, const float* bias,
+             int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+             bool b_shared, bool accumulate) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
   if (b_shared && !trans_a) {  // the batch is just more rows of A: (batch·M, K)
-    sgemm(false, trans_b, batch * M, N, K, a, lda, b, ldb, out, N, accumulate, bias, num_threads());
+    gemm(t, false, trans_b, batch * M, N, K, a, lda, b, ldb, out, N, accumulate, bias, num_threads());
     return;
   }
   const int64_t b_stride = b_shared ? 0 : K * N;
   for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
-    sgemm(trans_a, trans_b, M, N, K, a + i * M * K, lda, b + i * b_stride, ldb, out + i * M * N,
-          N, accumulate, bias, threads);
+    gemm(t, trans_a, trans_b, M, N, K, a + i * M * K, lda, b + i * b_stride, ldb, out + i * M * N,
+         N, accumulate, bias, threads);
   });
 }
 
-void matmul_backward(float* da, float* db, float* dbias, const float* dout, const float* a,
-                     const float* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
-                     bool trans_b, bool b_shared) {
+// matmul_backward over sources of either element type (f32 db and dbias; da f32, or bf16
+// when N <= KC).
+template <typename T>
+void backward(const Tiles<T>& t, COut da, float* db, float* dbias, const T* dout, const T* a,
+              const T* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
+              bool trans_b, bool b_shared) {
   batch = std::max<int64_t>(batch, 0);
   const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
   const int64_t b_stride = b_shared ? 0 : K * N;
@@ -624,19 +558,19 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
     if (!trans_a) {
       // da (M, K) = dout (M, N) · op(B)ᵀ (N, K); op(B)ᵀ is B read as stored when trans_b.
       if (b_shared) {
-        sgemm(false, !trans_b, batch * M, K, N, dout, N, b, ldb, da, K, false, nullptr,
-              num_threads());
+        gemm(t, false, !trans_b, batch * M, K, N, dout, N, b, ldb, da, K, false, nullptr,
+             num_threads());
       } else {
         for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
-          sgemm(false, !trans_b, M, K, N, dout + i * M * N, N, b + i * b_stride, ldb,
-                da + i * M * K, K, false, nullptr, threads);
+          gemm(t, false, !trans_b, M, K, N, dout + i * M * N, N, b + i * b_stride, ldb,
+               da + i * M * K, K, false, nullptr, threads);
         });
       }
     } else {
       // da stored (K, M) = op(B) (K, N) · doutᵀ (N, M).
       for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
-        sgemm(trans_b, true, K, M, N, b + i * b_stride, ldb, dout + i * M * N, N, da + i * M * K,
-              M, false, nullptr, threads);
+        gemm(t, trans_b, true, K, M, N, b + i * b_stride, ldb, dout + i * M * N, N, da + i * M * K,
+             M, false, nullptr, threads);
       });
     }
   }
@@ -644,12 +578,12 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
   if (db && K > 0 && N > 0) {
     // One batch item's db: op(A)ᵀ (K, M) · dout (M, N) in B's stored layout, i.e. when
     // trans_b db (N, K) = doutᵀ (N, M) · op(A) (M, K). op(A)ᵀ is A as stored when trans_a.
-    auto db_item = [&](int64_t rows, const float* ai, const float* douti, float* dbi,
-                       bool accumulate, int threads) {
+    auto db_item = [&](int64_t rows, const T* ai, const T* douti, float* dbi, bool accumulate,
+                       int threads) {
       if (!trans_b)
-        sgemm(!trans_a, false, K, N, rows, ai, lda, douti, N, dbi, N, accumulate, nullptr, threads);
+        gemm(t, !trans_a, false, K, N, rows, ai, lda, douti, N, dbi, N, accumulate, nullptr, threads);
       else
-        sgemm(true, trans_a, N, K, rows, douti, N, ai, lda, dbi, K, accumulate, nullptr, threads);
+        gemm(t, true, trans_a, N, K, rows, douti, N, ai, lda, dbi, K, accumulate, nullptr, threads);
     };
     if (!b_shared) {
       for_each_batch(batch, M * N * K, [&](int64_t i, int threads) {
@@ -666,12 +600,29 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
   }
 }
 
+}  // namespace
+
+void matmul_forward(float* out, const float* a, const float* b, const float* bias, int64_t batch,
+                    int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
+                    bool accumulate) {
+  forward(f32_tiles(), out, a, b, bias, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
+}
+
+void matmul_backward(float* da, float* db, float* dbias, const float* dout, const float* a,
+                     const float* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
+                     bool trans_b, bool b_shared) {
+  backward(f32_tiles(), da, db, dbias, dout, a, b, batch, M, N, K, trans_a, trans_b, b_shared);
+}
+
 // ---- bf16 operands -------------------------------------------------------------------------
-// The CPU runs a bf16 GEMM by widening its operands to f32, which is exact, and running the f32
-// GEMM: every product is then exactly the tensor cores' (a bf16 × bf16 product fits an f32),
-// the accumulation is fp32, and only the order of the sums differs from a GPU's. Outputs that
-// are bf16 are rounded to nearest even once, at the end. This is the reference the GPU's bf16
-// paths and mixed precision are tested against, not a fast path.
+// Where the CPU has a bf16 dot-product instruction (gemm.h's bf16_tiles(): AVX512-BF16), the
+// GEMM runs on packed bf16 panels with fp32 accumulation, twice the f32 kernel's rate. That
+// instruction treats denormal inputs as zero and flushes denormal results (DAZ/FTZ), which the
+// tensor cores do too; otherwise the products are exact and only the order of the sums
+// differs. Elsewhere (or under PIT_CPU_ISA=avx512 and below) the operands are widened to f32,
+// which is exact, and the f32 GEMM runs: every product is then exactly the tensor cores', and
+// denormals are kept. That path is the reference the others are tested against. Outputs that
+// are bf16 are rounded to nearest even once, at the end, either way.
 namespace {
 
 // bf16 values as f32 (cast.cc's conversion).
@@ -681,18 +632,21 @@ std::vector<float> widen(const uint16_t* x, int64_t n) {
   return out;
 }
 
-// An output of `dtype` seen as f32: itself, or a widened copy that narrow() writes back.
+// An output of `dtype` seen as f32: itself, or an f32 copy (uninitialised unless `keep`: the
+// GEMM writes all of it) that narrow() rounds back into it.
 struct F32View {
   void* target;
   DType dtype;
   int64_t n;
-  std::vector<float> copy;
-  float* data() { return dtype == DType::F32 ? static_cast<float*>(target) : copy.data(); }
+  std::unique_ptr<float[]> copy;
+  float* data() { return !target ? nullptr : dtype == DType::F32 ? static_cast<float*>(target) : copy.get(); }
   F32View(void* t, DType d, int64_t count, bool keep) : target(t), dtype(d), n(count) {
-    if (t && d == DType::BF16) copy = keep ? widen(static_cast<const uint16_t*>(t), count) : std::vector<float>(static_cast<size_t>(count));
+    if (!t || d != DType::BF16) return;
+    copy.reset(new float[static_cast<size_t>(std::max<int64_t>(count, 1))]);
+    if (keep) cast_bf16_to_f32(copy.get(), static_cast<const uint16_t*>(t), count);
   }
   void narrow() {
-    if (target && dtype == DType::BF16) cast_f32_to_bf16(static_cast<uint16_t*>(target), copy.data(), n);
+    if (target && dtype == DType::BF16) cast_f32_to_bf16(static_cast<uint16_t*>(target), copy.get(), n);
   }
 };
 
@@ -702,12 +656,22 @@ void matmul_forward_bf16(void* out, DType out_dtype, const uint16_t* a, const ui
                          int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared,
                          bool accumulate) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
-  const std::vector<float> a32 = widen(a, batch * M * K), b32 = widen(b, (b_shared ? 1 : batch) * K * N);
   std::vector<float> bias32;
   if (bias && out_dtype == DType::BF16) bias32 = widen(static_cast<const uint16_t*>(bias), N);
   const float* bias_f = !bias ? nullptr : out_dtype == DType::F32 ? static_cast<const float*>(bias) : bias32.data();
+  const Tiles<uint16_t>* t = bf16_tiles();
+  if (t && out_dtype == DType::BF16 && K > 0 && K <= t->kc) {  // bf16 straight from the kernel's tiles
+    forward(*t, COut(nullptr, static_cast<uint16_t*>(out)), a, b, bias_f, batch, M, N, K, trans_a, trans_b,
+            b_shared, accumulate);
+    return;
+  }
   F32View o(out, out_dtype, batch * M * N, accumulate);
-  matmul_forward(o.data(), a32.data(), b32.data(), bias_f, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
+  if (t) {
+    forward(*t, o.data(), a, b, bias_f, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
+  } else {
+    const std::vector<float> a32 = widen(a, batch * M * K), b32 = widen(b, (b_shared ? 1 : batch) * K * N);
+    matmul_forward(o.data(), a32.data(), b32.data(), bias_f, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
+  }
   o.narrow();
 }
 
@@ -716,10 +680,18 @@ void matmul_backward_bf16(uint16_t* da, void* db, DType db_dtype, void* dbias, D
                           bool trans_a, bool trans_b, bool b_shared) {
   batch = std::max<int64_t>(batch, 0);
   const int64_t b_count = (b_shared ? 1 : batch) * K * N;
-  const std::vector<float> dout32 = widen(dout, batch * M * N), a32 = widen(a, batch * M * K), b32 = widen(b, b_count);
-  F32View dav(da, DType::BF16, batch * M * K, false), dbv(db, db_dtype, b_count, false), dbiasv(dbias, dbias_dtype, N, false);
-  matmul_backward(da ? dav.data() : nullptr, db ? dbv.data() : nullptr, dbias ? dbiasv.data() : nullptr, dout32.data(),
-                  a32.data(), b32.data(), batch, M, N, K, trans_a, trans_b, b_shared);
+  const Tiles<uint16_t>* t = bf16_tiles();
+  const bool da_direct = t && da && N > 0 && N <= t->kc;  // da's GEMM sums over N: one K slice
+  F32View dav(da_direct ? nullptr : da, DType::BF16, batch * M * K, false), dbv(db, db_dtype, b_count, false),
+      dbiasv(dbias, dbias_dtype, N, false);
+  if (t) {
+    const COut da_out = da_direct ? COut(nullptr, da) : COut(dav.data());
+    backward(*t, da_out, dbv.data(), dbiasv.data(), dout, a, b, batch, M, N, K, trans_a, trans_b, b_shared);
+  } else {
+    const std::vector<float> dout32 = widen(dout, batch * M * N), a32 = widen(a, batch * M * K), b32 = widen(b, b_count);
+    matmul_backward(dav.data(), dbv.data(), dbiasv.data(), dout32.data(), a32.data(), b32.data(), batch, M, N, K,
+                    trans_a, trans_b, b_shared);
+  }
   dav.narrow();
   dbv.narrow();
   dbiasv.narrow();
