@@ -63,6 +63,8 @@ export interface BuildInfo {
   cpuIsa: 'amx' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''. */
   cpuIsaNote: string;
+  /** How the CPU runs bf16 attention: AVX512-BF16 kernels, or the f32 kernels on widened copies with the outputs rounded to bf16. */
+  cpuBf16Attention: 'avx512bf16' | 'f32-widened';
   threads: number;
   compiler: string;
   debug: boolean;
@@ -109,7 +111,7 @@ export interface OpTableEntry {
   name: string;
   /** The addon function that dispatches to it, e.g. "matmulForward". */
   export: string;
-  /** No CPU counterpart (bf16 attention). */
+  /** No CPU counterpart (PIT_GPU_OPS in native/core/op_table.h; none at present). */
   gpuOnly: boolean;
   /** Devices whose backend in this addon has a kernel for it. */
   devices: Device[];

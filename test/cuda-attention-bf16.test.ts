@@ -12,8 +12,8 @@
 // every D; then L = 65,536, element offsets past
 // 2^31, bitwise repeatability and the dtype errors. Every GPU check runs each kernel variant
 // (PIT_ATTENTION_VARIANT, native/cuda/attention_bf16.cuh: v1, v2, and v3 at D = 16, 32) on the
-// same inputs against the same references. The dtype errors also run on the CPU (bf16
-// tensors exist there; bf16 attention does not).
+// same inputs against the same references. The dtype and head-dim errors also run on the
+// CPU, whose bf16 attention test/cpu-attention-bf16.test.ts checks.
 import test, { type ExecutionContext } from 'ava';
 import { native, selectBackend, type Device, type NativeTensor } from '../lib/native.js';
 import { assertSameFiniteness, attentionLabel, attentionReference, NON_FINITE, prod, qkvShape, randomNormal, roundBf16 as bf16, type AttentionDims } from './helpers.js';
@@ -436,13 +436,16 @@ test('mixed dtypes in attention name the parameter, the expected and the receive
   }
 });
 
-test('bf16 attention on the CPU is a TypeError saying so', (t) => {
-  const qkv = make(qkvShape(dims), 'bf16', 'cpu'), out = poison(outShape(dims), 'bf16', 'cpu');
-  const lse = poison(lseShape(dims), 'f32', 'cpu'), dqkv = poison(qkvShape(dims), 'bf16', 'cpu');
-  t.throws(() => a().attentionForward(out, lse, qkv), { instanceOf: TypeError, message: /^attentionForward: bf16 is not implemented on cpu/ });
-  t.throws(() => a().attentionBackward(dqkv, out, qkv, out, lse), { instanceOf: TypeError, message: /^attentionBackward: bf16 is not implemented on cpu/ });
-  for (const x of [qkv, out, lse, dqkv]) x.dispose();
-});
+for (const device of devices)
+  test(`bf16 attention on ${device}: a head dim other than 16, 32, 64, 128 is a TypeError naming D`, (t) => {
+    const odd = { ...dims, D: 24 };
+    const qkv = make(qkvShape(odd), 'bf16', device), out = poison(outShape(odd), 'bf16', device);
+    const lse = poison(lseShape(odd), 'f32', device), dqkv = poison(qkvShape(odd), 'bf16', device);
+    const message = /bf16 attention supports head dims 16, 32, 64 and 128, got D = 24/;
+    t.throws(() => a().attentionForward(out, lse, qkv), { instanceOf: TypeError, message });
+    t.throws(() => a().attentionBackward(dqkv, out, qkv, out, lse), { instanceOf: TypeError, message });
+    for (const x of [qkv, out, lse, dqkv]) x.dispose();
+  });
 
 gpuTest('PIT_ATTENTION_VARIANT other than v1, v2, v3 is a TypeError naming the choices', (t) => {
   const qkv = make(qkvShape(dims), 'bf16', 'cuda'), out = poison(outShape(dims), 'bf16'), lse = poison(lseShape(dims), 'f32');
