@@ -47,6 +47,8 @@ export interface KernelCase {
 export interface KernelSweep {
   ops?: string[];
   dtypes: DType[];
+  /** Attention's dtypes, when not `dtypes` (the CPU times f32 and bf16 attention by default, its other ops in f32). */
+  attentionDtypes?: DType[];
   lens: number[];
   headDims: number[];
   heads: number;
@@ -69,7 +71,7 @@ export function defaultSweep(device: Device, quick = false): KernelSweep {
   if (device === 'cuda')
     return { dtypes: ['bf16', 'f32'], lens: [256, 1024, 4096, 16384, 65536], headDims: [16, 32, 64, 128], heads: 12, tokens: 16384,
       rows: 262144, channels: [192, 384, 768], matmulRows: 65536, widths: [192, 384, 768], params: [5_555_812, 86_415_460] };
-  return { dtypes: ['f32'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
+  return { dtypes: ['f32'], attentionDtypes: ['f32', 'bf16'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
     rows: 16384, channels: [192, 384, 768], matmulRows: 4096, widths: [192, 384], params: [5_555_812] };
 }
 
@@ -261,9 +263,11 @@ export function kernelCases(sweep: KernelSweep): KernelCase[] {
   for (const [n, k] of gemmShapes) cases.push(...matmulCases(sweep.matmulRows, n, k));
   for (const dtype of sweep.dtypes)
     for (const [n, k] of gemmShapes) cases.push(...linearCases(sweep.matmulRows, n, k, dtype));
-  for (const dtype of sweep.dtypes)
-    for (const D of sweep.headDims)
-      for (const L of sweep.lens) cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
+  // Attention's dtypes side by side, shape by shape.
+  for (const D of sweep.headDims)
+    for (const L of sweep.lens)
+      for (const dtype of sweep.attentionDtypes ?? sweep.dtypes)
+        cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
   return sweep.ops?.length ? cases.filter((c) => sweep.ops!.some((o) => c.op.startsWith(o) || (o === 'copy' && c.op === 'copy'))) : cases;
 }
 

@@ -5,7 +5,7 @@
 // probability clamped at 1e-12, a clipped x̂₀), the reference says so and the op must agree.
 //
 // Not a test file: test/nonfinite.test.ts runs these cases in child processes under
-// PIT_CPU_ISA=avx512|avx2|scalar (the ISA is fixed when the addon loads), and
+// PIT_CPU_ISA=avx512bf16|avx512|avx2|scalar (the ISA is fixed when the addon loads), and
 // test/cuda-ops.test.ts runs them on the GPU. Run directly (`node dist/test/nonfinite-cases.js`)
 // it prints a JSON report for the device in PIT_DEVICE (default cpu).
 import { pathToFileURL } from 'node:url';
@@ -293,6 +293,56 @@ function specs(): Record<string, Spec[]> {
           out.dispose();
           lse.dispose();
         },
+        reference: (x) => ({ dqkv: attentionReference(dims, x.qkv!, x.dout!).dqkv! }),
+      }];
+    }),
+
+    // bf16 attention: the f32 inputs copied (rounded) to bf16, the bf16 kernels, their outputs
+    // copied back to f32 (rounding normal values to bf16 changes no value's finiteness, so the
+    // f32 reference holds). One more shape with B·H = 8 (each head one backward item) at D = 64.
+    'attention bf16': [...ATTENTION_DIMS, { B: 2, L: 33, H: 4, D: 64 }].flatMap((dims): Spec[] => {
+      const { B, L, H, D } = dims;
+      const qkvShape = [B, L, 3, H, D], outShape = [B, L, H, D];
+      const qkvPokes = ['q', 'k', 'v'].map((label, p) => ({ input: 'qkv', label, index: (u: number) => {
+        const e = Math.floor(u * B * L * H * D), d = e % D, h = Math.floor(e / D) % H, bl = Math.floor(e / (H * D));
+        return (bl * 3 + p) * H * D + h * D + d;
+      } }));
+      /** A bf16 copy of x, or a NaN-poisoned bf16 tensor of `shape`. */
+      const bf16 = (a: NativeAddon, shape: number[], x?: NativeTensor) => {
+        const r = a.fromArray(new Float32Array(prod(shape)).fill(Number.NaN), shape, 'bf16', x?.device ?? 'cpu');
+        if (x) a.copy(r, x);
+        return r;
+      };
+      /** The bf16 forward (and backward, given dout) on bf16 copies; outputs copied into the f32 ones given. */
+      const run = (a: NativeAddon, t: Record<string, NativeTensor>) => {
+        const qkv = bf16(a, qkvShape, t.qkv!), out = bf16(a, outShape), device = t.qkv!.device;
+        const lse = t.lse ?? a.empty([B, H, L], 'f32', device);
+        a.attentionForward(out, lse, qkv);
+        const made = [qkv, out];
+        if (t.out) a.copy(t.out, out);
+        if (t.dqkv) {
+          const dout = bf16(a, outShape, t.dout!), dqkv = bf16(a, qkvShape);
+          a.attentionBackward(dqkv, dout, qkv, out, lse);
+          a.copy(t.dqkv, dqkv);
+          made.push(dout, dqkv);
+        }
+        if (!t.lse) made.push(lse);
+        for (const x of made) x.dispose();
+      };
+      return [{
+        f32: { qkv: qkvShape },
+        outputs: { out: outShape, lse: [B, H, L] },
+        poke: qkvPokes,
+        call: run,
+        reference: (x) => {
+          const r = attentionReference(dims, x.qkv!);
+          return { out: r.out, lse: r.lse };
+        },
+      }, {
+        f32: { qkv: qkvShape, dout: outShape },
+        outputs: { dqkv: qkvShape },
+        poke: [...qkvPokes, 'dout'],
+        call: run,
         reference: (x) => ({ dqkv: attentionReference(dims, x.qkv!, x.dout!).dqkv! }),
       }];
     }),
