@@ -48,14 +48,15 @@ test('bench kernels --quick: every op family, parseable lines, values that follo
   rmSync(dir, { recursive: true });
 });
 
-test('bench kernels --ops and the human table; a bf16 case without a CPU kernel is skipped and said so', (t) => {
-  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--ops', 'attention_forward,copy', '--dtype', 'f32,bf16', '--lens', '33', '--head-dims', '16');
+test('bench kernels --ops and the human table; f32 and bf16 attention side by side; a bf16 case without a CPU kernel is skipped and said so', (t) => {
+  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--ops', 'attention_forward,copy', '--dtype', 'f32,bf16', '--lens', '33', '--head-dims', '16,24');
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /GFLOP\/s/);
   t.regex(r.stdout, /4\*B\*H\*L\^2\*D \/ t/);
-  t.regex(r.stdout, /attention_forward +f32 +B=3 H=2 L=33 D=16/);
+  t.regex(r.stdout, /attention_forward +f32 +B=3 H=2 L=33 D=16[^\n]*\nattention_forward_backward +f32 [^\n]*\nattention_forward +bf16 +B=3 H=2 L=33 D=16/,
+    'bf16 attention runs on the CPU, after f32 at the same shape');
   t.regex(r.stdout, /copy +bf16/, 'bf16 copies run on CPU');
-  t.regex(r.stderr, /skipped attention_forward(_backward)? bf16 .*L=33/);
+  t.regex(r.stderr, /skipped attention_forward(_backward)? bf16 .*D=24/, 'bf16 attention has no kernel at D = 24');
 });
 
 test('bench train: images/s = batch / step time, peak memory at least weights, grads and AdamW moments', (t) => {

@@ -630,9 +630,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
   if (cpu_has_avx2()) {
     const bool wide = cpu_has_avx512();
     const int64_t br = wide ? Tiles<16>::kFwdQueryVecs * 16 : Tiles<8>::kFwdQueryVecs * 8;
-    // Whole heads when there are enough of them (K and V are packed once per item), else
-    // runs of query tiles: a few items per thread. (Rows do not depend on the split.)
-    const int64_t groups = std::min(ceil_div(L, br), ceil_div(4 * num_threads(), B * H));
+    const int64_t groups = forward_query_groups(B, H, L, br);
     const ForwardArgs args{out, lse, qkv, t, groups};
     run_items(B * H * groups, wide ? forward_item_avx512 : forward_item_avx2, args);
     return;

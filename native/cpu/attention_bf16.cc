@@ -578,8 +578,7 @@ void attention_forward_bf16(uint16_t* out, float* lse, const uint16_t* qkv, int6
   if (B * L * H * D == 0) return;
 #if PIT_X86
   if (bf16_kernels_for(D)) {
-    constexpr int64_t br = BF16Tiles::kFwdQueryVecs * W;
-    const int64_t groups = std::min(ceil_div(L, br), ceil_div(4 * num_threads(), B * H));
+    const int64_t groups = forward_query_groups(B, H, L, BF16Tiles::kFwdQueryVecs * W);
     run_items(B * H * groups, forward_item, ForwardArgs{out, lse, qkv, t, groups});
     return;
   }

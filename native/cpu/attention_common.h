@@ -218,6 +218,13 @@ void run_items(int64_t n, bool (*item)(const Args&, int64_t), const Args& args) 
 }
 
 
+// ---- the forward's split ----------------------------------------------------------------------
+// Items per head (runs of query tiles of br queries): whole heads when there are enough of them
+// (K and V are packed once per item), else a few items per thread. Rows do not depend on it.
+inline int64_t forward_query_groups(int64_t B, int64_t H, int64_t L, int64_t br) {
+  return std::min(ceil_div(L, br), ceil_div(4 * num_threads(), B * H));
+}
+
 // ---- the backward's split ---------------------------------------------------------------------
 // Both backwards split a head into key groups, each item (b, h, key group) owning its keys' dK
 // and dV outright and summing its own partial dQ (D, Lp) over its keys, in one pass over the
