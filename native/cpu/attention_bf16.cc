@@ -33,7 +33,16 @@
 // inputs to f32 (exact), run the f32 kernels and round the outputs to bf16: the reference path,
 // whose P and dS are not rounded.
 //
-// Measured: see the table at the end of this comment block's tile constants (BF16Tiles).
+// Measured on the 2-core Zen 4 dev VM (AVX512-BF16, shared with other work: best runs on a
+// quiet machine, wall clock, 2 threads), g++ 12 -O3, GFLOP/s = 4·B·H·L²·D forward, 2.5x that
+// backward (`pit bench kernels --device cpu --ops attention --dtype f32,bf16 --head-dims 16,64`):
+//                     f32: fwd   bwd   fwd+bwd    bf16: fwd   bwd   fwd+bwd
+//   {8,12,256,16}          131   154   145              184   234   214   (1.48x)
+//   {2,12,1024,16}         153   145   147              209   234   223   (1.52x)
+//   {8,12,256,64}          166   165   165              279   290   290   (1.76x)
+//   {2,12,1024,64}         192   162   170              314   288   295   (1.74x)
+// At D = 16 the exp2 polynomial (unchanged, fp32) bounds the gain: the matmuls halve, the exps
+// do not.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -88,7 +97,12 @@ void backward_widened(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv,
 constexpr int W = 16;  // f32 lanes; a word is one 32-bit lane holding a bf16 pair
 using V = vf<W>;
 
-// Tile sizes (the f32 kernels' AVX-512 choices, re-measured for bf16: see the table below).
+// Tile sizes: the f32 kernels' AVX-512 choices. Re-measured for bf16 (2 threads, variants
+// alternated, the VM loaded by other work, so only differences over ~15% count):
+//   - backward Br = 64 also at D = 64 (bf16 tiles are half the bytes): bwd {.,12,.,64} 126-135
+//     vs 135-166 with Br = 32; kept 32.
+//   - 24 accumulators instead of 16: D = 16 fwd+bwd 110-116 vs 113-128, D = 64 164-184 vs
+//     185-198 (L = 1024); kept 16.
 struct BF16Tiles {
   static constexpr int kAccumulators = 16;  // accumulator registers per micro-tile
   static constexpr int kFwdQueryVecs = 4;   // forward query tile Br = 64
