@@ -29,8 +29,9 @@
 // exponent. At D = 16 it is still a fifth of the forward's time ({2,12,1025,16}: 66 GFLOP/s per core, 82 with the exp left out).
 //
 // Parallelism. The forward splits (b, h, run of query tiles): whole heads when B·H gives every
-// thread a few, so K and V are copied once per head. The backward splits (b, h, key group):
-// each item owns its keys' dK and dV outright and sums its own partial dQ; with several key
+// thread a few, so K and V are copied once per head. The backward is one pass, split into
+// (b, h, key group) items: each item owns its keys' dK and dV outright and sums its own
+// partial dQ from the same recomputed P and dS (nothing is recomputed for dQ); with several key
 // groups per head (B·H < 8) the partials are added in a fixed order afterwards. Both splits
 // leave every sum in the same order whatever the thread count, and the AVX2 path does each
 // lane's arithmetic in the AVX-512 path's order: results are bitwise identical across thread
