@@ -53,6 +53,8 @@ export interface KernelCase {
 export interface KernelSweep {
   ops?: string[];
   dtypes: DType[];
+  /** Attention's dtypes, when not `dtypes` (the CPU times f32 and bf16 attention by default, its other ops in f32). */
+  attentionDtypes?: DType[];
   lens: number[];
   headDims: number[];
   heads: number;
@@ -78,7 +80,7 @@ export function defaultSweep(device: Device, quick = false): KernelSweep {
     return { dtypes: ['bf16', 'f32'], lens: [256, 1024, 4096, 16384, 65536], headDims: [16, 32, 64, 128], heads: 12, tokens: 16384,
       rows: 262144, channels: [192, 384, 768], matmulRows: 65536, widths: [192, 384, 768], params: [5_555_812, 86_415_460] };
   // CPU GEMMs at PiT-T/S's shapes (d = 192, 384) for a batch of 8 32x32 images: M = 8·(32·32 + 1) = 8200 tokens.
-  return { dtypes: ['f32'], gemmDtypes: ['f32', 'bf16'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
+  return { dtypes: ['f32'], attentionDtypes: ['f32', 'bf16'], gemmDtypes: ['f32', 'bf16'], lens: [256, 1024], headDims: [16, 32, 64, 128], heads: 12, tokens: 2048,
     rows: 16384, channels: [192, 384, 768], matmulRows: 8200, widths: [192, 384], params: [5_555_812] };
 }
 
@@ -270,9 +272,11 @@ export function kernelCases(sweep: KernelSweep): KernelCase[] {
   for (const [n, k] of gemmShapes) cases.push(...matmulCases(sweep.matmulRows, n, k));
   for (const dtype of sweep.gemmDtypes ?? sweep.dtypes)
     for (const [n, k] of gemmShapes) cases.push(...linearCases(sweep.matmulRows, n, k, dtype));
-  for (const dtype of sweep.dtypes)
-    for (const D of sweep.headDims)
-      for (const L of sweep.lens) cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
+  // Attention's dtypes side by side, shape by shape.
+  for (const D of sweep.headDims)
+    for (const L of sweep.lens)
+      for (const dtype of sweep.attentionDtypes ?? sweep.dtypes)
+        cases.push(...attentionCases(Math.max(1, Math.floor(sweep.tokens / L)), sweep.heads, L, D, dtype));
   return sweep.ops?.length ? cases.filter((c) => sweep.ops!.some((o) => c.op.startsWith(o) || (o === 'copy' && c.op === 'copy'))) : cases;
 }
 

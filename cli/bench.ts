@@ -83,7 +83,7 @@ export function registerBench(program: Command): void {
     .description('time every op at PiT shapes: GFLOP/s for matmul and attention, GB/s (and the fraction of the measured copy bandwidth) for memory-bound ops')
     .addOption(deviceOption())
     .option('--ops <list>', 'only ops whose names start with one of these, e.g. attention,layernorm,copy', names)
-    .option('--dtype <list>', 'f32 and/or bf16 (default: f32 on cpu, with f32 and bf16 linear_* GEMMs; bf16,f32 on cuda)', dtypes)
+    .option('--dtype <list>', 'f32 and/or bf16 (default: f32 on cpu, with attention and linear_* GEMMs also in bf16; bf16,f32 on cuda)', dtypes)
     .option('--lens <list>', 'attention sequence lengths L (default: 256,1024 on cpu; 256 … 65536 on cuda)', integers(1))
     .option('--head-dims <list>', 'attention head dims D (default 16,32,64,128)', integers(1))
     .option('--heads <n>', 'attention heads H (default 12)', integer(1))
@@ -98,7 +98,7 @@ export function registerBench(program: Command): void {
       const device = resolveDevice(f.device);
       const base = defaultSweep(device, f.quick);
       const sweep: KernelSweep = {
-        ...base, ops: f.ops, dtypes: f.dtype ?? base.dtypes, lens: f.lens ?? base.lens, headDims: f.headDims ?? base.headDims,
+        ...base, ops: f.ops, dtypes: f.dtype ?? base.dtypes, attentionDtypes: f.dtype ?? base.attentionDtypes, lens: f.lens ?? base.lens, headDims: f.headDims ?? base.headDims,
         heads: f.heads ?? base.heads, tokens: f.tokens ?? base.tokens, rows: f.rows ?? base.rows, channels: f.channels ?? base.channels,
         gemmDtypes: f.dtype ?? base.gemmDtypes,
       };

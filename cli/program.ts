@@ -51,6 +51,7 @@ export function pitProgram(): Command {
       console.log(`CPU            ${build.threads} threads, ${build.cpuIsa} kernels, compiler ${build.compiler}${build.debug ? ', DEBUG build' : ''}`);
       if (build.cpuIsaNote) console.log(`  note         ${build.cpuIsaNote}`);
       console.log(`  bf16 GEMM    ${build.cpuBf16Gemm}`);
+      console.log(`  bf16 attn    ${build.cpuBf16Attention} (${build.cpuBf16Attention === 'avx512bf16' ? 'AVX512-BF16 kernels' : 'the f32 kernels on widened copies, outputs rounded to bf16'})`);
       if (build.cuda) {
         const c = build.cuda;
         console.log(`CUDA build     runtime ${c.runtimeVersion ?? '?'}, driver ${c.driverVersion ?? 'none'}, archs ${c.architectures ?? '?'}`);

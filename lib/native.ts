@@ -65,6 +65,8 @@ export interface BuildInfo {
   cpuIsaNote: string;
   /** How bf16 GEMMs run on the CPU: packed bf16 panels with vdpbf16ps, or operands widened to f32 (exact; the reference path). */
   cpuBf16Gemm: 'avx512bf16' | 'f32-widened';
+  /** How the CPU runs bf16 attention: AVX512-BF16 kernels, or the f32 kernels on widened copies with the outputs rounded to bf16. */
+  cpuBf16Attention: 'avx512bf16' | 'f32-widened';
   threads: number;
   compiler: string;
   debug: boolean;
@@ -111,7 +113,7 @@ export interface OpTableEntry {
   name: string;
   /** The addon function that dispatches to it, e.g. "matmulForward". */
   export: string;
-  /** No CPU counterpart (bf16 attention). */
+  /** No CPU counterpart (PIT_GPU_OPS in native/core/op_table.h; none at present). */
   gpuOnly: boolean;
   /** Devices whose backend in this addon has a kernel for it. */
   devices: Device[];

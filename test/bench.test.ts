@@ -52,14 +52,15 @@ test('bench kernels --quick: every op family, parseable lines, values that follo
   rmSync(dir, { recursive: true });
 });
 
-test('bench kernels --ops and the human table; a bf16 case without a CPU kernel is skipped and said so', (t) => {
-  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--ops', 'attention_forward,copy', '--dtype', 'f32,bf16', '--lens', '33', '--head-dims', '16');
+test('bench kernels --ops and the human table; f32 and bf16 attention side by side; a bf16 case without a CPU kernel is skipped and said so', (t) => {
+  const r = run('bench', 'kernels', '--device', 'cpu', '--quick', '--ops', 'attention_forward,copy', '--dtype', 'f32,bf16', '--lens', '33', '--head-dims', '16,24');
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /GFLOP\/s/);
   t.regex(r.stdout, /4\*B\*H\*L\^2\*D \/ t/);
-  t.regex(r.stdout, /attention_forward +f32 +B=3 H=2 L=33 D=16/);
+  t.regex(r.stdout, /attention_forward +f32 +B=3 H=2 L=33 D=16[^\n]*\nattention_forward_backward +f32 [^\n]*\nattention_forward +bf16 +B=3 H=2 L=33 D=16/,
+    'bf16 attention runs on the CPU, after f32 at the same shape');
   t.regex(r.stdout, /copy +bf16/, 'bf16 copies run on CPU');
-  t.regex(r.stderr, /skipped attention_forward(_backward)? bf16 .*L=33/);
+  t.regex(r.stderr, /skipped attention_forward(_backward)? bf16 .*D=24/, 'bf16 attention has no kernel at D = 24');
 });
 
 test('bench train: images/s = batch / step time, peak memory at least weights, grads and AdamW moments', (t) => {
@@ -314,7 +315,9 @@ test('memory(): peakBytes tracks the most bytes live at once; resetPeakMemory re
 test('a case that fails leaves nothing behind: skipped bf16 kernels, a step at a precision that does not exist', (t) => {
   const before = memory().cpu.tensors;
   const skipped: string[] = [];
-  runKernelBench({ device: 'cpu', sweep: { ...defaultSweep('cpu', true), dtypes: ['bf16'], ops: ['attention'] }, budgetMs: 5, onSkip: (c) => skipped.push(c.op) });
+  // bf16 attention has kernels for head dims 16, 32, 64, 128 only.
+  runKernelBench({ device: 'cpu', sweep: { ...defaultSweep('cpu', true), dtypes: ['bf16'], headDims: [24], ops: ['attention'] }, budgetMs: 5,
+    onSkip: (c) => skipped.push(c.op) });
   t.deepEqual([...new Set(skipped)], ['attention_forward', 'attention_backward', 'attention_forward_backward']);
   t.is(memory().cpu.tensors, before, 'the inputs of skipped cases are freed');
   t.throws(() => measureTrainStep('cpu', { model: 'pit-d1w16h2', side: 8, channels: 3, classes: 10, batch: 1, precision: 'f16' as never }), { message: /precision must be "f32" or "mixed", got "f16"/ });

@@ -84,6 +84,11 @@ for (const { label, addon, backends } of loaded) {
     }
     t.deepEqual(table.filter((op) => op.gpuOnly && op.devices.includes('cpu')).map((op) => op.name), [],
       'GPU-only ops have no CPU kernel');
+    // bf16 attention was GPU-only until the CPU had its kernels (cpu/attention_bf16.cc).
+    for (const name of ['attention_forward_bf16', 'attention_backward_bf16']) {
+      const op = table.find((o) => o.name === name);
+      t.true(op !== undefined && !op.gpuOnly && op.devices.includes('cpu'), `${name}: in PIT_OPS, with a CPU kernel`);
+    }
   });
 }
 

@@ -127,6 +127,39 @@ const ATTENTION_DIMS: AttentionDims[] = [
   { B: 1, L: 1, H: 1, D: 16 },    // a single key: its score alone sets the max
 ];
 
+/** Non-finite values land in q, k and v (part p of qkv) of a random (b, token, h, d). */
+function attentionPokes({ B, L, H, D }: AttentionDims): Poke[] {
+  return ['q', 'k', 'v'].map((label, p) => ({ input: 'qkv', label, index: (u: number) => {
+    const e = Math.floor(u * B * L * H * D), d = e % D, h = Math.floor(e / D) % H, bl = Math.floor(e / (H * D));
+    return (bl * 3 + p) * H * D + h * D + d;
+  } }));
+}
+
+/**
+ * Attention's two cases at `dims`: the forward (out, lse from qkv) and the backward (dqkv
+ * from qkv and dout, its forward inside the call), each against float64 attention.
+ */
+function attentionSpecs(dims: AttentionDims, forward: Spec['call'], backward: Spec['call']): Spec[] {
+  const { B, L, H, D } = dims;
+  const qkvShape = [B, L, 3, H, D], outShape = [B, L, H, D], pokes = attentionPokes(dims);
+  return [{
+    f32: { qkv: qkvShape },
+    outputs: { out: outShape, lse: [B, H, L] },
+    poke: pokes,
+    call: forward,
+    reference: (x) => {
+      const r = attentionReference(dims, x.qkv!);
+      return { out: r.out, lse: r.lse };
+    },
+  }, {
+    f32: { qkv: qkvShape, dout: outShape },
+    outputs: { dqkv: qkvShape },
+    poke: [...pokes, 'dout'],
+    call: backward,
+    reference: (x) => ({ dqkv: attentionReference(dims, x.qkv!, x.dout!).dqkv! }),
+  }];
+}
+
 /** Uniform draws u in [0, 1) mapped onto one of `elements` (indices into the input). */
 const pokeAt = (input: string, label: string, elements: readonly number[]): Poke =>
   ({ input, label, index: (u) => elements[Math.floor(u * elements.length)]! });
@@ -316,36 +349,46 @@ function specs(): Record<string, Spec[]> {
       }),
     }],
 
-    attention: ATTENTION_DIMS.flatMap((dims): Spec[] => {
+    attention: ATTENTION_DIMS.flatMap((dims) => {
+      const { B, L, H, D } = dims;
+      return attentionSpecs(dims, (a, t) => a.attentionForward(t.out!, t.lse!, t.qkv!), (a, t) => {
+        const out = a.empty([B, L, H, D], 'f32', t.qkv!.device), lse = a.empty([B, H, L], 'f32', t.qkv!.device);
+        a.attentionForward(out, lse, t.qkv!);
+        a.attentionBackward(t.dqkv!, t.dout!, t.qkv!, out, lse);
+        out.dispose();
+        lse.dispose();
+      });
+    }),
+
+    // bf16 attention: the f32 inputs copied (rounded) to bf16, the bf16 kernels, their outputs
+    // copied back to f32 (rounding normal values to bf16 changes no value's finiteness, so the
+    // f32 reference holds). One more shape with B·H = 8 (each head one backward item) at D = 64.
+    'attention bf16': [...ATTENTION_DIMS, { B: 2, L: 33, H: 4, D: 64 }].flatMap((dims) => {
       const { B, L, H, D } = dims;
       const qkvShape = [B, L, 3, H, D], outShape = [B, L, H, D];
-      // Non-finite values land in q, k and v (part p of qkv) of a random (b, token, h, d).
-      const qkvPokes = ['q', 'k', 'v'].map((label, p) => ({ input: 'qkv', label, index: (u: number) => {
-        const e = Math.floor(u * B * L * H * D), d = e % D, h = Math.floor(e / D) % H, bl = Math.floor(e / (H * D));
-        return (bl * 3 + p) * H * D + h * D + d;
-      } }));
-      return [{
-        f32: { qkv: qkvShape },
-        outputs: { out: outShape, lse: [B, H, L] },
-        poke: qkvPokes,
-        call: (a, t) => a.attentionForward(t.out!, t.lse!, t.qkv!),
-        reference: (x) => {
-          const r = attentionReference(dims, x.qkv!);
-          return { out: r.out, lse: r.lse };
-        },
-      }, {
-        f32: { qkv: qkvShape, dout: outShape },
-        outputs: { dqkv: qkvShape },
-        poke: [...qkvPokes, 'dout'],
-        call: (a, t) => {
-          const out = a.empty(outShape, 'f32', t.qkv!.device), lse = a.empty([B, H, L], 'f32', t.qkv!.device);
-          a.attentionForward(out, lse, t.qkv!);
-          a.attentionBackward(t.dqkv!, t.dout!, t.qkv!, out, lse);
-          out.dispose();
-          lse.dispose();
-        },
-        reference: (x) => ({ dqkv: attentionReference(dims, x.qkv!, x.dout!).dqkv! }),
-      }];
+      /** A bf16 copy of x, or a NaN-poisoned bf16 tensor of `shape`. */
+      const bf16 = (a: NativeAddon, shape: number[], x?: NativeTensor) => {
+        const r = a.fromArray(new Float32Array(prod(shape)).fill(Number.NaN), shape, 'bf16', x?.device ?? 'cpu');
+        if (x) a.copy(r, x);
+        return r;
+      };
+      /** The bf16 forward (and backward, given dout) on bf16 copies; outputs copied into the f32 ones given. */
+      const run = (a: NativeAddon, t: Record<string, NativeTensor>) => {
+        const qkv = bf16(a, qkvShape, t.qkv!), out = bf16(a, outShape), device = t.qkv!.device;
+        const lse = t.lse ?? a.empty([B, H, L], 'f32', device);
+        a.attentionForward(out, lse, qkv);
+        const made = [qkv, out];
+        if (t.out) a.copy(t.out, out);
+        if (t.dqkv) {
+          const dout = bf16(a, outShape, t.dout!), dqkv = bf16(a, qkvShape);
+          a.attentionBackward(dqkv, dout, qkv, out, lse);
+          a.copy(t.dqkv, dqkv);
+          made.push(dout, dqkv);
+        }
+        if (!t.lse) made.push(lse);
+        for (const x of made) x.dispose();
+      };
+      return attentionSpecs(dims, run, run);
     }),
 
     layernorm: [{

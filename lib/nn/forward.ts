@@ -60,7 +60,7 @@ export function checkPrecision(precision: unknown): Precision {
   return precision;
 }
 
-/** The head dims the bf16 attention kernels are built for (native/cuda/attention_bf16_d*.cu, native/cpu/attention_bf16.cc). */
+/** The head dims the bf16 attention kernels are built for, on both devices (native/cuda/attention_bf16_d*.cu, native/cpu/attention_bf16.cc). */
 export const BF16_HEAD_DIMS: readonly number[] = [16, 32, 64, 128];
 
 /**

@@ -1,7 +1,7 @@
 // Fused multi-head self-attention on packed qkv; the backward recomputes scores from lse.
 //
-// Precision: f32 kernels on both devices; on the GPU also bf16 tensor-core kernels (bf16 q, k,
-// v and output, fp32 accumulation and log-sum-exp). attention() takes f32 qkv either way;
+// Precision: f32 and bf16 kernels on both devices (bf16 q, k, v and output, fp32 accumulation
+// and log-sum-exp; the GPU's on tensor cores, the CPU's with AVX512-BF16 or widened to f32). attention() takes f32 qkv either way;
 // with the option precision 'bf16' it rounds qkv to bf16, runs the bf16 kernels and returns
 // f32, the mixed-precision policy of DESIGN.md for attention. The caller passes the precision
 // (a model's forward takes it from the run): there is no process-wide default.
@@ -13,7 +13,7 @@ export type AttentionPrecision = 'f32' | 'bf16';
 
 /**
  * The forward alone, without recording gradients: out (B, L, H, D) in qkv's dtype (f32, or
- * bf16 on the GPU) and the f32 log-sum-exp (B, H, L) of each query's scaled scores (for tests,
+ * bf16) and the f32 log-sum-exp (B, H, L) of each query's scaled scores (for tests,
  * studies and the backward).
  */
 export function attentionWithLse(qkv: Tensor): { out: Tensor; lse: Tensor } {

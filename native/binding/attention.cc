@@ -1,6 +1,7 @@
 // attentionForward / attentionBackward on packed qkv (B, L, 3, H, D), scale D^-0.5. qkv's
 // dtype picks the kernel: f32 (every tensor f32; CPU and GPU) or bf16 (qkv, out, dout, dqkv
-// bf16, lse f32; the GPU's tensor-core kernels, head dims 16, 32, 64, 128).
+// bf16, lse f32; head dims 16, 32, 64, 128: the GPU's tensor-core kernels, the CPU's
+// AVX512-BF16 ones or its f32 kernels on widened copies).
 #include "args.h"
 #include "core/op_table.h"
 #include "registry.h"
@@ -32,7 +33,7 @@ bool is_bf16_qkv(const char* op, const Tensor& qkv) {
   return qkv.dtype() == DType::BF16;
 }
 
-// The bf16 kernels exist for these head dims only.
+// The bf16 kernels exist for these head dims only (the same set on every device).
 void expect_bf16_head_dim(const char* op, int64_t D) {
   PIT_CHECK_TYPE(D == 16 || D == 32 || D == 64 || D == 128, op,
                  ": bf16 attention supports head dims 16, 32, 64 and 128, got D = ", D);

@@ -23,6 +23,9 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("cpuIsa", cpu_isa());
   out.Set("cpuIsaNote", cpu_isa_note());
   out.Set("cpuBf16Gemm", cpu::bf16_gemm_path());
+  // How the CPU runs bf16 attention (cpu/attention_bf16.cc picks the same way, for every
+  // head dim the binding accepts).
+  out.Set("cpuBf16Attention", cpu_has_avx512_bf16() ? "avx512bf16" : "f32-widened");
   out.Set("threads", num_threads());
   out.Set("compiler", __VERSION__);
 #ifdef NDEBUG

@@ -48,6 +48,16 @@ using attention_forward = void(float* out, float* lse, const float* qkv, int64_t
 using attention_backward = void(float* dqkv, const float* dout, const float* qkv, const float* out,
                                 const float* lse, int64_t B, int64_t L, int64_t H, int64_t D);
 
+// ---- attention_bf16.cc (cpu), attention_bf16.cu (cuda) --------------------------------------
+// attention_forward / attention_backward on bf16 qkv, out, dout and dqkv (uint16_t bf16
+// bits) with fp32 lse; otherwise the same shapes and definition. bf16 products, fp32 sums and
+// softmax statistics, P and dS rounded to bf16 before the matmuls that use them, outputs
+// rounded once (the CPU without AVX512-BF16 computes in f32 and rounds the outputs).
+using attention_forward_bf16 = void(uint16_t* out, float* lse, const uint16_t* qkv, int64_t B, int64_t L, int64_t H,
+                                    int64_t D);
+using attention_backward_bf16 = void(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const uint16_t* out,
+                                     const float* lse, int64_t B, int64_t L, int64_t H, int64_t D);
+
 // ---- layernorm.cc -------------------------------------------------------------------
 // x (N, C) -> out (N, C), mean (N), rstd (N) = 1/sqrt(var + eps) (biased variance).
 // weight, bias (C) are null for the non-affine form.
@@ -197,13 +207,6 @@ using matmul_forward_bf16 = void(void* out, DType out_dtype, const uint16_t* a, 
 using matmul_backward_bf16 = void(uint16_t* da, void* db, DType db_dtype, void* dbias, DType dbias_dtype,
                                   const uint16_t* dout, const uint16_t* a, const uint16_t* b, int64_t batch, int64_t M,
                                   int64_t N, int64_t K, bool trans_a, bool trans_b, bool b_shared);
-// ---- GPU-only ops (cuda/attention_bf16.cu; the CPU table leaves them null) -----------------
-// attention_forward / attention_backward on bf16 qkv, out, dout and dqkv (uint16_t bf16
-// bits) with fp32 lse; otherwise the same shapes and definition.
-using attention_forward_bf16 = void(uint16_t* out, float* lse, const uint16_t* qkv, int64_t B, int64_t L, int64_t H,
-                                    int64_t D);
-using attention_backward_bf16 = void(uint16_t* dqkv, const uint16_t* dout, const uint16_t* qkv, const uint16_t* out,
-                                     const float* lse, int64_t B, int64_t L, int64_t H, int64_t D);
 
 }  // namespace pit::ops
 

@@ -29,8 +29,9 @@
 // exponent. At D = 16 it is still a fifth of the forward's time ({2,12,1025,16}: 66 GFLOP/s per core, 82 with the exp left out).
 //
 // Parallelism. The forward splits (b, h, run of query tiles): whole heads when B·H gives every
-// thread a few, so K and V are copied once per head. The backward splits (b, h, key group):
-// each item owns its keys' dK and dV outright and sums its own partial dQ; with several key
+// thread a few, so K and V are copied once per head. The backward is one pass, split into
+// (b, h, key group) items: each item owns its keys' dK and dV outright and sums its own
+// partial dQ from the same recomputed P and dS (nothing is recomputed for dQ); with several key
 // groups per head (B·H < 8) the partials are added in a fixed order afterwards. Both splits
 // leave every sum in the same order whatever the thread count, and the AVX2 path does each
 // lane's arithmetic in the AVX-512 path's order: results are bitwise identical across thread
@@ -77,24 +78,13 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "cpu/attention_common.h"
 #include "cpu/backend.h"
 
 namespace pit::cpu {
 namespace {
 
-constexpr float kLog2e = 1.44269504088896341f;
-
-constexpr int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
-
-// Where token l, head h of a (B, L, 3, H, D) qkv or (B, L, H, D) tensor starts.
-struct Layout {
-  int64_t B, L, H, D;
-  int64_t qkv_row(int64_t b, int64_t l, int64_t part, int64_t h) const {
-    return ((b * L + l) * 3 + part) * H * D + h * D;
-  }
-  int64_t row(int64_t b, int64_t l, int64_t h) const { return ((b * L + l) * H + h) * D; }
-};
+using namespace attention_detail;
 
 // ---- scalar reference --------------------------------------------------------------------
 
@@ -175,82 +165,6 @@ void backward_scalar(float* dqkv, const float* dout, const float* qkv, const flo
       }
     }
   });
-}
-
-// ---- vector lanes (GCC vector extensions) -------------------------------------------------
-
-#define PIT_INLINE inline __attribute__((always_inline))
-// Vectors passed by value between always-inline helpers of this file never cross a real call,
-// so GCC's note that such calls' ABI depends on -mavx512f does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-template <int W>
-struct Lanes {
-  typedef float F __attribute__((vector_size(4 * W)));
-  typedef int32_t I __attribute__((vector_size(4 * W)));
-};
-template <int W>
-using vf = typename Lanes<W>::F;
-template <int W>
-using vi = typename Lanes<W>::I;
-
-template <int W>
-PIT_INLINE vf<W> load(const float* p) {
-  vf<W> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <int W>
-PIT_INLINE void store(float* p, const vf<W>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
-template <int W>
-PIT_INLINE vf<W> splat(float s) {  // lane 0, shuffled to all lanes: one vbroadcastss
-  return __builtin_shuffle(vf<W>{s}, vi<W>{});
-}
-// Not NaN-propagating (a NaN b gives b only when a is not greater), and it need not be: the
-// running max only keeps the exponents small. A NaN score's weight 2^(NaN - m) is NaN whatever
-// m is, and it carries into l and O; a +inf score makes m = +inf and its weight 2^(inf - inf)
-// NaN, as in softmax.
-template <int W>
-PIT_INLINE vf<W> max(const vf<W>& a, const vf<W>& b) {
-  return a > b ? a : b;
-}
-
-// The running max's start and the padding lanes' -lse: "minus infinity", kept finite so that
-// differences with it are never -inf - -inf = NaN; exp2 of anything near it is 0 (see below).
-constexpr float kMinusHuge = -1e30f;
-
-// 2^x, lane-wise, for x <= ~1 (attention only ever asks for 2^(s - max) and 2^(s - lse)).
-// x = n + f with n = round(x), |f| <= 1/2; 2^f = 1 + f·(c1 + f·(c2 + ...)), a degree-6 fit
-// to 2^f on [-1/2, 1/2] (relative error 2e-9 in exact arithmetic); 2^n is added into the
-// exponent bits. Measured over [-100, 1]: at most 1 ulp from the correctly rounded 2^x
-// (relative 7.9e-8).
-// Below -100 (-inf and kMinusHuge included) the result is exactly 0: 2^-100 is 1e-30 of the
-// largest term of any sum it joins, x is clamped there so every intermediate stays a normal
-// float (no denormal slow paths), and the lanes are zeroed at the end. Zero, not 2^-100, so
-// that a query whose scores are all -inf gets l = 0 and out = 0/0 = NaN, as softmax does.
-// NaN must stay NaN (a NaN score is a NaN weight: the row's out, lse and gradients are NaN):
-// both selects are written so that a NaN lane, comparing false, keeps x.
-template <int W>
-PIT_INLINE vf<W> exp2_lanes(const vf<W>& x_in) {
-  const vi<W> underflow = x_in < -100.0f;  // all ones where 2^x is taken as 0; false for NaN
-  const vf<W> x = underflow ? splat<W>(-100.0f) : x_in;
-  // Adding 1.5·2^23 rounds x to an integer held in t's low mantissa bits; the empty asm stops
-  // the compiler folding (x + c) - c back to x under -ffast-math.
-  vf<W> t = x + 12582912.0f;
-  __asm__("" : "+v"(t));
-  const vf<W> f = x - (t - 12582912.0f);
-  vf<W> p = splat<W>(1.5353362e-4f);
-  p = p * f + 1.3398875e-3f;
-  p = p * f + 9.6184369e-3f;
-  p = p * f + 5.5503324e-2f;
-  p = p * f + 2.4022648e-1f;
-  p = p * f + 6.9314718e-1f;
-  p = p * f + 1.0f;
-  // t's bits are 0x4B400000 + n: shifted left by 23 only n << 23 survives.
-  // (A cast between vector types of one size keeps the bits.)
-  return (vf<W>)(((vi<W>)p + ((vi<W>)t << 23)) & ~underflow);
 }
 
 // ---- tile sizes ---------------------------------------------------------------------------
@@ -430,25 +344,6 @@ struct ForwardArgs {
   int64_t groups;  // work items per (b, h), each a run of query tiles
 };
 
-// Per-thread scratch that only grows; the pool's threads live as long as the process.
-// Returns null when the allocation fails (the caller reports it after the parallel loop).
-float* thread_scratch(int64_t floats) {
-  struct Buffer {
-    float* data = nullptr;
-    int64_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  if (buffer.size < floats) {
-    std::free(buffer.data);
-    buffer.size = 0;
-    buffer.data = static_cast<float*>(
-        std::aligned_alloc(64, static_cast<size_t>(round_up(floats * 4, 64))));
-    if (buffer.data) buffer.size = floats;
-  }
-  return buffer.data;
-}
-
 // The key loop of one query tile of NV vectors: qT (D, NV·W) packed, m (the running max of
 // the unscaled scores Q·Kᵀ), l (the running sum of e^(S - m)) (NV·W) and oT (D, NV·W) carried
 // across key tiles; sT and tmax are scratch; c = scale·log2 e.
@@ -490,61 +385,6 @@ PIT_INLINE void forward_query_tile(float* oT, float* m, float* l, float* sT, flo
   }
 }
 
-// dst[0, n) = src[0, n), inline: rows are short (D floats), and a memmove call per row cost
-// 14% of the time at L = 197, D = 16.
-template <int W>
-PIT_INLINE void copy_row(float* dst, const float* src, int64_t n) {
-  int64_t d = 0;
-  for (; d + W <= n; d += W) store<W>(dst + d, load<W>(src + d));
-  for (; d < n; ++d) dst[d] = src[d];
-}
-
-// x[r][c] -> x[c][r] for a W x W block in registers: log2(W) rounds of two-input shuffles,
-// each swapping h x h sub-blocks between row pairs (r, r + h) (W·log2 W shuffles in all).
-template <int W>
-PIT_INLINE void transpose_lanes(vf<W> (&x)[W]) {
-#pragma GCC unroll 8
-  for (int h = W / 2; h >= 1; h /= 2) {
-    vi<W> lo, hi;  // constants once unrolled
-#pragma GCC unroll 16
-    for (int k = 0; k < W; ++k) {
-      const int p = k % (2 * h), g = k - p;
-      lo[k] = p < h ? g + p : W + g + p - h;
-      hi[k] = p < h ? g + h + p : W + g + p;
-    }
-#pragma GCC unroll 16
-    for (int base = 0; base < W; base += 2 * h)
-#pragma GCC unroll 16
-      for (int r = base; r < base + h; ++r) {
-        const vf<W> a = x[r], b = x[r + h];
-        x[r] = __builtin_shuffle(a, b, lo);
-        x[r + h] = __builtin_shuffle(a, b, hi);
-      }
-  }
-}
-
-// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: W x W blocks through registers,
-// the ragged edges one element at a time. (The packing and unpacking transposes cost 16% of
-// the forward at L = 197, D = 16 done element by element.)
-template <int W>
-PIT_INLINE void transpose_tile(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
-                               int64_t cols) {
-  int64_t r0 = 0;
-  for (; r0 + W <= rows; r0 += W) {
-    int64_t c0 = 0;
-    for (; c0 + W <= cols; c0 += W) {
-      vf<W> x[W];
-      for (int r = 0; r < W; ++r) x[r] = load<W>(src + (r0 + r) * lds + c0);
-      transpose_lanes<W>(x);
-      for (int c = 0; c < W; ++c) store<W>(dst + (c0 + c) * ldd + r0, x[c]);
-    }
-    for (; c0 < cols; ++c0)
-      for (int r = 0; r < W; ++r) dst[c0 * ldd + r0 + r] = src[(r0 + r) * lds + c0];
-  }
-  for (; r0 < rows; ++r0)
-    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r0] = src[r0 * lds + c];
-}
-
 // Copies rows [j0, j0 + n) of head h's K and V out of qkv into k, v (n, D), contiguous:
 // in place, consecutive rows are 3·H·D floats apart, a stride the L1 prefetcher does not
 // follow and one 4 KiB page per row or two.
@@ -555,25 +395,6 @@ PIT_INLINE void pack_keys(float* k, float* v, const float* qkv, const Layout& t,
     copy_row<W>(k + j * t.D, qkv + t.qkv_row(b, j0 + j, 1, h), t.D);
     copy_row<W>(v + j * t.D, qkv + t.qkv_row(b, j0 + j, 2, h), t.D);
   }
-}
-
-// Asks for one head's rows (D floats per token) of several tensors to be brought into L2 while
-// the current item computes: the rows are scattered (one or two per 4 KiB page) and, fetched
-// on demand, the copies in and out cost a third of the forward at L = 197, D = 16.
-// Measured there (B = 8, H = 12), one thread: forward 37 -> 45 GFLOP/s, backward 43 -> 55;
-// no change at L = 1025. (write: the rows will be stored to.)
-struct HeadRows {
-  const float* base;  // the tensor's head (b, h) at token 0
-  int64_t stride;     // floats between tokens
-  bool write;
-};
-PIT_INLINE void prefetch_head(std::initializer_list<HeadRows> rows, int64_t L, int64_t D) {
-  for (int64_t l = 0; l < L; ++l)
-    for (const HeadRows& r : rows)
-      for (int64_t d = 0; d < D; d += 16) {
-        if (r.write) __builtin_prefetch(r.base + l * r.stride + d, 1, 2);
-        else __builtin_prefetch(r.base + l * r.stride + d, 0, 2);
-      }
 }
 
 // One work item: (b, h, run of query tiles).
@@ -798,17 +619,6 @@ PIT_TARGET_AVX2 bool backward_item_avx2(const BackwardArgs& a, int64_t item) {
 }
 #endif
 
-// Runs item(args, i) for i in [0, n) on all threads; throws bad_alloc if any ran out of scratch.
-template <class Args>
-void run_items(int64_t n, bool (*item)(const Args&, int64_t), const Args& args) {
-  std::atomic<bool> failed{false};
-  parallel_for(n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      if (!item(args, i)) failed.store(true);
-  });
-  if (failed.load()) throw std::bad_alloc();
-}
-
 }  // namespace
 
 // ---- entry points ----------------------------------------------------------------------------
@@ -821,9 +631,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
   if (cpu_has_avx2()) {
     const bool wide = cpu_has_avx512();
     const int64_t br = wide ? Tiles<16>::kFwdQueryVecs * 16 : Tiles<8>::kFwdQueryVecs * 8;
-    // Whole heads when there are enough of them (K and V are packed once per item), else
-    // runs of query tiles: a few items per thread. (Rows do not depend on the split.)
-    const int64_t groups = std::min(ceil_div(L, br), ceil_div(4 * num_threads(), B * H));
+    const int64_t groups = forward_query_groups(B, H, L, br);
     const ForwardArgs args{out, lse, qkv, t, groups};
     run_items(B * H * groups, wide ? forward_item_avx512 : forward_item_avx2, args);
     return;
@@ -841,36 +649,14 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     const bool wide = cpu_has_avx512();
     const int64_t W = wide ? 16 : 8, bc = wide ? Tiles<16>::kBwdKeys : Tiles<8>::kBwdKeys;
     const int64_t Lp = round_up(L, W);
-    // Key groups per head: at least 8 items, an even number, so that two threads (and more,
-    // unless B·H is tiny) share the work evenly; not more, as every item packs its head's Q
-    // and dO. Fixed by the shape alone, so that the dQ sums do not depend on the threads.
-    int64_t groups = ceil_div(8, B * H);
-    if (B * H * groups % 2) ++groups;
-    groups = std::min(groups, ceil_div(L, bc));
+    const int64_t groups = backward_key_groups(B, H, L, bc);
     std::vector<float> partial(groups > 1 ? B * H * groups * D * Lp : 0);
     const BackwardArgs args{dqkv, dout, qkv, out, lse, t, groups, partial.data()};
     run_items(B * H * groups, wide ? backward_item_avx512 : backward_item_avx2, args);
-    if (groups > 1) {  // dq = scale · Σ_g partial[g], in g order, 64 tokens per chunk
-      const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-      const int64_t blocks = ceil_div(L, 64);
-      parallel_for(B * H * blocks, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> sum(D * 64);
-        for (int64_t chunk = begin; chunk < end; ++chunk) {
-          const int64_t bh = chunk / blocks, i0 = chunk % blocks * 64;
-          const int64_t n = std::min<int64_t>(64, L - i0);
-          std::fill(sum.begin(), sum.end(), 0.0f);
-          for (int64_t g = 0; g < groups; ++g) {
-            const float* p = partial.data() + (bh * groups + g) * D * Lp + i0;
-            for (int64_t d = 0; d < D; ++d)
-              for (int64_t i = 0; i < n; ++i) sum[d * 64 + i] += p[d * Lp + i];
-          }
-          for (int64_t i = 0; i < n; ++i) {
-            float* gq = dqkv + t.qkv_row(bh / H, i0 + i, 0, bh % H);
-            for (int64_t d = 0; d < D; ++d) gq[d] = sum[d * 64 + i] * scale;
-          }
-        }
+    if (groups > 1)
+      sum_dq_partials(partial.data(), t, groups, Lp, [&](int64_t b, int64_t i, int64_t h, const float* dq) {
+        std::copy_n(dq, D, dqkv + t.qkv_row(b, i, 0, h));
       });
-    }
     return;
   }
 #endif
