@@ -39,8 +39,8 @@ test('mixed precision on the CPU: 5 steps of a small PiT track the f32 run withi
   assertStepsClose(t, steps('f32', config, 5), steps('mixed', config, 5), 2e-2, (name) => (name === 'cls_token' ? 1.5e-1 : 3e-2));
 });
 
-test('mixed precision on the CPU: 20 steps of a 4-block PiT on 16×16 digits keep each loss within 2% of f32', (t) => {
-  const config = { side: 16, depth: 4, dim: 64, heads: 4, batch: 16 };
+test('mixed precision on the CPU: 20 steps of a 4-block PiT on 8×8 digits keep each loss within 2% of f32', (t) => {
+  const config = { side: 8, depth: 4, dim: 64, heads: 4, batch: 64 };
   const f32 = steps('f32', config, 20), mixed = steps('mixed', config, 20);
   t.true(f32.losses[19]! < f32.losses[0]! - 0.1, `the f32 run learns: ${f32.losses[0]} → ${f32.losses[19]}`);
   f32.losses.forEach((l, i) => t.true(Math.abs(mixed.losses[i]! - l) <= 0.02 * l, `step ${i}: mixed ${mixed.losses[i]} vs f32 ${l}`));
@@ -57,7 +57,7 @@ test('a mixed-precision run on the CPU saves its precision and resumes bit for b
     t.is(y!.metadata.precision, x!.metadata.precision, file);
     for (const [name, entry] of x!.tensors) t.deepEqual(y!.tensors.get(name)!.data, entry.data, `${file} ${name}`);
   }
-  t.is(readSafetensors(join(resolveCheckpoint(resumed), MODEL_FILE)).metadata.precision, 'mixed');
+  t.is(JSON.parse(readSafetensors(join(resolveCheckpoint(resumed), MODEL_FILE)).metadata.precision!), 'mixed');
   // A resumed run keeps its precision: asking for another one is an error naming both.
   await t.throwsAsync(runTraining(classifyTask, { out: resumed, resume: true, device: 'cpu', precision: 'f32', stopAtStep: 7 }),
     { instanceOf: RangeError, message: /resume: 'precision' is "mixed" in the checkpoint, got "f32"/ });
