@@ -23,6 +23,11 @@ export interface GradNode {
   backward(gradOutput: Tensor): (Tensor | null)[];
   /** Tensors kept only for the backward, disposed once it has run. */
   readonly saved: readonly Tensor[];
+  /**
+   * When the node was recorded: nodes recorded later have larger numbers. A tensor read by
+   * several ops sums their gradients in this order, whatever order the backward meets them in.
+   */
+  readonly seq: number;
 }
 
 // ---- scopes (tidy) -------------------------------------------------------------------
@@ -90,6 +95,17 @@ export function noGrad<R>(fn: () => R): R {
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
+}
+
+/** Runs fn recording gradients (inside a backward, which runs without). */
+function withGrad<R>(fn: () => R): R {
+  const previous = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
 }
 
 // ---- Tensor --------------------------------------------------------------------------
@@ -306,6 +322,9 @@ export function resetPeakMemory(): void {
 }
 
 // ---- autograd ------------------------------------------------------------------------
+/** GradNode.seq of the next node recorded. */
+let nodeSeq = 0;
+
 /**
  * Attaches a GradNode to an op's output when grad mode is on and an input requires
  * gradients; otherwise disposes `saved` at once. Returns out.
@@ -319,10 +338,44 @@ export function record(
 ): Tensor {
   if (gradEnabled && inputs.some((t) => t?.requiresGrad)) {
     out.requiresGrad = true;
-    out.gradNode = { op, inputs, backward, saved };
+    out.gradNode = { op, inputs, backward, saved, seq: nodeSeq++ };
   } else {
     for (const t of saved) t.dispose();
   }
+  return out;
+}
+
+/**
+ * Activation recomputation (torch.utils.checkpoint): fn(...inputs) runs without recording, so
+ * nothing it makes outlives it but its output, and the output gets one GradNode that keeps only
+ * `inputs`. The backward runs fn again on detached views of them, this time recording, and
+ * back-propagates through that graph: the parameters fn reads get their .grad there, and the
+ * inputs' gradients flow on. The gradients are exactly those without recomputation as long as
+ * fn is deterministic (the kernels are, at a fixed thread count, and random draws come from
+ * explicit Philox streams) and reads no tensor of the graph except its inputs and leaves: a
+ * tensor of the graph captured from outside would be back-propagated into twice.
+ * `trainable` says whether fn reads parameters that require gradients; when neither they nor
+ * any input do, nothing is recorded. Without grad mode fn just runs.
+ */
+export function checkpoint(op: string, inputs: readonly Tensor[], trainable: boolean, fn: (...inputs: Tensor[]) => Tensor): Tensor {
+  if (!gradEnabled) return fn(...inputs);
+  const out = tidy(() => noGrad(() => fn(...inputs)));
+  if (!trainable && !inputs.some((t) => t.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.gradNode = {
+    op, inputs, saved: [], seq: nodeSeq++,
+    backward: (g) => tidy(() => withGrad(() => {
+      const views = inputs.map((t) => {
+        const view = t.detach();
+        view.requiresGrad = t.requiresGrad;
+        return view;
+      });
+      const replay = fn(...views);
+      if (replay.requiresGrad) backward(replay, g);
+      // Each view's .grad is its own tensor, kept out of every scope: the caller disposes it.
+      return views.map((v) => (v.requiresGrad ? v.grad : null));
+    })),
+  };
   return out;
 }
 
@@ -345,19 +398,30 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
-// Gradients flowing through the graph may be views of one another (an identity backward
-// returns a view of its input gradient), so they are summed out of place, never in place.
-function accumulate(into: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
-  const previous = into.get(t);
-  if (!previous) {
-    into.set(t, g);
-    return;
+/** The gradient one op (recorded as number `seq`) sends to one of its inputs. */
+interface Contribution {
+  seq: number;
+  g: Tensor;
+}
+
+/**
+ * The sum of a tensor's gradient contributions, in the order their ops were recorded, so that
+ * the sum does not depend on the order the backward visits them in: a recomputed block
+ * (checkpoint), one node in place of many, changes that order but not the gradients. They may be
+ * views of one another (an identity backward returns a view of its input gradient), so they are
+ * summed out of place, never in place.
+ */
+function total(contributions: Contribution[]): Tensor {
+  contributions.sort((a, b) => a.seq - b.seq);
+  let sum = contributions[0]!.g;
+  for (const { g } of contributions.slice(1)) {
+    const next = empty(sum.shape, { dtype: sum.dtype, device: sum.device });
+    native().add(next.handle, sum.handle, g.handle);
+    sum.dispose();
+    g.dispose();
+    sum = next;
   }
-  const sum = empty(previous.shape, { dtype: previous.dtype, device: previous.device });
-  native().add(sum.handle, previous.handle, g.handle);
-  previous.dispose();
-  g.dispose();
-  into.set(t, sum);
+  return sum;
 }
 
 /**
@@ -373,12 +437,13 @@ export function backward(root: Tensor, gradient?: Tensor): void {
   if (gradient && gradient.shape.join() !== root.shape.join())
     throw new RangeError(`backward: 'gradient' must have the root's shape [${root.shape.join(', ')}], got [${gradient.shape.join(', ')}]`);
   noGrad(() => {
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(root, gradient ? copyOf(gradient) : full(root.shape, 1, { device: root.device }));
+    const grads = new Map<Tensor, Contribution[]>();
+    grads.set(root, [{ seq: 0, g: gradient ? copyOf(gradient) : full(root.shape, 1, { device: root.device }) }]);
     for (const t of topologicalOrder(root)) {
-      const g = grads.get(t);
-      if (!g) continue;
+      const contributions = grads.get(t);
+      if (!contributions) continue;
       grads.delete(t);
+      const g = total(contributions);
       const node = t.gradNode;
       if (!node) {
         // A leaf: .grad is its own copy (g may be a view of other gradients), so later
@@ -393,8 +458,11 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       node.inputs.forEach((input, i) => {
         const gi = inputGrads[i];
         if (!gi) return;
-        if (input?.requiresGrad) accumulate(grads, input, gi);
-        else gi.dispose();
+        if (input?.requiresGrad) {
+          const pending = grads.get(input);
+          if (pending) pending.push({ seq: node.seq, g: gi });
+          else grads.set(input, [{ seq: node.seq, g: gi }]);
+        } else gi.dispose();
       });
       for (const s of node.saved) s.dispose();
       t.gradNode = null;

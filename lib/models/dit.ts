@@ -284,7 +284,7 @@ export class DiffusionTransformer extends Module {
     let h = this.xEmbedder.forward(patchify(x, p));                          // (B, N, d)
     if (this.posEmbed) h = add(h, this.posEmbed.reshape([this.tokens, d]));
     const c = add(this.tEmbedder.forward(steps), this.yEmbedder.forward(dropped));  // (B, d)
-    h = this.blocks.forward(h, c, { precision });
+    h = this.blocks.forward(h, c, { precision, recompute: options.recompute });
     return unpatchify(this.finalLayer.forward(h, c), p, this.grid);        // (B, C_out, H, W)
   }
 

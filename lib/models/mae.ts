@@ -219,8 +219,8 @@ export class MaskedAutoencoder extends VitEncoder {
     const embedded = concatTokens(this.maskToken, this.decoderEmbed.forward(latent)); // (B, K + 2, dd)
     let x = gatherTokens(embedded, ids);                                             // (B, N + 1, dd)
     if (this.decoderPosEmbed) x = add(x, this.decoderPosEmbed.reshape([N + 1, dd]));
-    // The decoder has no drop path: it gets the precision, not the random stream.
-    x = this.decoderBlocks.forward(x, { precision: options.precision });
+    // The decoder has no drop path: it gets the precision and the recomputation, not the random stream.
+    x = this.decoderBlocks.forward(x, { precision: options.precision, recompute: options.recompute });
     // Norm and prediction are per token: dropping cls first gives the same values for less work.
     return this.decoderPred.forward(this.decoderNorm.forward(sliceTokens(x, 1, N)));
   }

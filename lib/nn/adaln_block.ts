@@ -10,8 +10,9 @@
 import { gatedResidual, layerNorm, modulate, silu, sliceTokens } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
 import { Attention } from './attention.js';
+import { maybeRecompute } from './block.js';
 import { runBlocks } from './block_stack.js';
-import type { ForwardOptions } from './forward.js';
+import { checkRecompute, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Mlp } from './mlp.js';
@@ -59,11 +60,20 @@ export class AdaLNBlock extends Module {
     this.adaLNModulation = this.child('adaLN_modulation', new AdaLNModulation(dim, 6, rng));
   }
 
-  /** x (B, L, d) conditioned on c (B, d) → (B, L, d); the precision of `options` reaches attention. */
+  /**
+   * x (B, L, d) conditioned on c (B, d) → (B, L, d); the precision of `options` reaches attention.
+   * With recompute 'mlp', LayerNorm → modulate → qkv and LayerNorm → modulate → fc1 → GELU run
+   * again in the backward.
+   */
   forward(x: Tensor, c: Tensor, options: ForwardOptions = {}): Tensor {
     const [shift1, scale1, gate1, shift2, scale2, gate2] = this.adaLNModulation.forward(c) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-    x = gatedResidual(x, this.attn.forward(modulate(plainLayerNorm(x), shift1, scale1), options), gate1);
-    return gatedResidual(x, this.mlp.forward(modulate(plainLayerNorm(x), shift2, scale2), options), gate2);
+    const mlp = options.recompute === 'mlp';
+    const qkv = maybeRecompute(mlp, 'norm1·modulate·qkv', [this.attn.qkv], [x, shift1, scale1],
+      (x, shift, scale) => this.attn.qkv.forward(modulate(plainLayerNorm(x), shift, scale), options));
+    x = gatedResidual(x, this.attn.fromQkv(qkv, options), gate1);
+    const hidden = maybeRecompute(mlp, 'norm2·modulate·fc1·gelu', [this.mlp.fc1], [x, shift2, scale2],
+      (x, shift, scale) => this.mlp.hidden(modulate(plainLayerNorm(x), shift, scale), options));
+    return gatedResidual(x, this.mlp.fc2.forward(hidden, options), gate2);
   }
 }
 
@@ -78,8 +88,13 @@ export class AdaLNBlockStack extends Module {
     this.blocks = Array.from({ length: depth }, (_, i) => this.child(String(i), new AdaLNBlock(dim, heads, { ...options, init: rng })));
   }
 
-  /** x (B, L, d) through every block under c (B, d); without gradients one block's tensors live at a time. */
+  /**
+   * x (B, L, d) through every block under c (B, d); without gradients one block's tensors live at
+   * a time. With recompute 'block' each block keeps only x and c and runs again in the backward.
+   */
   forward(x: Tensor, c: Tensor, options: ForwardOptions = {}): Tensor {
-    return runBlocks(x, this.blocks, (block, y) => block.forward(y, c, options));
+    if (options.recompute !== undefined) checkRecompute(options.recompute);
+    return runBlocks(x, this.blocks, (block, y) =>
+      maybeRecompute(options.recompute === 'block', 'block', [block], [y, c], (y, c) => block.forward(y, c, options)));
   }
 }

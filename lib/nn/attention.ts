@@ -22,9 +22,14 @@ export class Attention extends Module {
 
   /** x (B, L, d) → (B, L, d); 'mixed' precision runs the GEMMs and the attention kernels in bf16 (gemmCompute, attentionPrecision). */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    const [B, L] = x.shape as [number, number, number];
+    return this.fromQkv(this.qkv.forward(x, options), options);
+  }
+
+  /** The rest of forward after the qkv Linear: qkv (B, L, 3d) → attention → proj → (B, L, d). */
+  fromQkv(qkv: Tensor, options: ForwardOptions = {}): Tensor {
+    const [B, L] = qkv.shape as [number, number, number];
     const headDim = this.dim / this.heads;
-    const qkv = this.qkv.forward(x, options).reshape([B, L, 3, this.heads, headDim]);
-    return this.proj.forward(attention(qkv, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]), options);
+    const heads = qkv.reshape([B, L, 3, this.heads, headDim]);
+    return this.proj.forward(attention(heads, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]), options);
   }
 }

@@ -1,7 +1,7 @@
 // Pre-norm transformer block with drop path (stochastic depth):
 //   x = x + DropPath(attn(norm1 x));  x = x + DropPath(mlp(norm2 x))
 import { add, gatedResidual } from '../ops/index.js';
-import { noGrad, rand, tensor, tidy, type Tensor } from '../tensor.js';
+import { checkpoint, noGrad, rand, tensor, tidy, type Tensor } from '../tensor.js';
 import { Attention } from './attention.js';
 import type { ForwardOptions, RandomStream } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
@@ -25,6 +25,17 @@ export function dropPathResidual(x: Tensor, y: Tensor, rate: number, training: b
   const gate = new Float32Array(B * C);
   for (let b = 0; b < B; b++) if (u[b]! < keep) gate.fill(1 / keep, b * C, (b + 1) * C);
   return gatedResidual(x, y, tensor(gate, [B, C], { device: x.device }));
+}
+
+/** Whether any parameter of `modules` takes gradients (a frozen encoder's do not). */
+const trainable = (modules: readonly Module[]) => modules.some((m) => m.parameters().some((p) => p.requiresGrad));
+
+/**
+ * fn(...inputs), recomputed in the backward (checkpoint) when `recompute` is set: `modules` are
+ * those whose parameters fn reads, `op` names the segment in the graph.
+ */
+export function maybeRecompute(recompute: boolean, op: string, modules: readonly Module[], inputs: readonly Tensor[], fn: (...inputs: Tensor[]) => Tensor): Tensor {
+  return recompute ? checkpoint(op, inputs, trainable(modules), fn) : fn(...inputs);
 }
 
 export interface BlockOptions {
@@ -51,11 +62,18 @@ export class Block extends Module {
     this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * (options.mlpRatio ?? 4)), rng));
   }
 
-  /** x (B, L, d). In training with drop path, the branches draw at random.offset and offset + 1. */
+  /**
+   * x (B, L, d). In training with drop path, the branches draw at random.offset and offset + 1.
+   * With recompute 'mlp', norm1 → qkv and norm2 → fc1 → GELU run again in the backward, so
+   * neither LayerNorm output nor the GELU input is kept.
+   */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const { random } = options;
     const second = random && { seed: random.seed, offset: random.offset + 1 };
-    x = dropPathResidual(x, this.attn.forward(this.norm1.forward(x), options), this.dropPath, this.training, random);
-    return dropPathResidual(x, this.mlp.forward(this.norm2.forward(x), options), this.dropPath, this.training, second);
+    const mlp = options.recompute === 'mlp';
+    const qkv = maybeRecompute(mlp, 'norm1·qkv', [this.norm1, this.attn.qkv], [x], (x) => this.attn.qkv.forward(this.norm1.forward(x), options));
+    x = dropPathResidual(x, this.attn.fromQkv(qkv, options), this.dropPath, this.training, random);
+    const hidden = maybeRecompute(mlp, 'norm2·fc1·gelu', [this.norm2, this.mlp.fc1], [x], (x) => this.mlp.hidden(this.norm2.forward(x), options));
+    return dropPathResidual(x, this.mlp.fc2.forward(hidden, options), this.dropPath, this.training, second);
   }
 }

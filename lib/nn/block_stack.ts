@@ -1,8 +1,8 @@
 // `blocks.N`: a stack of transformer blocks with drop path rising linearly with depth, as
 // timm's ViT and MAE's encoder build it (MAE's decoder is another stack: `decoder_blocks`).
 import { isGradEnabled, tidy, type Tensor } from '../tensor.js';
-import { Block } from './block.js';
-import type { ForwardOptions } from './forward.js';
+import { Block, maybeRecompute } from './block.js';
+import { checkRecompute, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Module } from './module.js';
 
@@ -29,12 +29,17 @@ export class BlockStack extends Module {
   /**
    * x (B, L, d) through every block. Each block draws two drop-path masks; block i takes
    * offsets 2·depth·random.offset + 2i (+1), so one step's offset never overlaps another's.
+   * With recompute 'block' only each block's input is kept, and the block runs again in the
+   * backward (drawing the same masks).
    */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
     const { random } = options;
+    if (options.recompute !== undefined) checkRecompute(options.recompute);
     const depth = this.blocks.length;
-    return runBlocks(x, this.blocks, (block, y, i) =>
-      block.forward(y, { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } }));
+    return runBlocks(x, this.blocks, (block, y, i) => {
+      const o = { ...options, random: random && { seed: random.seed, offset: 2 * depth * random.offset + 2 * i } };
+      return maybeRecompute(options.recompute === 'block', 'block', [block], [y], (y) => block.forward(y, o));
+    });
   }
 }
 

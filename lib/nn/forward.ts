@@ -47,11 +47,29 @@ export function substream(random: RandomStream, purpose: RandomPurpose): RandomS
   return { seed: random.seed + purposes[purpose] * 2 ** 32, offset: random.offset };
 }
 
+/**
+ * What a training forward recomputes in the backward instead of keeping (activation
+ * recomputation, torch.utils.checkpoint): 'none'; 'mlp', the LayerNorm outputs and the MLP's
+ * GELU input (each block's norm1 → qkv and norm2 → fc1 → GELU rerun in the backward: about a third
+ * of a block's activations for the qkv and fc1 GEMMs again); 'block', everything but each block's
+ * input (the whole block's forward again). The gradients are the same bit for bit on the CPU.
+ */
+export type Recompute = 'none' | 'mlp' | 'block';
+export const RECOMPUTE_MODES: readonly Recompute[] = ['none', 'mlp', 'block'];
+
 export interface ForwardOptions {
   /** Default 'f32'. */
   precision?: Precision;
   /** Needed by a training forward that draws (drop path > 0). */
   random?: RandomStream;
+  /** Default 'none'; only a forward that records gradients recomputes. */
+  recompute?: Recompute;
+}
+
+/** Checks a recompute mode and returns it. */
+export function checkRecompute(recompute: unknown): Recompute {
+  if (!RECOMPUTE_MODES.includes(recompute as Recompute)) throw new TypeError(`recompute must be "none", "mlp" or "block", got ${JSON.stringify(recompute)}`);
+  return recompute as Recompute;
 }
 
 /** Checks a run's precision and returns it. Both devices run both precisions. */

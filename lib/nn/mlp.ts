@@ -29,6 +29,11 @@ export class Mlp extends Module {
 
   /** The precision reaches both Linears (their GEMMs in bf16 under 'mixed'); GELU stays f32. */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    return this.fc2.forward(gelu(this.fc1.forward(x, options), this.approximate), options);
+    return this.fc2.forward(this.hidden(x, options), options);
+  }
+
+  /** The first half of forward: GELU(fc1 x), (..., hidden). */
+  hidden(x: Tensor, options: ForwardOptions = {}): Tensor {
+    return gelu(this.fc1.forward(x, options), this.approximate);
   }
 }

@@ -1,0 +1,128 @@
+// Activation recomputation (--recompute none|mlp|block): the loss and every parameter's gradient
+// are bit-identical to a run without it, for PiT (drop path on: its masks are replayed), MAE
+// (encoder and decoder stacks) and DiT (adaLN blocks sharing one conditioning vector), in f32
+// and mixed precision; a frozen encoder and a forward without gradients record nothing; the
+// memory held between forward and backward falls as the modes promise.
+import test from 'ava';
+import {
+  backward, checkpoint, dit, mae, memory, noGrad, resetPeakMemory, tensor, tidy, vit,
+  type Module, type Precision, type Recompute, type Tensor,
+} from '../lib/index.js';
+import { mul, softmaxCrossEntropy, sum } from '../lib/ops/index.js';
+import { randomF32 } from './helpers.js';
+
+const modes: Recompute[] = ['none', 'mlp', 'block'];
+const bits = (x: Float32Array | Int32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
+
+/** The loss and every parameter's gradient (as bits) of one backward of `loss`. */
+function gradients(model: Module, loss: () => Tensor): { loss: string; grads: Map<string, string> } {
+  for (const p of model.parameters()) p.grad?.dispose(), (p.grad = null);
+  const value = tidy(() => {
+    const l = loss();
+    const v = bits(l.toArray());
+    backward(l);
+    return v;
+  });
+  const grads = new Map(model.namedParameters().map(([n, p]) => [n, p.grad ? bits(p.grad.toArray()) : 'none']));
+  for (const p of model.parameters()) p.grad?.dispose(), (p.grad = null);
+  return { loss: value, grads };
+}
+
+const images = (B: number, C: number, side: number) => tensor(Float32Array.from(randomF32(B * C * side * side)), [B, C, side, side]);
+
+function assertSameGradients(t: import('ava').ExecutionContext, model: Module, loss: (recompute: Recompute) => Tensor, label: string): void {
+  const reference = gradients(model, () => loss('none'));
+  t.true(reference.grads.size > 0);
+  t.false([...reference.grads.values()].includes('none'), `${label}: every parameter takes a gradient`);
+  for (const mode of modes.slice(1)) {
+    const got = gradients(model, () => loss(mode));
+    t.is(got.loss, reference.loss, `${label} ${mode}: loss`);
+    const differing = [...reference.grads].filter(([n, g]) => got.grads.get(n) !== g).map(([n]) => n);
+    t.deepEqual(differing, [], `${label} ${mode}: gradients differ from no recomputation`);
+  }
+}
+
+for (const precision of ['f32', 'mixed'] as Precision[]) {
+  test(`PiT with drop path: every gradient with recompute mlp and block equals none bit for bit (${precision})`, (t) => {
+    // Heads of 16 so that mixed precision runs the bf16 attention kernel.
+    const model = vit('pit-t', { imageSize: 6, channels: 2, depth: 3, dim: 32, heads: 2, classes: 5, dropPath: 0.5 }).train();
+    const x = images(4, 2, 6);
+    const labels = tensor(Int32Array.from([0, 3, 1, 4]));
+    assertSameGradients(t, model, (recompute) => {
+      const logits = model.forward(x, { precision, recompute, random: { seed: 7, offset: 3 } });
+      return softmaxCrossEntropy(logits, labels);
+    }, `pit ${precision}`);
+  });
+
+  test(`MAE: encoder and decoder gradients with recompute mlp and block equal none bit for bit (${precision})`, (t) => {
+    const model = mae('pit-t', { imageSize: 6, channels: 2, depth: 2, dim: 32, heads: 2, decoderDepth: 2, decoderDim: 32, decoderHeads: 2, maskRatio: 0.5, dropPath: 0.2 }).train();
+    const x = images(3, 2, 6);
+    assertSameGradients(t, model, (recompute) => model.forward(x, { precision, recompute, random: { seed: 5, offset: 2 } }).loss, `mae ${precision}`);
+  });
+
+  test(`DiT: gradients with recompute mlp and block equal none bit for bit, conditioning included (${precision})`, (t) => {
+    const model = dit('dit-s/1', { imageSize: 4, channels: 2, patch: 1, depth: 3, dim: 32, heads: 2, classes: 3, classDropout: 0.5 }).train();
+    // adaLN-Zero starts every gate and the final Linear at zero: redraw them so every path carries gradient.
+    tidy(() => model.loadStateDict(new Map(model.namedParameters()
+      .filter(([n]) => n.includes('adaLN_modulation.') || n.startsWith('final_layer.linear.'))
+      .map(([n, p]) => [n, tensor(Float32Array.from(randomF32(p.size, 0.3)), p.shape)])), { strict: false }));
+    const x = images(3, 2, 4);
+    assertSameGradients(t, model, (recompute) => {
+      const out = model.forward(x, [3, 500, 999], [0, 2, 1], { precision, recompute, random: { seed: 9, offset: 1 } });
+      return weightedSum(out);
+    }, `dit ${precision}`);
+  });
+}
+
+/** Σ w_i·x_i with pseudo-random weights w, the same for every call of one size: a loss that reaches every output. */
+const lossWeights = new Map<number, Float32Array>();
+function weightedSum(x: Tensor): Tensor {
+  if (!lossWeights.has(x.size)) lossWeights.set(x.size, Float32Array.from(randomF32(x.size)));
+  return sum(mul(x, tensor(lossWeights.get(x.size)!, x.shape)));
+}
+
+test('recompute with a frozen encoder records nothing for it, and without grad mode the forward just runs', (t) => {
+  const model = vit('pit-t', { imageSize: 4, channels: 1, depth: 2, dim: 16, heads: 2, classes: 3 });
+  const x = images(2, 1, 4);
+  for (const p of model.parameters()) p.requiresGrad = false;
+  for (const mode of modes) tidy(() => t.false(model.forward(x, { recompute: mode }).requiresGrad, `${mode}: nothing to record`));
+  for (const p of model.parameters()) p.requiresGrad = true;
+  const plain = tidy(() => noGrad(() => bits(model.forward(x).toArray())));
+  for (const mode of modes) t.is(tidy(() => noGrad(() => bits(model.forward(x, { recompute: mode }).toArray()))), plain, `${mode} without grad mode`);
+  t.throws(() => model.forward(x, { recompute: 'blocks' as Recompute }), { instanceOf: TypeError, message: /recompute must be "none", "mlp" or "block", got "blocks"/ });
+});
+
+test('checkpoint: the gradient of an input flows through, and a segment reading no trainable tensor is not recorded', (t) => {
+  tidy(() => {
+    const a = tensor([1, 2, 3], [3], { requiresGrad: true });
+    const y = checkpoint('square', [a], false, (a) => mul(a, a));
+    t.is(y.gradNode?.op, 'square');
+    t.deepEqual(y.gradNode?.saved, []);
+    backward(sum(y));
+    t.deepEqual(Array.from(a.grad!.toArray()), [2, 4, 6]);
+    a.grad!.dispose();
+    const b = tensor([1, 2, 3], [3]);
+    t.false(checkpoint('square', [b], false, (b) => mul(b, b)).requiresGrad);
+  });
+});
+
+test('memory held for the backward: block keeps less than mlp, mlp less than none (PiT-T shape, 8 blocks)', (t) => {
+  const model = vit('pit-t', { imageSize: 16, channels: 3, depth: 8, classes: 10 });
+  const x = images(2, 3, 16);
+  const held: Record<string, number> = {};
+  for (const mode of modes) {
+    tidy(() => {
+      const before = memory().cpu.bytes;
+      resetPeakMemory();
+      const logits = model.forward(x, { recompute: mode });
+      held[mode] = memory().cpu.bytes - before;
+      backward(sum(logits));
+      for (const p of model.parameters()) p.grad?.dispose(), (p.grad = null);
+    });
+  }
+  t.log(Object.entries(held).map(([m, b]) => `${m} ${(b / 2 ** 20).toFixed(1)} MiB`).join(', '));
+  // Per token per block: none keeps (10 + 2r)·d + 4 + H f32 values, mlp drops norm1's and norm2's
+  // outputs (2d + 4) and fc1's output (r·d), block keeps d.
+  t.true(held.mlp! < 0.72 * held.none!, `mlp ${held.mlp} vs none ${held.none}`);
+  t.true(held.block! < 0.15 * held.none!, `block ${held.block} vs none ${held.none}`);
+});
