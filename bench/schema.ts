@@ -50,6 +50,8 @@ export interface BenchResult {
   formula: string;
   /** The FLOPs or bytes of one call under `formula` (absent for images/s). */
   work?: number;
+  /** train/scaling: what the backward recomputed, "mlp" or "block" (--recompute); absent: nothing. */
+  recompute?: string;
   /** Peak bytes of live tensors during the measured step (train/scaling), where known. */
   peakBytes?: number;
   /** Memory-bound kernels: value / the copy bandwidth measured in the same run. */
@@ -77,7 +79,7 @@ export const resultTask = (r: BenchResult): string => r.task ?? 'classify';
 export function resultKey(r: BenchResult): string {
   const shape = Object.keys(r.shape).sort().map((k) => `${k}=${r.shape[k]}`).join(' ');
   const task = resultTask(r) === 'classify' ? [] : [`${resultTask(r)}${r.decoder ? ` ${r.decoder}` : ''}`];
-  return [r.kind, r.model ?? r.op, ...task, r.device, shape, ...(r.kind === 'kernel' ? [r.dtype] : [])].join(' | ');
+  return [r.kind, r.model ?? r.op, ...task, ...(r.recompute ? [`recompute ${r.recompute}`] : []), r.device, shape, ...(r.kind === 'kernel' ? [r.dtype] : [])].join(' | ');
 }
 
 const requiredFields: [keyof BenchResult, string][] = [

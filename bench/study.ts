@@ -9,7 +9,7 @@
 // the least squared residual, kept when it removes at least half of the one-line residual.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Device, Precision } from '../lib/index.js';
+import type { Device, Precision, Recompute } from '../lib/index.js';
 import { renderPng, renderSvg, type PlotSeries } from './plot.js';
 import { resultTask, type BenchResult } from './schema.js';
 import { findMaxSide, measureTrainStep, modelPatch, skippable, trainResult, type BenchTask, type DecoderSize } from './train.js';
@@ -69,6 +69,8 @@ export interface ScalingOptions {
   /** 'mae': the decoder (default the task's for each encoder). */
   decoder?: DecoderSize;
   precision?: Precision;
+  /** Each model is measured (and searched) with each (default ['none']): a series apiece. */
+  recomputes?: Recompute[];
   budgetMs?: number;
   /** Also search each model's largest trainable side. */
   findMax?: boolean;
@@ -86,13 +88,13 @@ export interface ScalingOptions {
 
 export interface ScalingReport {
   results: BenchResult[];
-  fits: { model: string; impl: string; task?: string; decoder?: string; time: PowerLawRegion[]; memory: PowerLawRegion[] }[];
-  maxSide: { model: string; side: number; tokens: number; peakBytes: number; limitedBy: string; batch: number }[];
+  fits: { model: string; impl: string; recompute?: string; task?: string; decoder?: string; time: PowerLawRegion[]; memory: PowerLawRegion[] }[];
+  maxSide: { model: string; recompute: Recompute; side: number; tokens: number; peakBytes: number; limitedBy: string; batch: number }[];
   files: string[];
 }
 
 const seriesName = (r: BenchResult) => {
-  const model = r.task === 'mae' ? `${r.model} MAE ${r.decoder}` : r.model!;
+  const model = `${r.task === 'mae' ? `${r.model} MAE ${r.decoder}` : r.model!}${r.recompute ? ` recompute ${r.recompute}` : ''}`;
   return r.impl === 'pit' ? model : `${model} (${r.impl})`;
 };
 
@@ -105,11 +107,12 @@ function groups(results: BenchResult[]): Map<string, BenchResult[]> {
 export function runScalingStudy(o: ScalingOptions): ScalingReport {
   const results: BenchResult[] = [];
   const maxSide: ScalingReport['maxSide'] = [];
-  for (const model of o.models) {
+  for (const model of o.models) for (const recompute of o.recomputes ?? ['none' as const]) {
     modelPatch(model);  // an unknown model fails before anything runs
+    const label = `${model}${recompute === 'none' ? '' : ` recompute ${recompute}`}`;
     let largestFit = 0;
     for (const side of o.sides) {
-      const shape = { model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision };
+      const shape = { model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch, precision: o.precision, recompute };
       try {
         const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }), 'scaling');
         results.push(r);
@@ -117,24 +120,41 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
         largestFit = side;
       } catch (err) {
         if (!skippable(err)) throw err;
-        o.onSkip?.(`${model} at ${side}×${side}`, err.message);
+        o.onSkip?.(`${label} at ${side}×${side}`, err.message);
       }
     }
     if (o.findMax && largestFit) {
-      const found = findMaxSide({ device: o.device, model, task: o.task, decoder: o.decoder, from: largestFit, batch: o.batch, precision: o.precision, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
-        onProbe: (side, fits, peak) => o.onProbe?.(model, side, fits, peak) });
+      const found = findMaxSide({
+        device: o.device, model, task: o.task, decoder: o.decoder, from: largestFit, batch: o.batch, precision: o.precision, recompute, memoryLimit: o.memoryLimit, ceiling: o.ceiling,
+        onProbe: (side, fits, peak) => o.onProbe?.(label, side, fits, peak),
+      });
       const patch = modelPatch(model);
-      maxSide.push({ model, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
+      maxSide.push({ model, recompute, side: found.side, tokens: (found.side / patch) ** 2, peakBytes: found.peakBytes, limitedBy: found.limitedBy, batch: o.batch });
     }
   }
   const all = [...results, ...(o.peer ?? []).filter((r) => (r.op === 'train_step' || r.op === 'sample_step') && r.model && r.device === o.device && resultTask(r) === (o.task ?? 'classify'))];
   const fits = [...groups(all).values()].map((rs) => ({
-    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : rs[0]!.task === 'dit' || rs[0]!.task === 'dit-sample' ? { task: rs[0]!.task } : {}),
+    model: rs[0]!.model!, impl: rs[0]!.impl, ...(rs[0]!.recompute ? { recompute: rs[0]!.recompute } : {}), ...(rs[0]!.task === 'mae' ? { task: 'mae', decoder: rs[0]!.decoder } : rs[0]!.task === 'dit' || rs[0]!.task === 'dit-sample' ? { task: rs[0]!.task } : {}),
     time: fitPowerLaw(rs.map((r) => ({ x: r.shape.tokens!, y: r.ms }))),
     memory: fitPowerLaw(rs.filter((r) => r.peakBytes).map((r) => ({ x: r.shape.tokens!, y: r.peakBytes! }))),
   }));
   const files = writeScalingFiles(o, all, { results, fits, maxSide, files: [] });
   return { results, fits, maxSide, files };
+}
+
+/**
+ * The --find-max results on the memory chart: each model's (and recompute mode's) largest side as
+ * a marker at its tokens and peak, and the memory limit searched under as a dashed line.
+ */
+function maxSideSeries(maxSide: ScalingReport['maxSide'], limit: number | undefined, all: BenchResult[]): PlotSeries[] {
+  if (!maxSide.length) return [];
+  const markers = maxSide.map((m) => ({
+    name: `${m.model}${m.recompute === 'none' ? '' : ` recompute ${m.recompute}`}: largest side ${m.side}`, lines: false,
+    points: [{ x: m.tokens, y: m.peakBytes / 2 ** 20 }],
+  }));
+  if (limit === undefined) return markers;
+  const xs = [...all.map((r) => r.shape.tokens!), ...maxSide.map((m) => m.tokens)].filter((x) => x > 0);
+  return [...markers, { name: `limit ${limit / 2 ** 20} MiB`, dashed: true, points: [{ x: Math.min(...xs), y: limit / 2 ** 20 }, { x: Math.max(...xs), y: limit / 2 ** 20 }] }];
 }
 
 function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: ScalingReport): string[] {
@@ -145,8 +165,8 @@ function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: Scalin
     files.push(join(o.outDir, name));
   };
   write('scaling.jsonl', report.results.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const csv = ['model,impl,device,dtype,side,tokens,batch,ms_per_step,images_per_s,peak_bytes',
-    ...all.map((r) => [r.model, r.impl, r.device, r.dtype, r.shape.side, r.shape.tokens, r.shape.batch, r.ms, r.value, r.peakBytes ?? ''].join(','))];
+  const csv = ['model,impl,device,dtype,recompute,side,tokens,batch,ms_per_step,images_per_s,peak_bytes',
+    ...all.map((r) => [r.model, r.impl, r.device, r.dtype, r.recompute ?? 'none', r.shape.side, r.shape.tokens, r.shape.batch, r.ms, r.value, r.peakBytes ?? ''].join(','))];
   write('scaling.csv', csv.join('\n') + '\n');
   write('scaling.json', JSON.stringify({ command: o.command ?? null, env: report.results[0]?.env ?? null, results: all, fits: report.fits, maxSide: report.maxSide }, null, 2) + '\n');
   const series = (y: (r: BenchResult) => number | undefined): PlotSeries[] => [...groups(all).entries()].map(([name, rs]) => ({
@@ -159,7 +179,7 @@ function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: Scalin
     time: { title: `Training-step time per image vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'ms per image', width: 960,
       series: series((r) => r.ms / r.shape.batch!) },
     memory: { title: `Peak memory vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'peak MiB', width: 960,
-      series: series((r) => (r.peakBytes ? r.peakBytes / 2 ** 20 : undefined)) },
+      series: [...series((r) => (r.peakBytes ? r.peakBytes / 2 ** 20 : undefined)), ...maxSideSeries(report.maxSide, o.memoryLimit, all)] },
   };
   for (const [name, chart] of Object.entries(charts)) {
     if (!chart.series.some((s) => s.points.some((p) => p.x > 0 && p.y > 0))) continue;

@@ -13,7 +13,7 @@
 // them (memory().<device>.peakBytes; the same quantity as torch.cuda.max_memory_allocated).
 import {
   checkPrecision, classifyTask, decoderSize, diffusionOf, ditModelName, ditTask, maeTokens, makeRecipe, noGrad, parseDitName, parseModelName, pretrainTask, randn,
-  recipeMaeConfig, sampleDiffusion, taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Task, type TaskModel,
+  recipeMaeConfig, sampleDiffusion, taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Recompute, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { resetPeakMemory } from '../lib/tensor.js';
@@ -55,8 +55,10 @@ export interface TrainShape {
   channels: number;
   classes: number;
   batch: number;
-  /** 'f32' (default) or 'mixed' (bf16 attention; GPU). */
+  /** 'f32' (default) or 'mixed' (bf16 GEMMs and attention). */
   precision?: Precision;
+  /** What the backward recomputes (default 'none'). */
+  recompute?: Recompute;
 }
 
 /** The benchmark's data per side: 28×28 is MNIST-like (1 channel, 10 classes); others CIFAR-100-like. */
@@ -65,7 +67,7 @@ export function dataShape(side: number): { channels: number; classes: number } {
 }
 
 /** The classification recipe the benchmark trains `model` with: the defaults otherwise. */
-const benchRecipe = (model: string) => makeRecipe(classifyTask.recipe, { model });
+const benchRecipe = (model: string, recompute?: Recompute) => makeRecipe(classifyTask.recipe, { model, recompute });
 
 /** The shape of a model name, a DiT's (dit-…) or a classifier's (throws a RangeError naming the grammar for an unknown one). */
 const modelShape = (model: string): ModelShape => (model.startsWith('dit-') ? parseDitName(model) : parseModelName(model));
@@ -187,7 +189,7 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   if (s.decoder && task !== 'mae') throw new TypeError(`a decoder (${decoderName(s.decoder)}) is for task 'mae', not '${task}'`);
   if (task === 'classify') {
     if (s.model.startsWith('dit-')) throw new RangeError(`${s.model} is a DiT: time it with task 'dit'`);
-    return { ...measureTaskStep(classifyTask, benchRecipe(s.model), device, s, options), tokens };
+    return { ...measureTaskStep(classifyTask, benchRecipe(s.model, s.recompute), device, s, options), tokens };
   }
   if (task === 'dit-sample') {
     const model = benchDitName(s.model);
@@ -196,10 +198,10 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
   if (task === 'dit') {
     // The step's images come from `s`; the recipe gives the model and the optimizer (imageSize null: no check against a side).
     const model = benchDitName(s.model);
-    return { ...measureTaskStep(ditTask, makeRecipe(ditTask.recipe, { model, imageSize: null }), device, s, options), tokens, model };
+    return { ...measureTaskStep(ditTask, makeRecipe(ditTask.recipe, { model, imageSize: null, recompute: s.recompute }), device, s, options), tokens, model };
   }
   if (s.model.startsWith('dit-')) throw new RangeError(`${s.model} is a DiT: time it with task 'dit'`);
-  const recipe = makeRecipe(pretrainTask.recipe, { model: s.model, decoderDepth: s.decoder?.depth, decoderDim: s.decoder?.dim, decoderHeads: s.decoder?.heads });
+  const recipe = makeRecipe(pretrainTask.recipe, { model: s.model, decoderDepth: s.decoder?.depth, decoderDim: s.decoder?.dim, decoderHeads: s.decoder?.heads, recompute: s.recompute });
   const visibleTokens = maeTokens(recipeMaeConfig(recipe, { channels: s.channels, height: s.side, width: s.side })).encoder - 1;
   return { ...measureTaskStep(pretrainTask, recipe, device, s, options), tokens, visibleTokens, decoder: decoderSize(recipe) };
 }
@@ -207,7 +209,7 @@ export function measureTrainStep(device: Device, s: TrainShape, options: { budge
 export function trainResult(device: Device, s: TrainShape, m: StepMeasurement, kind: ResultKind = 'train'): BenchResult {
   return {
     kind, op: s.task === 'dit-sample' ? 'sample_step' : 'train_step', model: m.model ?? s.model, task: s.task ?? 'classify', ...(m.decoder ? { decoder: decoderName(m.decoder) } : {}),
-    impl: 'pit', device, dtype: s.precision ?? 'f32',
+    impl: 'pit', device, dtype: s.precision ?? 'f32', ...(s.recompute && s.recompute !== 'none' && s.task !== 'dit-sample' ? { recompute: s.recompute } : {}),
     shape: { batch: s.batch, side: s.side, channels: s.channels, tokens: m.tokens, ...(m.visibleTokens !== undefined ? { visibleTokens: m.visibleTokens } : {}) },
     ms: Number(m.ms.toPrecision(6)), repeats: m.repeats, value: round((s.batch * 1000) / m.ms, 2), unit: 'images/s',
     formula: s.task === 'dit-sample' ? `batch / t_step (one DDPM step with guidance ${BENCH_GUIDANCE}: the DiT on 2·batch)` : 'batch / t_step', peakBytes: m.peakBytes, env: benchEnv(device),
@@ -225,6 +227,8 @@ export interface TrainBenchOptions {
   /** A fixed batch, or 'auto': the largest power of two with batch·tokens ≤ 2^18 that fits (halving on out-of-memory). */
   batch: number | 'auto';
   precision?: Precision;
+  /** Each is timed (default ['none']). */
+  recomputes?: Recompute[];
   budgetMs?: number;
   onResult?: (r: BenchResult) => void;
   onSkip?: (what: string, reason: string) => void;
@@ -241,12 +245,12 @@ const caseName = (c: { task: BenchTask; decoder?: DecoderSize }) => (c.task === 
 export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
   const results: BenchResult[] = [];
   for (const model of o.models) {
-    for (const side of o.sides) for (const c of taskCases(o.tasks, o.decoders)) {
+    for (const side of o.sides) for (const c of taskCases(o.tasks, o.decoders)) for (const recompute of o.recomputes ?? ['none' as const]) {
       const { channels, classes } = dataShape(side);
       const patch = modelPatch(model);
       let batch = o.batch === 'auto' ? 2 ** Math.floor(Math.log2(Math.max(1, 2 ** 18 / (side / patch) ** 2))) : o.batch;
       for (;;) {
-        const shape = { model, ...c, side, channels, classes, batch, precision: o.precision };
+        const shape = { model, ...c, side, channels, classes, batch, precision: o.precision, recompute };
         try {
           const r = trainResult(o.device, shape, measureTrainStep(o.device, shape, { budgetMs: o.budgetMs }));
           results.push(r);
@@ -258,7 +262,7 @@ export function runTrainBench(o: TrainBenchOptions): BenchResult[] {
             batch >>= 1;
             continue;
           }
-          o.onSkip?.(`${model}${caseName(c)} at ${side}×${side}, batch ${batch}`, err.message);
+          o.onSkip?.(`${model}${caseName(c)}${recompute === 'none' ? '' : ` recompute ${recompute}`} at ${side}×${side}, batch ${batch}`, err.message);
           break;
         }
       }
@@ -276,6 +280,7 @@ export interface MaxSideOptions {
   from: number;
   batch?: number;
   precision?: Precision;
+  recompute?: Recompute;
   /** Largest peak memory allowed, bytes (CPU: there is no out-of-memory error to catch). */
   memoryLimit?: number;
   /** Stop growing past this side. */
@@ -295,7 +300,7 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
   const probe = (side: number): number | null => {
     let peak: number | null = null;
     try {
-      peak = measureTrainStep(o.device, { model: o.model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision }, { timed: false }).peakBytes;
+      peak = measureTrainStep(o.device, { model: o.model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision, recompute: o.recompute }, { timed: false }).peakBytes;
     } catch (err) {
       if (!outOfMemory(err)) throw err;
     }

@@ -1,7 +1,7 @@
 // Flag parsers shared by the subcommands: each throws commander's InvalidArgumentError with
 // what was expected, so `pit` prints "error: option '--x <n>' argument 'y' is invalid. expected …".
 import { InvalidArgumentError, Option } from 'commander';
-import { maxSeed } from '../lib/index.js';
+import { maxSeed, RECOMPUTE_MODES, type Recompute } from '../lib/index.js';
 
 export function integer(min: number) {
   return (value: string): number => {
@@ -76,6 +76,16 @@ export const deviceOption = () => new Option('--device <device>', 'backend to us
 
 export const precisionOption = () =>
   new Option('--precision <kind>', 'f32, or mixed (torch.autocast bf16): the blocks\' GEMMs and attention in bf16 with fp32 accumulation, the rest f32 (GPU tensor cores; CPU AVX512-BF16 or AMX)').choices(['f32', 'mixed']).default('f32');
+
+/** --recompute for the benchmarks: one mode or several, each measured (training commands take one, from the recipe). */
+export const recomputeOption = () =>
+  new Option('--recompute <list>', `activation recomputation, each measured: ${RECOMPUTE_MODES.join(', ')} (mlp: LayerNorm outputs and the MLP's GELU input rerun in the backward; block: only each block's input kept)`)
+    .argParser((v: string): Recompute[] => {
+      const modes = v.split(',').map((s) => s.trim());
+      const bad = modes.find((m) => !RECOMPUTE_MODES.includes(m as Recompute));
+      if (bad !== undefined) throw new InvalidArgumentError(`expected a comma-separated list of ${RECOMPUTE_MODES.join(', ')}, got "${bad}"`);
+      return [...new Set(modes)] as Recompute[];
+    }).default(['none'], 'none');
 
 /** --skip-checksum: reading a checkpoint hashes every byte (~3 GB/s, bench/checksum.ts); very large files may skip it. */
 export const skipChecksumOption = (which: string) =>

@@ -5,13 +5,13 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { selectBackend, type DType } from '../lib/native.js';
 import type { Device } from '../lib/tensor.js';
-import type { Precision } from '../lib/index.js';
+import type { Precision, Recompute } from '../lib/index.js';
 import { formatComparison, compareResults } from '../bench/compare.js';
 import { defaultSweep, kernelCases, runKernelBench, type KernelSweep } from '../bench/kernels.js';
 import { parseResults, shapeText, type BenchResult } from '../bench/schema.js';
 import { runScalingStudy } from '../bench/study.js';
 import { benchTasks, parseDecoderName, runTrainBench, type BenchTask, type DecoderSize } from '../bench/train.js';
-import { bytes, deviceOption, integer, integers, names, precisionOption } from './args.js';
+import { bytes, deviceOption, integer, integers, names, precisionOption, recomputeOption } from './args.js';
 import { registerDitStudy } from './study-dit.js';
 import { registerLocalityStudy } from './study-locality.js';
 import { registerPretrainStudy } from './study-pretrain.js';
@@ -59,7 +59,7 @@ function decoders(value: string): DecoderSize[] {
 }
 
 /** "classify", or "mae d8w512h16": the task column of the tables. */
-const taskText = (r: BenchResult) => (r.task === 'mae' ? `mae ${r.decoder}` : r.task ?? 'classify');
+const taskText = (r: BenchResult) => `${r.task === 'mae' ? `mae ${r.decoder}` : r.task ?? 'classify'}${r.recompute ? ` rc:${r.recompute}` : ''}`;
 /** "1024", or "256/1024" for an MAE step (visible / all): what the encoder sees. */
 const tokensText = (r: BenchResult) => (r.shape.visibleTokens !== undefined ? `${r.shape.visibleTokens}/${r.shape.tokens}` : String(r.shape.tokens));
 const maeDecoderHelp = 'MAE decoder(s), d<depth>w<width>h<heads> each (default: the task\'s, MAE\'s d8w512h16 for the presets t, s, b, l: at p = 1 it runs on every pixel and costs ~20× a PiT-T encoder; 2 blocks of the encoder\'s width for d…w…h… encoders)';
@@ -124,11 +124,12 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--batch <n>', 'batch size, or "auto": the largest power of two with batch·tokens ≤ 2^18, halved while the GPU runs out of memory (default: 8 on cpu, auto on cuda)')
       .argParser((v: string) => (v === 'auto' ? 'auto' : integer(1)(v))))
     .addOption(precisionOption())
+    .addOption(recomputeOption())
     .option('--budget <ms>', 'time budget per shape for the timed steps', integer(1), 3000)
     .option('--json', 'print one JSON object per result instead of a table', false)
     .option('--out <file>', 'also write the JSON lines to this file')
     .action((f: { device: 'auto' | Device; models?: string[]; task: BenchTask[]; decoder?: DecoderSize[]; sides?: number[]; batch?: number | 'auto'; precision: Precision;
-      budget: number; json: boolean; out?: string }) => {
+      recompute: Recompute[]; budget: number; json: boolean; out?: string }) => {
       const device = resolveDevice(f.device);
       const cuda = device === 'cuda';
       if (f.decoder && !f.task.includes('mae')) throw new InvalidArgumentError('--decoder is for --task mae');
@@ -139,7 +140,7 @@ export function registerBench(program: Command): void {
       runTrainBench({
         tasks: f.task, decoders: f.decoder,
         device, models: f.models ?? (cuda ? ['pit-t', 'pit-s', 'pit-b', 'vit-t/2'] : ['pit-t', 'vit-t/2']),
-        sides: f.sides ?? (cuda ? [28, 32, 64] : [28, 32]), batch: f.batch ?? (cuda ? 'auto' : 8), precision: f.precision, budgetMs: f.budget,
+        sides: f.sides ?? (cuda ? [28, 32, 64] : [28, 32]), batch: f.batch ?? (cuda ? 'auto' : 8), precision: f.precision, recomputes: f.recompute, budgetMs: f.budget,
         onResult: print, onSkip: skipped,
       });
     });
@@ -173,6 +174,7 @@ export function registerStudy(program: Command): void {
     .addOption(new Option('--task <task>', 'the step to time: classify, mae (MAE pre-training of the models as encoders), dit (DiT diffusion training of the DiT with each model\'s trunk, or dit-… names) or dit-sample (one guided DDPM step of that DiT)').choices([...benchTasks]).default('classify'))
     .option('--decoder <name>', 'for --task mae: the decoder, d<depth>w<width>h<heads> (default the task\'s: MAE\'s d8w512h16 for presets)', (v: string) => decoders(v)[0]!)
     .addOption(precisionOption())
+    .addOption(recomputeOption())
     .option('--budget <ms>', 'time budget per side for the timed steps', integer(1), 2000)
     .option('--find-max', 'also find the largest side each model trains at (bisection on out-of-memory, or on --memory-limit)', false)
     .option('--memory-limit <size>', 'for --find-max: the most peak memory a step may use, e.g. 16GiB (required on cpu)', bytes)
@@ -180,7 +182,7 @@ export function registerStudy(program: Command): void {
     .option('--peer <file>', 'PyTorch results (bench/pytorch/vit_train.py --kind scaling) to draw on the same axes')
     .option('--out <dir>', 'output folder', 'runs/scaling')
     .option('--json', 'print each result as a JSON line', false)
-    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; task: BenchTask; decoder?: DecoderSize; precision: Precision; budget: number;
+    .action((f: { device: 'auto' | Device; models: string[]; sides?: number[]; batch: number; task: BenchTask; decoder?: DecoderSize; precision: Precision; recompute: Recompute[]; budget: number;
       findMax: boolean; memoryLimit?: number; ceiling: number; peer?: string; out: string; json: boolean }) => {
       const device = resolveDevice(f.device);
       if (f.decoder && f.task !== 'mae') throw new InvalidArgumentError('--decoder is for --task mae');
@@ -191,7 +193,7 @@ export function registerStudy(program: Command): void {
       'model        task             side    tokens    ms/step  peak memory');
       const report = runScalingStudy({
         device, models: f.models, task: f.task, decoder: f.decoder, sides: f.sides ?? (device === 'cuda' ? [8, 16, 32, 48, 64, 96, 128, 160, 192, 224] : [8, 12, 16, 20, 24, 28, 32]),
-        batch: f.batch, precision: f.precision, budgetMs: f.budget, findMax: f.findMax, memoryLimit: f.memoryLimit, ceiling: f.ceiling,
+        batch: f.batch, precision: f.precision, recomputes: f.recompute, budgetMs: f.budget, findMax: f.findMax, memoryLimit: f.memoryLimit, ceiling: f.ceiling,
         peer: f.peer ? parseResults(readFileSync(f.peer, 'utf8'), f.peer) : undefined, outDir: f.out,
         command: `pit ${process.argv.slice(2).join(' ')}`, onResult: print, onSkip: skipped,
         onProbe: (model, side, fits, peak) => console.error(`find-max ${model}: side ${side} ${fits ? 'fits' : 'does not fit'}${peak !== null ? ` (peak ${mib(peak)})` : ''}`),
@@ -199,10 +201,10 @@ export function registerStudy(program: Command): void {
       if (f.json) return;
       for (const fit of report.fits) {
         const show = (rs: typeof fit.time) => rs.map((r) => `N^${r.exponent.toFixed(2)} for ${r.fromTokens}–${r.toTokens} tokens (r² ${r.r2})`).join('; ') || 'too few points';
-        console.log(`fit ${fit.model}${fit.task === 'mae' ? ` MAE ${fit.decoder}` : ''} (${fit.impl}): time ${show(fit.time)}; memory ${show(fit.memory)}`);
+        console.log(`fit ${fit.model}${fit.task === 'mae' ? ` MAE ${fit.decoder}` : ''}${fit.recompute ? ` recompute ${fit.recompute}` : ''} (${fit.impl}): time ${show(fit.time)}; memory ${show(fit.memory)}`);
       }
       for (const m of report.maxSide)
-        console.log(`largest side ${m.model}: ${m.side}×${m.side} (${m.tokens} tokens, batch ${m.batch}, peak ${mib(m.peakBytes)}; limited by ${m.limitedBy})`);
+        console.log(`largest side ${m.model}${m.recompute === 'none' ? '' : ` recompute ${m.recompute}`}: ${m.side}×${m.side} (${m.tokens} tokens, batch ${m.batch}, peak ${mib(m.peakBytes)}; limited by ${m.limitedBy})`);
       console.log(`wrote ${report.files.join(', ')}`);
     });
 }

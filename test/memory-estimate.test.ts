@@ -25,12 +25,13 @@ const shapes = [
 // order they are freed in). Measured: 0.95–1.18× the peak, the shallowest model (depth 1)
 // highest because its one block's gradients overlap the trunk's. The bound [0.85, 1.25] keeps
 // a refusal honest (never more than a quarter too cautious) and catches a term left out.
-test('estimateTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU training step', (t) => {
+test('estimateTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU training step, with each recompute mode and precision', (t) => {
   const rows: string[] = [];
-  for (const [model, side, channels, classes, batch] of shapes) {
-    const measured = measureTrainStep('cpu', { model, side, channels, classes, batch }, { timed: false }).peakBytes;
-    const estimate = estimateTrainingMemory(modelConfig(model, { imageSize: side, channels, classes }), { batch }).total;
-    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch}`, measured, estimate);
+  for (const [model, side, channels, classes, batch] of shapes) for (const recompute of ['none', 'mlp', 'block'] as const) for (const precision of ['f32', 'mixed'] as const) {
+    if (precision === 'mixed' && model !== 'pit-d4w64h4') continue;
+    const measured = measureTrainStep('cpu', { model, side, channels, classes, batch, recompute, precision }, { timed: false }).peakBytes;
+    const estimate = estimateTrainingMemory(modelConfig(model, { imageSize: side, channels, classes }), { batch, recompute, precision }).total;
+    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch} ${recompute} ${precision}`, measured, estimate);
   }
   t.log(rows.join('\n'));
 });

@@ -100,13 +100,14 @@ const shapes = [
   ['pit-d1w16h2', 12, 1, 32, 8, 64, 4, 0.9], ['pit-d6w96h3', 8, 3, 16, 1, 16, 2, 0.75],
 ] as const;
 
-test('estimateMaeTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU training step', (t) => {
+test('estimateMaeTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU training step, with each recompute mode and precision', (t) => {
   const rows: string[] = [];
-  for (const [model, side, channels, batch, decoderDepth, decoderDim, decoderHeads, maskRatio] of shapes) {
-    const recipe = makeRecipe(pretrainTask.recipe, { model, decoderDepth, decoderDim, decoderHeads, maskRatio, imageSize: side, batchSize: batch });
-    const measured = measureTaskStep(pretrainTask, recipe, 'cpu', { side, channels, classes: 10, batch }, { timed: false }).peakBytes;
-    const estimate = estimateMaeTrainingMemory(recipeMaeConfig(recipe, { channels, height: side, width: side }), { batch }).total;
-    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch} decoder ${decoderDepth}×${decoderDim} mask ${maskRatio}`, measured, estimate);
+  for (const [model, side, channels, batch, decoderDepth, decoderDim, decoderHeads, maskRatio] of shapes) for (const recompute of ['none', 'mlp', 'block'] as const) for (const precision of ['f32', 'mixed'] as const) {
+    if (precision === 'mixed' && model !== 'pit-d4w64h4') continue;
+    const recipe = makeRecipe(pretrainTask.recipe, { model, decoderDepth, decoderDim, decoderHeads, maskRatio, imageSize: side, batchSize: batch, recompute });
+    const measured = measureTaskStep(pretrainTask, recipe, 'cpu', { side, channels, classes: 10, batch, precision }, { timed: false }).peakBytes;
+    const estimate = estimateMaeTrainingMemory(recipeMaeConfig(recipe, { channels, height: side, width: side }), { batch, recompute, precision }).total;
+    expectEstimateWithin(t, rows, `${model} ${side}×${side}×${channels} batch ${batch} decoder ${decoderDepth}×${decoderDim} mask ${maskRatio} ${recompute} ${precision}`, measured, estimate);
   }
   t.log(rows.join('\n'));
 });

@@ -4,12 +4,16 @@
 // and mixed precision; a frozen encoder and a forward without gradients record nothing; the
 // memory held between forward and backward falls as the modes promise.
 import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  backward, checkpoint, dit, mae, memory, noGrad, resetPeakMemory, tensor, tidy, vit,
+  backward, checkpoint, classifyTask, dit, mae, memory, noGrad, readCheckpointWeights, resolveCheckpoint, runTraining, tensor, tidy, vit, vitBlockBytes,
   type Module, type Precision, type Recompute, type Tensor,
 } from '../lib/index.js';
 import { mul, softmaxCrossEntropy, sum } from '../lib/ops/index.js';
-import { randomF32 } from './helpers.js';
+import { randomF32, runPit } from './helpers.js';
+import { assertExactResume } from './same-run.js';
 
 const modes: Recompute[] = ['none', 'mlp', 'block'];
 const bits = (x: Float32Array | Int32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
@@ -106,23 +110,85 @@ test('checkpoint: the gradient of an input flows through, and a segment reading 
   });
 });
 
-test('memory held for the backward: block keeps less than mlp, mlp less than none (PiT-T shape, 8 blocks)', (t) => {
-  const model = vit('pit-t', { imageSize: 16, channels: 3, depth: 8, classes: 10 });
-  const x = images(2, 3, 16);
-  const held: Record<string, number> = {};
-  for (const mode of modes) {
-    tidy(() => {
-      const before = memory().cpu.bytes;
-      resetPeakMemory();
-      const logits = model.forward(x, { recompute: mode });
-      held[mode] = memory().cpu.bytes - before;
-      backward(sum(logits));
-      for (const p of model.parameters()) p.grad?.dispose(), (p.grad = null);
-    });
+for (const precision of ['f32', 'mixed'] as Precision[]) {
+  test(`bytes held from forward to backward fall by exactly what the modes drop, per token and block (PiT-T width, 8 blocks, ${precision})`, (t) => {
+    const model = vit('pit-t', { imageSize: 16, channels: 3, depth: 8, classes: 10 });
+    const x = images(2, 3, 16);
+    const held: Record<string, number> = {};
+    for (const mode of modes) {
+      tidy(() => {
+        const before = memory().cpu.bytes;
+        const logits = model.forward(x, { recompute: mode, precision });
+        held[mode] = memory().cpu.bytes - before;
+        backward(sum(logits));
+        for (const p of model.parameters()) p.grad?.dispose(), (p.grad = null);
+      });
+    }
+    t.log(Object.entries(held).map(([m, b]) => `${m} ${(b / 2 ** 20).toFixed(2)} MiB`).join(', '));
+    // Per token and block (d = 192, r = 4, H = 12): none keeps (10 + 2r)·d + 4 + H f32 values and,
+    // mixed, (7 + r)·d bf16 ones; mlp drops norm1's and norm2's outputs and statistics and fc1's
+    // output, (2 + r)·d + 4 f32 values, and, mixed, the bf16 copies qkv and fc1 read, 2d; block keeps its input, d.
+    const tokensTimesBlocks = 2 * 257 * 8, d = 192, r = 4;
+    const full = ((10 + 2 * r) * d + 4 + 12) * 4 + (precision === 'mixed' ? (7 + r) * d * 2 : 0);
+    const dropped = ((2 + r) * d + 4) * 4 + (precision === 'mixed' ? 2 * d * 2 : 0);
+    // Mixed precision also keeps each block's bf16 weight copies: qkv 3d², proj d², fc1 and fc2 r·d²; mlp drops qkv's and fc1's.
+    const weights = precision === 'mixed' ? (3 + 1 + 2 * r) * d * d * 2 : 0, weightsDropped = precision === 'mixed' ? (3 + r) * d * d * 2 : 0;
+    t.is(held.none! - held.mlp!, tokensTimesBlocks * dropped + 8 * weightsDropped);
+    t.is(held.none! - held.block!, tokensTimesBlocks * (full - d * 4) + 8 * weights);
+    t.deepEqual([vitBlockBytes({ dim: d, heads: 12, mlpRatio: 4 }, precision, 'none').kept, vitBlockBytes({ dim: d, heads: 12, mlpRatio: 4 }, precision, 'mlp').kept,
+      vitBlockBytes({ dim: d, heads: 12, mlpRatio: 4 }, precision, 'block').kept], [full, full - dropped, d * 4]);
+  });
+}
+
+// ---- runs: the recipe saves the mode, a resume may switch it, the weights never notice ----------
+
+const scratch = () => mkdtempSync(join(tmpdir(), 'pit-recompute-'));
+const stateful = { imageSize: 7, depth: 2, dim: 16, heads: 2, epochs: 1, batchSize: 128, dropPath: 0.2, ema: 0.9, translate: 1, clipGrad: 0.5 };
+
+/** The tensors of a checkpoint's file, as bits by name (the metadata, which names the recipe, left out). */
+function tensorBits(dir: string, ema = false): Map<string, string> {
+  const file = readCheckpointWeights(resolveCheckpoint(dir), { ema });
+  return new Map([...file.tensors].map(([name, entry]) => [name, bits(entry.data)]));
+}
+
+test('a run with --recompute block, stopped and resumed with --recompute mlp, ends with the weights of a straight run without recomputation', async (t) => {
+  const straight = scratch(), split = scratch();
+  try {
+    const a = await runTraining(classifyTask, { recipe: stateful, out: straight, device: 'cpu' });
+    const b1 = await runTraining(classifyTask, { recipe: { ...stateful, recompute: 'block' }, out: split, device: 'cpu', stopAtStep: 40 });
+    t.true(b1.interrupted);
+    b1.model.dispose();
+    t.is((readCheckpointWeights(resolveCheckpoint(split)).metadata.recipe as { recompute: string }).recompute, 'block', 'the mode is saved in the recipe');
+    // A changed recompute is the one recipe change a resume accepts: it changes memory, not results.
+    const b2 = await runTraining(classifyTask, { recipe: { recompute: 'mlp' }, out: split, resume: true, device: 'cpu' });
+    t.is(b2.step, a.step);
+    t.is((readCheckpointWeights(resolveCheckpoint(split)).metadata.recipe as { recompute: string }).recompute, 'mlp');
+    t.deepEqual(tensorBits(split), tensorBits(straight), 'model weights bit for bit');
+    t.deepEqual(tensorBits(split, true), tensorBits(straight, true), 'EMA weights bit for bit');
+    a.model.dispose();
+    b2.model.dispose();
+  } finally {
+    rmSync(straight, { recursive: true, force: true });
+    rmSync(split, { recursive: true, force: true });
   }
-  t.log(Object.entries(held).map(([m, b]) => `${m} ${(b / 2 ** 20).toFixed(1)} MiB`).join(', '));
-  // Per token per block: none keeps (10 + 2r)·d + 4 + H f32 values, mlp drops norm1's and norm2's
-  // outputs (2d + 4) and fc1's output (r·d), block keeps d.
-  t.true(held.mlp! < 0.72 * held.none!, `mlp ${held.mlp} vs none ${held.none}`);
-  t.true(held.block! < 0.15 * held.none!, `block ${held.block} vs none ${held.none}`);
+});
+
+test('a run recomputing blocks resumes bit for bit (checkpoints, train state, metrics)', async (t) => {
+  const { straight, split } = await assertExactResume(t, classifyTask, { ...stateful, recompute: 'block' }, 40, scratch);
+  rmSync(straight, { recursive: true });
+  rmSync(split, { recursive: true });
+});
+
+test('pit train --recompute: the flag sets the recipe, a wrong mode is refused naming the choices', (t) => {
+  const out = scratch();
+  try {
+    const ok = runPit('train', '--device', 'cpu', '--image-size', '7', '--depth', '1', '--dim', '16', '--heads', '2', '--epochs', '1', '--recompute', 'block', '--out', out);
+    t.is(ok.status, 0, ok.stderr);
+    t.is((readCheckpointWeights(resolveCheckpoint(out)).metadata.recipe as { recompute: string }).recompute, 'block');
+    const bad = runPit('train', '--device', 'cpu', '--recompute', 'blocks', '--out', join(out, 'x'));
+    t.not(bad.status, 0);
+    t.regex(bad.stderr, /--recompute.*'blocks' is invalid.*none, mlp, block/s);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

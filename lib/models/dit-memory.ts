@@ -14,8 +14,11 @@
 //             its Linear 2d and chunks 2d, norm N·(d + 2), modulated N·d, Linear N·P, unpatchified N·P
 //   backward  one block's gradients in flight, as vit-memory.ts counts them
 // Mixed precision also keeps the bf16 copies vit-memory.ts counts: (7 + r)·d·2 bytes a token.
+// Recomputation as vit-memory.ts counts it (blockBytes), where 'mlp' also drops the two modulated
+// copies (2d) and 'block' the per-image adaLN values, which the backward rebuilds one block at a time.
+import type { Recompute } from '../nn/forward.js';
 import { checkDitConfig, ditOutputChannels, ditParameterCount, timestepFrequencyDim, type DitConfig } from './dit.js';
-import { activationsPerToken, checkBatch, stepMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+import { activationsPerToken, blockBytes, checkBatch, mlpSegmentBytes, stepMemory, weightCopyBytes, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
 
 const F32 = 4;
 
@@ -35,13 +38,23 @@ function trunkValues(config: DitConfig): number {
 /** The per-image adaLN values of the blocks: SiLU(c), the Linear's 6d and its six chunks, each block. */
 const adaLNValues = (config: DitConfig) => config.depth * 13 * config.dim;
 
+/** An adaLN block's blockBytes per token. */
+function ditBlockBytes(config: DitConfig, precision: 'f32' | 'mixed', recompute: Recompute) {
+  return blockBytes(recompute, ditActivationsPerToken(config, precision), mlpSegmentBytes(config, precision, true), config.dim * F32);
+}
+
 /** A DiT training step's peak for `config` at `batch` images (tokens: N, no cls). */
 export function estimateDitTrainingMemory(config: DitConfig, options: TrainingMemoryOptions): TrainingMemory {
-  const { batch: B, precision = 'f32', ema = false } = options;
+  const { batch: B, precision = 'f32', ema = false, recompute = 'none' } = options;
   checkBatch('estimateDitTrainingMemory', B);
   const [h, w] = checkDitConfig(config);
   const N = h * w, d = config.dim;
-  const activations = B * (N * config.depth * ditActivationsPerToken(config, precision) + (adaLNValues(config) + trunkValues(config)) * F32);
+  const block = ditBlockBytes(config, precision, recompute);
+  // 'block' keeps no adaLN values: the backward rebuilds one block's.
+  const adaLN = recompute === 'block' ? (config.depth ? 13 * d : 0) : adaLNValues(config);
+  const weights = weightCopyBytes(config, precision, recompute);
+  const activations = B * (N * (config.depth * block.kept + (config.depth ? block.rebuilt : 0)) + (adaLN + trunkValues(config)) * F32)
+    + config.depth * weights.kept + (config.depth ? weights.rebuilt : 0);
   const backward = B * N * (2 * Math.round(d * config.mlpRatio) + 6 * d) * F32;
   return stepMemory(ditParameterCount(config), { activations, backward, ema, tokens: N });
 }

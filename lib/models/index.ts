@@ -3,7 +3,7 @@ export {
   type BuildOptions, type ClassifierBuildOptions, type EncoderConfig, type VitConfig,
 } from './vit.js';
 export { ditModelName, ditSizes, modelName, modelSizes, parseDitName, parseModelName, vitPresets, type ModelShape } from './names.js';
-export { activationsPerToken, estimateInferenceMemory, estimateTrainingMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+export { activationsPerToken, estimateInferenceMemory, estimateTrainingMemory, vitBlockBytes, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
 export {
   MaskedAutoencoder, mae, maeConfig, defaultMaeConfig, maeParameterCount, checkMaeConfig, keptTokens, randomMasking,
   type MaeConfig, type MaeForwardOptions, type MaeOutput, type RandomMasking,

@@ -9,10 +9,12 @@
 //             decoder embed (K + 1)·dd, [mask token; cls; kept] (K + 2)·dd, un-shuffled and
 //             position sum 2(N + 1)·dd, cls dropped N·dd, decoder norm N·(dd + 2),
 //             prediction and the loss's difference 2N·P, the mask N
-//   blocks    (K + 1)·depth·perToken(d) + (N + 1)·decoderDepth·perToken(dd)
+//   blocks    (K + 1)·depth·perToken(d) + (N + 1)·decoderDepth·perToken(dd), where with
+//             recomputation perToken is what a block keeps (vit-memory.ts, blockBytes), plus what
+//             the backward rebuilds for one block of the larger stack
 //   backward  one block's gradients in flight, of the larger of the two stacks
 import { maeParameterCount, keptTokens, checkMaeConfig, type MaeConfig } from './mae.js';
-import { activationsPerToken, checkBatch, stepMemory, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
+import { activationsPerToken, checkBatch, stepMemory, vitBlockBytes, weightCopyBytes, type TrainingMemory, type TrainingMemoryOptions } from './vit-memory.js';
 
 const F32 = 4;
 
@@ -36,11 +38,15 @@ const decoderShape = (c: MaeConfig) => ({ dim: c.decoderDim, heads: c.decoderHea
 
 /** An MAE training step's peak for `config` at `batch` images; `tokens` is the decoder's N + 1. */
 export function estimateMaeTrainingMemory(config: MaeConfig, options: TrainingMemoryOptions): TrainingMemory {
-  const { batch: B, precision = 'f32', ema = false } = options;
+  const { batch: B, precision = 'f32', ema = false, recompute = 'none' } = options;
   checkBatch('estimateMaeTrainingMemory', B);
   const { encoder: Le, decoder: Ld } = maeTokens(config);
-  const blocks = Le * config.depth * activationsPerToken(config, precision) + Ld * config.decoderDepth * activationsPerToken(decoderShape(config), precision);
-  const activations = B * (blocks + trunkValues(config) * F32);
+  const encoder = vitBlockBytes(config, precision, recompute), decoder = vitBlockBytes(decoderShape(config), precision, recompute);
+  const blocks = Le * config.depth * encoder.kept + Ld * config.decoderDepth * decoder.kept
+    + Math.max(config.depth ? Le * encoder.rebuilt : 0, config.decoderDepth ? Ld * decoder.rebuilt : 0);
+  const ew = weightCopyBytes(config, precision, recompute), dw = weightCopyBytes(decoderShape(config), precision, recompute);
+  const weights = config.depth * ew.kept + config.decoderDepth * dw.kept + Math.max(config.depth ? ew.rebuilt : 0, config.decoderDepth ? dw.rebuilt : 0);
+  const activations = B * (blocks + trunkValues(config) * F32) + weights;
   const inFlight = (L: number, d: number) => L * (2 * Math.round(d * config.mlpRatio) + 6 * d) * F32;
   const backward = B * Math.max(inFlight(Le, config.dim), inFlight(Ld, config.decoderDim));
   return stepMemory(maeParameterCount(config), { activations, backward, ema, tokens: Ld });

@@ -5,6 +5,7 @@
 // "Array buffer allocation failed".
 import { totalmem } from 'node:os';
 import { native } from '../native.js';
+import type { Recompute } from '../nn/forward.js';
 import type { Device } from '../tensor.js';
 import { imageDataBytes, type ImageDataSize } from './data.js';
 
@@ -13,6 +14,8 @@ export interface MemoryPart {
   what: string;
   bytes: number;
   keys: readonly string[];
+  /** Another way to make it smaller than lowering `keys`, said after them. */
+  hint?: string;
 }
 
 /** A count for a memory message: 12,345, or 1.23e+12 past a trillion. */
@@ -35,9 +38,12 @@ export function trainingStatePart(
  * that make it grow besides its batch size (batchSize or evalBatchSize, added here).
  */
 export function activationsPart(train: { activations: number; backward: number }, evaluation: number,
-  describe: (evaluation: boolean) => string, keys: readonly string[]): MemoryPart {
+  describe: (evaluation: boolean) => string, keys: readonly string[], recompute: Recompute = 'none'): MemoryPart {
   const evalWins = evaluation > train.activations + train.backward;
-  return { what: describe(evalWins), bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', ...keys] };
+  return {
+    what: describe(evalWins), bytes: evalWins ? evaluation : train.activations + train.backward, keys: [evalWins ? 'evalBatchSize' : 'batchSize', ...keys],
+    ...(!evalWins && recompute !== 'block' ? { hint: `--recompute ${recompute === 'none' ? 'mlp or block' : 'block'} keeps fewer activations for the same gradients` } : {}),
+  };
 }
 
 /** The host part of an image-data run: its loaded images (lib/train/data.ts). */
@@ -90,6 +96,7 @@ export function checkRunMemory(estimate: RunMemory, device: Device, flag: (key: 
     if (total <= limit) continue;
     const detail = [...parts].sort((a, b) => b.bytes - a.bytes).filter((p) => p.bytes > 0)
       .map((p) => `${formatBytes(p.bytes)} for ${p.what} (${[...new Set(p.keys.map(flag))].join(', ')})`).join('; ');
-    throw new RangeError(`memory: this run needs an estimated ${formatBytes(total)} of ${where}, more than the ${formatBytes(limit)} there is: ${detail}. Lower the flags named.`);
+    const hints = parts.flatMap((p) => (p.hint ? [` (${p.hint})`] : [])).join('');
+    throw new RangeError(`memory: this run needs an estimated ${formatBytes(total)} of ${where}, more than the ${formatBytes(limit)} there is: ${detail}. Lower the flags named${hints}.`);
   }
 }

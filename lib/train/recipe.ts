@@ -2,7 +2,7 @@
 // checkpoint, so a resumed run and `pit eval` rebuild exactly the same model and data. It has
 // two parts: the shared one below (data, schedule, AdamW, clipping, EMA, seed), which the
 // runner reads, and one per task (its model and loss), which only the task reads.
-import { maxSeed } from '../nn/forward.js';
+import { maxSeed, RECOMPUTE_MODES, type Recompute } from '../nn/forward.js';
 import { LATENT_LABELS_FILE, LATENTS_FILE } from '../data/latents.js';
 import { imageDataSize } from './data.js';
 import { checkPart, failField, fieldKeys, ruleText, type RecipeField, type RecipePart } from './recipe-fields.js';
@@ -47,6 +47,11 @@ export interface SharedRecipe {
   /** Seeds initialisation, data order, augmentation and the step's random stream. */
   seed: number;
   evalBatchSize: number;
+  /**
+   * What the backward recomputes instead of keeping (nn/forward.ts, Recompute): memory against
+   * time, never the result. A resumed run may change it.
+   */
+  recompute: Recompute;
 }
 
 /** A whole recipe: the shared part and a task's part `P`. */
@@ -62,7 +67,7 @@ export type Recipe<P> = SharedRecipe & P;
 const defaults: Readonly<SharedRecipe> = Object.freeze({
   data: 'mnist', dataDir: null, imageSize: 8, translate: 0, cropPadding: 0, flip: false, permuteSwaps: 0, permuteDelta: null, permuteSeed: 0,
   epochs: 36, batchSize: 64, lr: 3e-3, minLr: 1e-6, weightDecay: 0.05, beta1: 0.9, beta2: 0.95, warmupEpochs: 1,
-  clipGrad: 1, ema: 0, seed: 0, evalBatchSize: 500,
+  clipGrad: 1, ema: 0, seed: 0, evalBatchSize: 500, recompute: 'none',
 });
 
 /**
@@ -111,6 +116,11 @@ export const sharedRecipe: RecipePart<SharedRecipe> = {
     { key: 'permuteSeed', flag: '--permute-seed <s>', help: 'seed of the pixel permutation (not --seed: the seeds of a study share one permutation)', rule: { kind: 'integer', min: 0, max: maxSeed } },
     { key: 'seed', flag: '--seed <n>', help: 'seed of initialisation, data order, augmentation and the step\'s random draws', rule: { kind: 'integer', min: 0, max: maxSeed } },
     { key: 'evalBatchSize', flag: '--eval-batch-size <n>', help: 'images per evaluation batch', rule: { kind: 'integer', min: 1 } },
+    {
+      key: 'recompute', flag: '--recompute <mode>',
+      help: 'activation recomputation, memory for time with the same gradients: none; mlp (LayerNorm outputs and the MLP\'s GELU input rerun in the backward: about a third less activation memory); block (only each block\'s input kept, the block rerun in the backward)',
+      rule: { kind: 'choice', values: RECOMPUTE_MODES },
+    },
   ],
   check(r) {
     if (r.data !== 'mnist' && (typeof r.dataDir !== 'string' || !r.dataDir))

@@ -136,10 +136,12 @@ function resumedRun<P>(task: Task<P, TaskModel, unknown>, dir: string, given: Pa
     if (value !== undefined && JSON.stringify(saved) !== JSON.stringify(value))
       throw new RangeError(`resume: '${key}' is ${JSON.stringify(saved)} in the checkpoint, got ${JSON.stringify(value)}; a resumed run keeps its recipe and precision (start a new run to change them)`);
   };
-  for (const [key, value] of Object.entries(given)) kept(key, recipe[key as keyof Recipe<P>], value);
+  // Recomputation changes memory and time, never a result: a resumed run may switch it (to fit).
+  const { recompute, ...rest } = given;
+  for (const [key, value] of Object.entries(rest)) kept(key, recipe[key as keyof Recipe<P>], value);
   const precision = (meta.precision ?? 'f32') as Precision;
   kept('precision', precision, givenPrecision);
-  return { recipe, precision, modelFile };
+  return { recipe: recompute === undefined ? recipe : makeRecipe(task.recipe, { ...recipe, recompute }), precision, modelFile };
 }
 
 /** A recipe key as its `pit` flag ('batchSize' → '--batch-size'), for messages. */

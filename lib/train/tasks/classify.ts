@@ -93,7 +93,7 @@ export function recipeModelConfig(recipe: Readonly<ClassifierRecipe>, shape: Dat
 export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }: { precision: Precision }): RunMemory {
   const data = imageDataSize(recipe);
   const config = recipeModelConfig(recipe, data);
-  const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
+  const train = estimateTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0, recompute: recipe.recompute });
   const evaluation = estimateInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
   // The keys that make each part grow (a learned position table grows with the image).
   const modelKeys = ['model', 'depth', 'dim', ...(recipe.posEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
@@ -103,7 +103,7 @@ export function classifyMemory(recipe: Readonly<ClassifierRecipe>, { precision }
       activationsPart(train, evaluation, (evalWins) => evalWins
         ? `activations of an evaluation batch of ${formatCount(recipe.evalBatchSize)} images × ${formatCount(train.tokens)} tokens, one block of width ${formatCount(config.dim)} at a time`
         : `activations of a training batch of ${formatCount(recipe.batchSize)} images × ${formatCount(train.tokens)} tokens × ${formatCount(config.depth)} blocks of width ${formatCount(config.dim)}`,
-      ['imageSize', 'patch', 'depth', 'dim', 'model']),
+      ['imageSize', 'patch', 'depth', 'dim', 'model'], recipe.recompute),
     ],
     host: [imagesPart(data)],
   };
@@ -122,6 +122,6 @@ export const classifyTask: Task<ClassifyRecipe, VisionTransformer, Classificatio
   },
   optimizerOptions: (model, recipe) => (recipe.layerDecay < 1 ? { lrScale: layerDecayScale(model.config.depth, recipe.layerDecay) } : {}),
   loss: (model, batch, { recipe, random, precision }) =>
-    softmaxCrossEntropy(model.forward(batch.images, { precision, random }), batch.labels, { labelSmoothing: recipe.labelSmoothing }),
+    softmaxCrossEntropy(model.forward(batch.images, { precision, random, recompute: recipe.recompute }), batch.labels, { labelSmoothing: recipe.labelSmoothing }),
   evaluate,
 };

@@ -17,7 +17,7 @@ import { trainingLosses } from '../../diffusion/loss.js';
 import { ditConfig, DiffusionTransformer, type DitConfig } from '../../models/dit.js';
 import { estimateDitInferenceMemory, estimateDitTrainingMemory } from '../../models/dit-memory.js';
 import { parseDitName } from '../../models/names.js';
-import { maxSeed, type Precision } from '../../nn/forward.js';
+import { maxSeed, type Precision, type Recompute } from '../../nn/forward.js';
 import type { Tensor } from '../../tensor.js';
 import { imageDataSize, loadImageData, type DataSplits } from '../data.js';
 import { activationsPart, formatCount, imagesPart, trainingStatePart, type RunMemory } from '../memory.js';
@@ -126,8 +126,8 @@ export function diffusionOf(timesteps: number): GaussianDiffusion {
 }
 
 /** The hybrid loss terms of one batch: [loss, MSE, L_vb]; the loss is differentiable in the model. */
-function batchLosses(model: DiffusionTransformer, images: Tensor, labels: Tensor, random: { seed: number; offset: number }, precision: Precision | undefined) {
-  return trainingLosses(diffusionOf(model.config.timesteps), (x, t, y) => model.forward(x, t, y, { random, precision }), images, labels, { random });
+function batchLosses(model: DiffusionTransformer, images: Tensor, labels: Tensor, random: { seed: number; offset: number }, options: { precision?: Precision; recompute?: Recompute }) {
+  return trainingLosses(diffusionOf(model.config.timesteps), (x, t, y) => model.forward(x, t, y, { random, ...options }), images, labels, { random });
 }
 
 /**
@@ -137,14 +137,14 @@ function batchLosses(model: DiffusionTransformer, images: Tensor, labels: Tensor
 export function diffuseMemory(recipe: Readonly<DitRecipe>, { precision }: { precision: Precision }): RunMemory {
   const data = imageDataSize(recipe);
   const config = recipeDitConfig(recipe, data);
-  const train = estimateDitTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
+  const train = estimateDitTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0, recompute: recipe.recompute });
   const evaluation = estimateDitInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
   const sizeKeys = recipe.data === 'latents' ? ['dataDir'] : ['imageSize'];
   return {
     device: [
       trainingStatePart(train, recipe.ema > 0, ['model', ...(recipe.posEmbed === 'learned' ? sizeKeys : []), ...(recipe.ema > 0 ? ['ema'] : [])]),
       activationsPart(train, evaluation, (evalWins) => `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ` +
-        `${formatCount(evalWins ? recipe.evalBatchSize : recipe.batchSize)} images of ${formatCount(train.tokens)} tokens`, [...sizeKeys, 'model']),
+        `${formatCount(evalWins ? recipe.evalBatchSize : recipe.batchSize)} images of ${formatCount(train.tokens)} tokens`, [...sizeKeys, 'model'], recipe.recompute),
     ],
     host: [{ ...imagesPart(data), keys: sizeKeys }],
   };
@@ -170,7 +170,7 @@ export const EVAL_DIFFUSION_SEED = maxSeed;
 /** The mean hybrid loss of `model` on every image of `data` at the fixed evaluation draws, labels kept (no dropout). */
 export function evaluateDiffusion(model: DiffusionTransformer, data: Dataset, context: EvalContext): DiffusionMetrics {
   const [loss, mse, vb] = heldOutMeans(model, data, context, EVAL_DIFFUSION_SEED, (images, labels, random) => {
-    const r = batchLosses(model, images, labels, random, context.precision);
+    const r = batchLosses(model, images, labels, random, { precision: context.precision });
     const terms = r.terms?.toArray() ?? [Number.NaN, 0];
     return [r.loss.toArray()[0]!, terms[0]!, terms[1]!];
   }, 'evaluateDiffusion');
@@ -184,6 +184,6 @@ export const ditTask: Task<DiffuseRecipe, DiffusionTransformer, DiffusionMetrics
   data: diffusionData,
   estimate: diffuseMemory,
   model: (recipe, shape, device) => new DiffusionTransformer(recipeDitConfig(recipe, shape), { device }),
-  loss: (model, batch, { random, precision }) => batchLosses(model, batch.images, batch.labels, random, precision).loss,
+  loss: (model, batch, { recipe, random, precision }) => batchLosses(model, batch.images, batch.labels, random, { precision, recompute: recipe.recompute }).loss,
   evaluate: evaluateDiffusion,
 };

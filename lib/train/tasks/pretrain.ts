@@ -116,7 +116,7 @@ export function recipeMaeConfig(recipe: Readonly<MaeRecipe>, shape: Pick<DataSha
 export function pretrainMemory(recipe: Readonly<MaeRecipe>, { precision }: { precision: Precision }): RunMemory {
   const data = imageDataSize(recipe);
   const config = recipeMaeConfig(recipe, data);
-  const train = estimateMaeTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0 });
+  const train = estimateMaeTrainingMemory(config, { batch: recipe.batchSize, precision, ema: recipe.ema > 0, recompute: recipe.recompute });
   const evaluation = estimateMaeInferenceMemory(config, { batch: recipe.evalBatchSize, precision });
   const tokens = maeTokens(config);
   const modelKeys = ['model', 'decoderDepth', 'decoderDim', ...(recipe.posEmbed === 'learned' || recipe.decoderPosEmbed === 'learned' ? ['imageSize'] : []), ...(recipe.ema > 0 ? ['ema'] : [])];
@@ -125,7 +125,7 @@ export function pretrainMemory(recipe: Readonly<MaeRecipe>, { precision }: { pre
       trainingStatePart(train, recipe.ema > 0, modelKeys),
       activationsPart(train, evaluation, (evalWins) => `activations of ${evalWins ? 'an evaluation' : 'a training'} batch of ` +
         `${formatCount(evalWins ? recipe.evalBatchSize : recipe.batchSize)} images: encoder on ${formatCount(tokens.encoder)} tokens, decoder on ${formatCount(tokens.decoder)}`,
-      ['imageSize', 'maskRatio', 'model', 'decoderDepth', 'decoderDim']),
+      ['imageSize', 'maskRatio', 'model', 'decoderDepth', 'decoderDim'], recipe.recompute),
     ],
     host: [imagesPart(data)],
   };
@@ -165,6 +165,6 @@ export const pretrainTask: Task<PretrainRecipe, MaskedAutoencoder, Reconstructio
   // SPEC §3: weight decay skips 1-D parameters (biases, LayerNorms) only; cls_token, mask_token
   // and the learned position tables are decayed, as in MAE's add_weight_decay.
   optimizerOptions: () => ({ noDecayNames: maeNoDecayNames }),
-  loss: (model, batch, { random, precision }) => model.forward(batch.images, { random, precision }).loss,
+  loss: (model, batch, { recipe, random, precision }) => model.forward(batch.images, { random, precision, recompute: recipe.recompute }).loss,
   evaluate: evaluateReconstruction,
 };
