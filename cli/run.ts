@@ -5,8 +5,10 @@
 // bar or epoch lines; the final lines. A command brings only its task and how the task's run reads (TaskView).
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { fieldKeys, makeRecipe, runTraining, taskSharedFields, type Precision, type Recipe, type RecipeField, type Task, type TaskModel } from '../lib/index.js';
-import { deviceOption, precisionOption, skipChecksumOption } from './args.js';
+import {
+  fieldKeys, fitRun, formatBytes, makeRecipe, runTraining, selectBackend, taskSharedFields, type Device, type MemoryPart, type Precision, type Recipe, type RecipeField, type Task, type TaskModel,
+} from '../lib/index.js';
+import { bytes, deviceOption, precisionOption, skipChecksumOption } from './args.js';
 import { formatDuration, progressReporter, type TaskView } from './progress.js';
 import { recipeFlags } from './recipe-flags.js';
 
@@ -26,6 +28,7 @@ interface RunFlags {
   resume?: boolean | string;
   skipChecksum: boolean;
   json: boolean;
+  estimate?: true | number;
 }
 
 /** The exit status of a process ended by `signal`: 128 + its number. */
@@ -58,6 +61,31 @@ export function stopSignals(who: string): { signal: AbortSignal; exitStatus(): n
   };
 }
 
+/** --estimate's value: a size such as 80GB, or true for the device's own memory. */
+const bytesOrTrue = (v: string | undefined): true | number => (v === undefined ? true : bytes(v));
+
+/** `--estimate`: the run's estimated peak by part against a size, and the largest image side that fits. */
+function printEstimate<P>(task: Task<P, TaskModel, unknown>, recipe: Readonly<Recipe<P>>, f: RunFlags): void {
+  const available = selectBackend({ device: 'auto' }).backend;
+  const device: Device = f.device === 'auto' ? available : f.device;
+  const limit = f.estimate === true ? undefined : f.estimate;
+  if (limit === undefined && device === 'cuda' && available !== 'cuda') throw new InvalidArgumentError('--estimate with --device cuda on a machine without a GPU needs a size, e.g. --estimate 80GB');
+  const fit = fitRun(task, recipe, { device, precision: f.precision, limit });
+  const line = (p: MemoryPart) => `  ${formatBytes(p.bytes).padStart(10)}  ${p.what}`;
+  if (f.json) {
+    console.log(JSON.stringify({ device, precision: f.precision, recompute: recipe.recompute, batchSize: recipe.batchSize, imageSize: recipe.imageSize, ...fit }));
+    return;
+  }
+  console.log(`estimated peak of this run on ${device} (${f.precision}, batch ${recipe.batchSize}, --recompute ${recipe.recompute}): ` +
+    `${formatBytes(fit.bytes)} of ${formatBytes(fit.limit)}: ${fit.fits ? 'fits' : 'does not fit'}`);
+  console.log(device === 'cpu' ? 'RAM:' : `${device} memory:`);
+  for (const p of device === 'cpu' ? [...fit.memory.device, ...fit.memory.host] : fit.memory.device) console.log(line(p));
+  if (device !== 'cpu') for (const p of fit.memory.host) console.log(`host (RAM):\n${line(p)}`);
+  console.log(fit.largestImageSize === null
+    ? 'largest --image-size that fits: none (the data keeps its own size, or not even the smallest side fits)'
+    : `largest --image-size that fits in ${formatBytes(fit.limit)}: ${fit.largestImageSize} (${formatBytes(fit.limit)} counted as ${device === 'cpu' ? 'RAM for the model, activations and images' : 'GPU memory for the model and activations'})`);
+}
+
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
@@ -78,8 +106,14 @@ export function registerTrainingCommand<P, M extends TaskModel, Metrics>(program
     .option('--resume [dir]', 'continue the run in --out (or in dir) from its latest checkpoint, with its saved recipe')
     .addOption(skipChecksumOption('resumed'))
     .option('--json', 'print JSON lines (start, epoch, checkpoint) instead of text', false)
+    .option('--estimate [size]', 'print the run\'s estimated peak memory by part and the largest --image-size that fits in size (e.g. 80GB; default: what the device has) at the same batch, precision and --recompute, then exit without training; --device cuda estimates for a GPU on any machine', bytesOrTrue)
     .action(async (f: RunFlags, cmd: Command) => {
       const given = flags.typed(cmd);
+      if (f.estimate !== undefined) {
+        if (f.resume !== undefined) throw new InvalidArgumentError('--estimate is for a new run\'s recipe, not --resume');
+        printEstimate(task, makeRecipe(task.recipe, given), f);
+        return;
+      }
       const resume = f.resume;
       const out = f.out ?? (typeof resume === 'string' ? resume : undefined) ?? join('runs', `${f.data ?? defaults.data}-${timestamp()}`);
       if (resume === true && !f.out) throw new InvalidArgumentError('--resume without a folder needs --out <run folder>');

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  backward, checkpoint, classifyTask, dit, mae, memory, noGrad, readCheckpointWeights, resolveCheckpoint, runTraining, tensor, tidy, vit, vitBlockBytes,
+  backward, checkpoint, classifyTask, countedBytes, dit, fitRun, mae, makeRecipe, memory, noGrad, readCheckpointWeights, resolveCheckpoint, runTraining, tensor, tidy, vit, vitBlockBytes,
   type Module, type Precision, type Recompute, type Tensor,
 } from '../lib/index.js';
 import { mul, softmaxCrossEntropy, sum } from '../lib/ops/index.js';
@@ -188,6 +188,40 @@ test('pit train --recompute: the flag sets the recipe, a wrong mode is refused n
     const bad = runPit('train', '--device', 'cpu', '--recompute', 'blocks', '--out', join(out, 'x'));
     t.not(bad.status, 0);
     t.regex(bad.stderr, /--recompute.*'blocks' is invalid.*none, mlp, block/s);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+// ---- what fits: the estimate knows each mode ---------------------------------------------------
+
+test('fitRun: the largest side within a limit grows with recomputation (PiT-T, 1 GiB), and is the edge of the estimate', (t) => {
+  const limit = 2 ** 30;
+  const sides = modes.map((recompute) => {
+    const recipe = makeRecipe(classifyTask.recipe, { model: 'pit-t', batchSize: 1, evalBatchSize: 1, recompute });
+    const fit = fitRun(classifyTask, recipe, { device: 'cuda', precision: 'f32', limit });
+    const side = fit.largestImageSize!;
+    const at = (s: number) => countedBytes(classifyTask.estimate(makeRecipe(classifyTask.recipe, { ...recipe, imageSize: s }), { precision: 'f32' }), 'cuda');
+    t.true(at(side) <= limit && at(side + 1) > limit, `${recompute}: ${side} is the last side within the limit`);
+    return side;
+  });
+  t.log(`largest sides within 1 GiB: ${modes.map((m, i) => `${m} ${sides[i]}`).join(', ')}`);
+  t.true(sides[0]! < sides[1]! && sides[1]! < sides[2]!);
+  t.true(sides[2]! ** 2 >= 2 * sides[0]! ** 2, 'block at least doubles the tokens that fit');
+});
+
+test('pit train --estimate prints the fit without training, and a refused run names --recompute', async (t) => {
+  const r = runPit('train', '--model', 'pit-t', '--batch-size', '1', '--eval-batch-size', '1', '--recompute', 'block', '--device', 'cuda', '--estimate', '1GiB', '--json');
+  t.is(r.status, 0, r.stderr);
+  const printed = JSON.parse(r.stdout);
+  const recipe = makeRecipe(classifyTask.recipe, { model: 'pit-t', batchSize: 1, evalBatchSize: 1, recompute: 'block' });
+  t.is(printed.largestImageSize, fitRun(classifyTask, recipe, { device: 'cuda', precision: 'f32', limit: 2 ** 30 }).largestImageSize);
+  t.is(printed.recompute, 'block');
+  t.regex(runPit('train', '--device', 'cuda', '--estimate').stderr, /needs a size, e\.g\. --estimate 80GB/);
+  const out = scratch();
+  try {
+    await t.throwsAsync(runTraining(classifyTask, { recipe: { imageSize: 100_000, epochs: 1, evalBatchSize: 1 }, out, device: 'cpu' }),
+      { message: /Lower the flags named \(--recompute mlp or block keeps fewer activations for the same gradients\)/ });
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

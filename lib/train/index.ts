@@ -16,6 +16,7 @@ export { checkPart, failField, fieldKeys, obeys, ruleText, textProblem, type Fie
 export { checkRecipe, dataDefaults, imageDataSets, makeRecipe, savedRecipe, sharedRecipe, taskSharedFields, type DataName, type Recipe, type SharedRecipe, type TaskRecipePart } from './recipe.js';
 export { imageDataBytes, imageDataSize, loadImageData, recipePermutation, type DataSplits, type ImageDataSize } from './data.js';
 export { checkRunMemory, formatBytes, memoryLimit, type MemoryPart, type RunMemory } from './memory.js';
+export { countedBytes, fitRun, type RunFit } from './fit.js';
 export type { DataShape, EvalContext, StepContext, Task, TaskModel, TrainBatch } from './task.js';
 export { taskOptimizer, trainStep, type StepOptions } from './step.js';
 export { readMetrics } from './metrics-log.js';
