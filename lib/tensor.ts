@@ -158,6 +158,17 @@ export class Tensor {
     this.dispose();
   }
 
+  /**
+   * Frees this handle's storage but keeps its place in the graph: for an activation no backward
+   * reads (mixed precision's GEMMs and attention keep bf16 copies of their inputs and read those),
+   * so that its bytes go when its last reader has run rather than at the step's end. The bytes go
+   * once every view sharing them is released or disposed. Reading it afterwards fails as reading
+   * a disposed tensor does.
+   */
+  release(): void {
+    this.#handle.dispose();
+  }
+
   /** Copies the values to JS: Float32Array for f32 and bf16, Int32Array for i32. */
   toArray(): Float32Array | Int32Array {
     return this.#handle.toArray();

@@ -36,13 +36,16 @@ test('estimateTrainingMemory is within [0.85, 1.25]× the measured peak of a CPU
   t.log(rows.join('\n'));
 });
 
-test('the estimate grows as the terms say: an EMA adds the parameters, mixed precision the bf16 copies', (t) => {
+test('the estimate moves as the terms say: an EMA adds the parameters, mixed precision the bf16 copies less the f32 tensors it releases', (t) => {
   const config = modelConfig('pit-d2w32h2', { imageSize: 8, channels: 1, classes: 10 });
   const base = estimateTrainingMemory(config, { batch: 4 });
   t.is(base.parameters, base.parameterCount * 4);
   t.is(estimateTrainingMemory(config, { batch: 4, ema: true }).total - base.total, base.parameters);
-  // batch 4 × 65 tokens × 2 blocks × (4d attention + (3 + r)·d GEMM inputs, r = 4) bf16 values of 2 bytes.
-  t.is(estimateTrainingMemory(config, { batch: 4, precision: 'mixed' }).activations - base.activations, 4 * 65 * 2 * (4 + 7) * 32 * 2);
+  // batch 4 × 65 tokens × 2 blocks × (4d attention + (3 + r)·d GEMM inputs, r = 4) bf16 values of 2 bytes, less
+  // the released f32 norm outputs, qkv, attention and GELU outputs ((6 + r)·d: heads of 16 run the bf16
+  // kernel), plus each block's bf16 weights, (4 + 2r)·d² values of 2 bytes.
+  t.is(estimateTrainingMemory(config, { batch: 4, precision: 'mixed' }).activations - base.activations,
+    4 * 65 * 2 * ((4 + 7) * 32 * 2 - (6 + 4) * 32 * 4) + 2 * (4 + 8) * 32 * 32 * 2);
   t.throws(() => estimateTrainingMemory(config, { batch: 0 }), { instanceOf: RangeError, message: /'batch' must be a positive integer, got 0/ });
 });
 

@@ -127,10 +127,14 @@ for (const precision of ['f32', 'mixed'] as Precision[]) {
     t.log(Object.entries(held).map(([m, b]) => `${m} ${(b / 2 ** 20).toFixed(2)} MiB`).join(', '));
     // Per token and block (d = 192, r = 4, H = 12): none keeps (10 + 2r)·d + 4 + H f32 values and,
     // mixed, (7 + r)·d bf16 ones; mlp drops norm1's and norm2's outputs and statistics and fc1's
-    // output, (2 + r)·d + 4 f32 values, and, mixed, the bf16 copies qkv and fc1 read, 2d; block keeps its input, d.
+    // output, (2 + r)·d + 4 f32 values (mixed: r·d + 4, the outputs being released anyway), and,
+    // mixed, the bf16 copies qkv and fc1 read, 2d; block keeps its input, d.
     const tokensTimesBlocks = 2 * 257 * 8, d = 192, r = 4;
-    const full = ((10 + 2 * r) * d + 4 + 12) * 4 + (precision === 'mixed' ? (7 + r) * d * 2 : 0);
-    const dropped = ((2 + r) * d + 4) * 4 + (precision === 'mixed' ? 2 * d * 2 : 0);
+    // Mixed releases the f32 tensors only bf16 copies are read from: both LayerNorm outputs, qkv,
+    // the attention output and the GELU output, (6 + r)·d.
+    const mixed = precision === 'mixed';
+    const full = ((10 + 2 * r) * d + 4 + 12 - (mixed ? (6 + r) * d : 0)) * 4 + (mixed ? (7 + r) * d * 2 : 0);
+    const dropped = ((mixed ? r : 2 + r) * d + 4) * 4 + (mixed ? 2 * d * 2 : 0);
     // Mixed precision also keeps each block's bf16 weight copies: qkv 3d², proj d², fc1 and fc2 r·d²; mlp drops qkv's and fc1's.
     const weights = precision === 'mixed' ? (3 + 1 + 2 * r) * d * d * 2 : 0, weightsDropped = precision === 'mixed' ? (3 + r) * d * d * 2 : 0;
     t.is(held.none! - held.mlp!, tokensTimesBlocks * dropped + 8 * weightsDropped);

@@ -13,6 +13,9 @@
 // Mixed precision also keeps bf16 copies of qkv and of the attention output (4d) and of the four
 // GEMMs' inputs (qkv's d, proj's d, fc1's d, fc2's r·d): (7 + r)·d·2 bytes, and per block (not per
 // token) the bf16 copies of the four weights, (4 + 2r)·d² values of 2 bytes (weightCopyBytes).
+// It releases the f32 tensors only those copies are read from (nn/forward.ts, releaseUnderMixed):
+// norm1's and norm2's outputs, the attention output and the GELU output, (3 + r)·d, and qkv, 3d,
+// where the bf16 attention kernel runs (the head dim is one of BF16_HEAD_DIMS).
 // With recomputation (nn/forward.ts, Recompute) a block keeps less and rebuilds it in the backward,
 // one block (or segment) at a time (blockBytes):
 //   mlp    drops norm1's and norm2's outputs with their statistics and fc1's output, (2 + r)·d + 4
@@ -20,7 +23,7 @@
 //          the backward rebuilds one segment at a time, the larger norm2 → fc1 → GELU: its
 //          dropped (1 + r)·d + 2 and a second GELU output r·d (and fc1's bf16 input d)
 //   block  keeps only its input, d f32 values; the backward rebuilds one whole block and its output
-import type { Recompute } from '../nn/forward.js';
+import { BF16_HEAD_DIMS, type Recompute } from '../nn/forward.js';
 import { parameterCount, tokenGrid, type VitConfig } from './vit.js';
 
 const F32 = 4, BF16 = 2;
@@ -73,7 +76,9 @@ export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'm
   const { dim: d, heads: H } = config;
   const r = Math.round(d * config.mlpRatio) / d;
   const f32 = (10 + 2 * r) * d + 4 + H;
-  return f32 * F32 + (precision === 'mixed' ? (7 + r) * d * BF16 : 0);
+  if (precision !== 'mixed') return f32 * F32;
+  const released = (3 + r + (BF16_HEAD_DIMS.includes(d / H) ? 3 : 0)) * d;
+  return (f32 - released) * F32 + (7 + r) * d * BF16;
 }
 
 /**
@@ -94,8 +99,9 @@ export function blockBytes(recompute: Recompute, full: number, mlp: { dropped: n
 export function mlpSegmentBytes(config: Pick<VitConfig, 'dim' | 'mlpRatio'>, precision: 'f32' | 'mixed' = 'f32', modulated = false): { dropped: number; rebuilt: number } {
   const d = config.dim, r = Math.round(d * config.mlpRatio) / d, m = modulated ? 1 : 0;
   const mixed = precision === 'mixed' ? 1 : 0;
+  // Under mixed the two GEMM inputs (LayerNorm or modulated outputs) are released anyway: not dropped here.
   return {
-    dropped: ((2 + r + 2 * m) * d + 4) * F32 + mixed * 2 * d * BF16,
+    dropped: ((2 + r + 2 * m - 2 * mixed) * d + 4) * F32 + mixed * 2 * d * BF16,
     rebuilt: ((1 + 2 * r + m) * d + 2) * F32 + mixed * d * BF16,
   };
 }

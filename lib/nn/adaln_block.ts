@@ -10,7 +10,7 @@
 import { gatedResidual, layerNorm, modulate, silu, sliceTokens } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
 import { Attention } from './attention.js';
-import { maybeRecompute } from './block.js';
+import { maybeRecompute, normThen } from './block.js';
 import { runBlocks } from './block_stack.js';
 import { checkRecompute, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
@@ -68,12 +68,16 @@ export class AdaLNBlock extends Module {
   forward(x: Tensor, c: Tensor, options: ForwardOptions = {}): Tensor {
     const [shift1, scale1, gate1, shift2, scale2, gate2] = this.adaLNModulation.forward(c) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     const mlp = options.recompute === 'mlp';
+    // Under 'mixed' the modulated inputs of qkv and fc1, qkv and the GELU output are released once
+    // read (their readers keep bf16 copies); the LayerNorm outputs stay: modulate's backward reads them.
     const qkv = maybeRecompute(mlp, 'norm1·modulate·qkv', [this.attn.qkv], [x, shift1, scale1],
-      (x, shift, scale) => this.attn.qkv.forward(modulate(plainLayerNorm(x), shift, scale), options));
-    x = gatedResidual(x, this.attn.fromQkv(qkv, options), gate1);
+      (x, shift, scale) => normThen(modulate(plainLayerNorm(x), shift, scale), (h) => this.attn.qkv.forward(h, options), options));
+    const attended = this.attn.fromQkv(qkv, options);
+    if (this.attn.bf16Kernel(options)) qkv.release();
+    x = gatedResidual(x, attended, gate1);
     const hidden = maybeRecompute(mlp, 'norm2·modulate·fc1·gelu', [this.mlp.fc1], [x, shift2, scale2],
-      (x, shift, scale) => this.mlp.hidden(modulate(plainLayerNorm(x), shift, scale), options));
-    return gatedResidual(x, this.mlp.fc2.forward(hidden, options), gate2);
+      (x, shift, scale) => normThen(modulate(plainLayerNorm(x), shift, scale), (h) => this.mlp.hidden(h, options), options));
+    return gatedResidual(x, this.mlp.fromHidden(hidden, options), gate2);
   }
 }
 

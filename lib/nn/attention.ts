@@ -2,7 +2,7 @@
 // (scale D^-0.5) → (B, L, d) → proj Linear(d, d). The kernels' precision comes with the call.
 import { attention } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
-import { attentionPrecision, type ForwardOptions } from './forward.js';
+import { attentionPrecision, releaseUnderMixed, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
@@ -22,14 +22,30 @@ export class Attention extends Module {
 
   /** x (B, L, d) → (B, L, d); 'mixed' precision runs the GEMMs and the attention kernels in bf16 (gemmCompute, attentionPrecision). */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    return this.fromQkv(this.qkv.forward(x, options), options);
+    const qkv = this.qkv.forward(x, options);
+    const y = this.fromQkv(qkv, options);
+    if (this.bf16Kernel(options)) qkv.release();
+    return y;
   }
 
-  /** The rest of forward after the qkv Linear: qkv (B, L, 3d) → attention → proj → (B, L, d). */
+  /** Whether attention runs the bf16 kernel, which keeps its own bf16 copy of qkv (so the f32 qkv may be released once it has run). */
+  bf16Kernel(options: ForwardOptions = {}): boolean {
+    return attentionPrecision(options.precision, this.dim / this.heads) === 'bf16';
+  }
+
+  /**
+   * The rest of forward after the qkv Linear: qkv (B, L, 3d) → attention → proj → (B, L, d).
+   * Under 'mixed' the f32 tensors it makes are released once read (releaseUnderMixed); qkv is the caller's.
+   */
   fromQkv(qkv: Tensor, options: ForwardOptions = {}): Tensor {
     const [B, L] = qkv.shape as [number, number, number];
     const headDim = this.dim / this.heads;
     const heads = qkv.reshape([B, L, 3, this.heads, headDim]);
-    return this.proj.forward(attention(heads, { precision: attentionPrecision(options.precision, headDim) }).reshape([B, L, this.dim]), options);
+    const out = attention(heads, { precision: attentionPrecision(options.precision, headDim) });
+    if (this.bf16Kernel(options)) heads.release();
+    const merged = out.reshape([B, L, this.dim]);
+    const y = this.proj.forward(merged, options);
+    releaseUnderMixed(options.precision, out, merged);
+    return y;
   }
 }

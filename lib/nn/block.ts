@@ -3,7 +3,7 @@
 import { add, gatedResidual } from '../ops/index.js';
 import { checkpoint, noGrad, rand, tensor, tidy, type Tensor } from '../tensor.js';
 import { Attention } from './attention.js';
-import type { ForwardOptions, RandomStream } from './forward.js';
+import { releaseUnderMixed, type ForwardOptions, type RandomStream } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { LayerNorm } from './layernorm.js';
 import { Mlp } from './mlp.js';
@@ -36,6 +36,13 @@ const trainable = (modules: readonly Module[]) => modules.some((m) => m.paramete
  */
 export function maybeRecompute(recompute: boolean, op: string, modules: readonly Module[], inputs: readonly Tensor[], fn: (...inputs: Tensor[]) => Tensor): Tensor {
   return recompute ? checkpoint(op, inputs, trainable(modules), fn) : fn(...inputs);
+}
+
+/** gemm(normed), then normed released under 'mixed' (the GEMM keeps its bf16 copy; no backward reads a LayerNorm's output). */
+export function normThen(normed: Tensor, gemm: (normed: Tensor) => Tensor, options: ForwardOptions): Tensor {
+  const y = gemm(normed);
+  releaseUnderMixed(options.precision, normed);
+  return y;
 }
 
 export interface BlockOptions {
@@ -71,9 +78,12 @@ export class Block extends Module {
     const { random } = options;
     const second = random && { seed: random.seed, offset: random.offset + 1 };
     const mlp = options.recompute === 'mlp';
-    const qkv = maybeRecompute(mlp, 'norm1·qkv', [this.norm1, this.attn.qkv], [x], (x) => this.attn.qkv.forward(this.norm1.forward(x), options));
-    x = dropPathResidual(x, this.attn.fromQkv(qkv, options), this.dropPath, this.training, random);
-    const hidden = maybeRecompute(mlp, 'norm2·fc1·gelu', [this.norm2, this.mlp.fc1], [x], (x) => this.mlp.hidden(this.norm2.forward(x), options));
-    return dropPathResidual(x, this.mlp.fc2.forward(hidden, options), this.dropPath, this.training, second);
+    // Under 'mixed' each f32 activation whose readers keep bf16 copies is released once read.
+    const qkv = maybeRecompute(mlp, 'norm1·qkv', [this.norm1, this.attn.qkv], [x], (x) => normThen(this.norm1.forward(x), (h) => this.attn.qkv.forward(h, options), options));
+    const attended = this.attn.fromQkv(qkv, options);
+    if (this.attn.bf16Kernel(options)) qkv.release();
+    x = dropPathResidual(x, attended, this.dropPath, this.training, random);
+    const hidden = maybeRecompute(mlp, 'norm2·fc1·gelu', [this.norm2, this.mlp.fc1], [x], (x) => normThen(this.norm2.forward(x), (h) => this.mlp.hidden(h, options), options));
+    return dropPathResidual(x, this.mlp.fromHidden(hidden, options), this.dropPath, this.training, second);
   }
 }

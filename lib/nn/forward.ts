@@ -3,6 +3,7 @@
 // diffusion noise later). Nothing here is process-wide: two models in one process can run at
 // different precisions.
 import type { AttentionPrecision, GemmCompute } from '../ops/index.js';
+import type { Tensor } from '../tensor.js';
 
 /**
  * 'f32' throughout, or 'mixed' (torch.autocast's bf16, on either device: the GPU's tensor cores,
@@ -88,6 +89,17 @@ export const BF16_HEAD_DIMS: readonly number[] = [16, 32, 64, 128];
  */
 export function attentionPrecision(precision: Precision | undefined, headDim: number): AttentionPrecision {
   return precision === 'mixed' && BF16_HEAD_DIMS.includes(headDim) ? 'bf16' : 'f32';
+}
+
+/**
+ * Under 'mixed', releases (Tensor.release) f32 activations whose readers are all done and kept
+ * bf16 copies for their backward: the blocks' LayerNorm (or modulated) outputs after their GEMM,
+ * the GELU output after fc2, qkv after bf16 attention, attention's output after proj. The
+ * gradients are unchanged (no backward reads them); the step holds ~(6 + r)·d f32 values a token
+ * and block fewer. Only for tensors the caller made and no one else reads.
+ */
+export function releaseUnderMixed(precision: Precision | undefined, ...tensors: Tensor[]): void {
+  if (precision === 'mixed') for (const t of tensors) t.release();
 }
 
 /** The blocks' GEMMs' operand type under a run's precision: bf16 under 'mixed'. */

@@ -3,7 +3,7 @@
 import type { GeluApproximate } from '../native.js';
 import { gelu } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
-import type { ForwardOptions } from './forward.js';
+import { releaseUnderMixed, type ForwardOptions } from './forward.js';
 import { initDevice, initRng, type Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
@@ -29,7 +29,14 @@ export class Mlp extends Module {
 
   /** The precision reaches both Linears (their GEMMs in bf16 under 'mixed'); GELU stays f32. */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    return this.fc2.forward(this.hidden(x, options), options);
+    return this.fromHidden(this.hidden(x, options), options);
+  }
+
+  /** fc2 on the hidden activations, which are released under 'mixed' (fc2 keeps its bf16 copy). */
+  fromHidden(hidden: Tensor, options: ForwardOptions = {}): Tensor {
+    const y = this.fc2.forward(hidden, options);
+    releaseUnderMixed(options.precision, hidden);
+    return y;
   }
 
   /** The first half of forward: GELU(fc1 x), (..., hidden). */
