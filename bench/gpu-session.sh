@@ -9,6 +9,7 @@
 #   OUT=/some/dir bash bench/gpu-session.sh            # tests, kernels, train: at most ~9.8 minutes
 #   PHASES="tests sanitize" OUT=... bash bench/gpu-session.sh          # + compute-sanitizer (4.5 min)
 #   PHASES="tests kernels train compile" OUT=... bash bench/gpu-session.sh   # + torch.compile (1.5 min)
+#   PHASES="scaling" OUT=... bash bench/gpu-session.sh   # --find-max with --recompute block (≤ 5 min): scaling.json
 #
 # Files under $OUT: env.txt, session.log, gpu-tests.log, pit-kernels.jsonl, torch-kernels.jsonl,
 # pit-train.jsonl, torch-train.jsonl, compare.txt (sanitize.log with that phase). Each phase has
@@ -119,6 +120,16 @@ if has train; then
   phase "training step: PyTorch (bf16 autocast, eager)"
   rm -f "$OUT/torch-train.jsonl"
   timeout 50 python3 bench/pytorch/vit_train.py --device cuda --models pit-t,vit-t/2 --sides 32,64 --steps-budget 1 --out "$OUT/torch-train.jsonl" || echo "torch train exit $?"
+fi
+
+if has scaling; then
+  # The largest side PiT-S trains at on this GPU, without and with block recomputation (issue
+  # 17's row that the CPU could only extrapolate: lib/train/fit.ts, `pit train --estimate`).
+  # Each probe is one step; past ~300×300 a step takes minutes, hence the ceiling and limit.
+  phase "scaling: pit-s find-max, --recompute none,block, mixed precision, batch 1"
+  timeout -k 5 290 "${PIT[@]}" study scaling --device cuda --models pit-s --sides 32,64,128 --batch 1 --precision mixed \
+    --recompute none,block --find-max --ceiling 512 --budget 300 --out /tmp/scaling || echo "scaling exit $?"
+  cp /tmp/scaling/scaling.json "$OUT/scaling.json" 2>/dev/null
 fi
 
 if has compile; then
