@@ -12,7 +12,9 @@
 // in the same run by native cpuPeak (op "cpu_peak": register-only chains on every thread, no
 // memory: f32 16 independent vfmadd231ps zmm chains, 2 FLOP per lane each; bf16 16 vdpbf16ps
 // chains, 4 FLOP per f32 lane each: two bf16 multiply-adds). A bf16 GEMM that runs widened to
-// f32 (buildInfo().cpuBf16Gemm 'f32-widened') is set against the f32 peak.
+// f32 (buildInfo().cpuBf16Gemm 'f32-widened') is set against the f32 peak. On AMX tiles
+// (cpuBf16Gemm 'amx') the bf16 GEMM is still set against the vdpbf16ps peak, which the tiles
+// can exceed: there the fraction reads as a ratio to AVX512-BF16, not a share of a peak.
 //
 // Memory-bound ops report GB/s (1e9 bytes/s) of the bytes they must move, s = element size,
 // and the fraction of the device-to-device copy bandwidth measured in the same run:

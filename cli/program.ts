@@ -1,7 +1,7 @@
 // The `pit` program: every subcommand registered on one commander Command, built by a
 // function so tests can parse arguments in-process (the fuzz of the flags) without a process each.
 import { Command } from 'commander';
-import { selectBackend, type MatmulInfo } from '../lib/native.js';
+import { selectBackend, type BuildInfo, type MatmulInfo } from '../lib/native.js';
 import { formatBytes } from '../lib/train/memory.js';
 import { deviceOption } from './args.js';
 import { registerBench, registerStudy } from './bench.js';
@@ -12,6 +12,14 @@ import { registerPretrain } from './pretrain.js';
 import { registerEval, registerTrain } from './train.js';
 
 /** One line on the GPU GEMM engines: the cuBLASLt library and where it came from, or why none. */
+/** What each CPU bf16 GEMM path is, for `pit info`. */
+const bf16GemmPaths: Record<BuildInfo['cpuBf16Gemm'], string> = {
+  amx: 'AMX-BF16 tiles, tdpbf16ps',
+  'amx-emulated': 'the AMX kernel on a scalar tile emulator: PIT_CPU_ISA=amx-emulated, for tests, slow',
+  avx512bf16: 'AVX512-BF16, vdpbf16ps',
+  'f32-widened': 'the f32 GEMM on widened copies',
+};
+
 function matmulSummary(m: MatmulInfo): string {
   const mode = m.mode === 'auto' ? '' : ` (PIT_MATMUL=${m.mode})`;
   const lt = m.cublasLt;
@@ -50,7 +58,7 @@ export function pitProgram(): Command {
       for (const r of selection.reasons) console.log(`  because      ${r}`);
       console.log(`CPU            ${build.threads} threads, ${build.cpuIsa} kernels, compiler ${build.compiler}${build.debug ? ', DEBUG build' : ''}`);
       if (build.cpuIsaNote) console.log(`  note         ${build.cpuIsaNote}`);
-      console.log(`  bf16 GEMM    ${build.cpuBf16Gemm}`);
+      console.log(`  bf16 GEMM    ${build.cpuBf16Gemm} (${bf16GemmPaths[build.cpuBf16Gemm]})`);
       console.log(`  bf16 attn    ${build.cpuBf16Attention} (${build.cpuBf16Attention === 'avx512bf16' ? 'AVX512-BF16 kernels' : 'the f32 kernels on widened copies, outputs rounded to bf16'})`);
       if (build.cuda) {
         const c = build.cuda;

@@ -61,10 +61,13 @@ export interface BuildInfo {
   backend: 'cpu' | 'cuda';
   /** The widest CPU instruction level the kernels use (PIT_CPU_ISA caps it); amx and avx512bf16 only for bf16 kernels. */
   cpuIsa: 'amx' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
-  /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''. */
+  /** Why cpuIsa is below what the CPU could run (PIT_CPU_ISA, or the OS refusing AMX), or ''; under PIT_CPU_ISA=amx-emulated, that the emulator runs. */
   cpuIsaNote: string;
-  /** How bf16 GEMMs run on the CPU: packed bf16 panels with vdpbf16ps, or operands widened to f32 (exact; the reference path). */
-  cpuBf16Gemm: 'avx512bf16' | 'f32-widened';
+  /**
+   * How bf16 GEMMs run on the CPU: packed bf16 panels on AMX tiles (tdpbf16ps) or with vdpbf16ps, or operands widened to f32
+   * (exact; the reference path). 'amx-emulated': the AMX kernel on a scalar tile emulator, only under PIT_CPU_ISA=amx-emulated (tests).
+   */
+  cpuBf16Gemm: 'amx' | 'amx-emulated' | 'avx512bf16' | 'f32-widened';
   /** How the CPU runs bf16 attention: AVX512-BF16 kernels, or the f32 kernels on widened copies with the outputs rounded to bf16. */
   cpuBf16Attention: 'avx512bf16' | 'f32-widened';
   threads: number;

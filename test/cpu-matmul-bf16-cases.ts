@@ -34,6 +34,7 @@ export interface GemmCase {
 
 export interface Bf16GemmReport {
   cpuIsa: string;
+  cpuIsaNote: string;
   cpuBf16Gemm: string;
   cases: number;
   /** Largest ratio of our error to the naive one over all outputs (floor included). */
@@ -190,7 +191,7 @@ export function runBf16GemmCases(): Bf16GemmReport {
   let worstRatio = 0;
   const cases = gemmCases();
   for (const c of cases) worstRatio = Math.max(worstRatio, runCase(a, c, info.cpuBf16Gemm === 'f32-widened', failures));
-  return { cpuIsa: info.cpuIsa, cpuBf16Gemm: info.cpuBf16Gemm, cases: cases.length, worstRatio, failures };
+  return { cpuIsa: info.cpuIsa, cpuIsaNote: info.cpuIsaNote, cpuBf16Gemm: info.cpuBf16Gemm, cases: cases.length, worstRatio, failures };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)

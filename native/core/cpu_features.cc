@@ -17,6 +17,7 @@ constexpr const char* kNames[] = {"scalar", "avx2", "avx512", "avx512bf16", "amx
 
 struct Detected {
   int level = kScalar;
+  bool amx_emulated = false;
   std::string note;
 };
 
@@ -41,8 +42,12 @@ bool request_amx_state(std::string& note) {
 }
 #endif
 
+constexpr const char* kAmxEmulated = "amx-emulated";
+
 Detected detect() {
   Detected d;
+  const char* isa = std::getenv("PIT_CPU_ISA");
+  d.amx_emulated = isa && std::strcmp(isa, kAmxEmulated) == 0;
 #if PIT_X86
   __builtin_cpu_init();
   bool avx512bf16 = false, amx = false;
@@ -58,7 +63,9 @@ Detected detect() {
   }
   if (avx512bf16) d.level = kAvx512Bf16;
   int cap = kAmx;
-  if (const char* isa = std::getenv("PIT_CPU_ISA")) {
+  if (d.amx_emulated) {
+    cap = kAvx512Bf16;  // the real tiles stay untouched (and their grant unasked)
+  } else if (isa) {
     cap = kScalar;
     for (int l = kAmx; l > kScalar; --l)
       if (std::strcmp(isa, kNames[l]) == 0) cap = l;
@@ -66,10 +73,13 @@ Detected detect() {
   // Asked for only when it would be used, so a capped run leaves the process as it was.
   if (avx512bf16 && amx && cap >= kAmx && request_amx_state(d.note)) d.level = kAmx;
   if (cap < d.level) {
-    d.note = std::string("capped by PIT_CPU_ISA=") + std::getenv("PIT_CPU_ISA");
+    d.note = std::string("capped by PIT_CPU_ISA=") + isa;
     d.level = cap;
   }
 #endif
+  if (d.amx_emulated)
+    d.note = "PIT_CPU_ISA=amx-emulated: the bf16 GEMM runs the AMX kernel on a scalar tile emulator "
+             "(for tests; slow), other kernels at most at avx512bf16";
   return d;
 }
 
@@ -81,6 +91,7 @@ const Detected& detected() {
 }  // namespace
 
 bool cpu_has_amx() { return detected().level >= kAmx; }
+bool cpu_amx_emulated() { return detected().amx_emulated; }
 bool cpu_has_avx512_bf16() { return detected().level >= kAvx512Bf16; }
 bool cpu_has_avx512() { return detected().level >= kAvx512; }
 bool cpu_has_avx2() { return detected().level >= kAvx2; }

@@ -12,7 +12,11 @@
 //   avx512      AVX-512 F/BW/DQ/VL
 //   avx2        AVX2 + FMA
 //   scalar      baseline x86-64 (or any other architecture)
-// Only bf16 kernels use the two top levels; f32 kernels see them as avx512.
+// Only bf16 kernels use the two top levels; f32 kernels see them as avx512. amx runs the bf16
+// GEMM on tiles (cpu/gemm_bf16.cc); bf16 attention sees it as avx512bf16.
+// PIT_CPU_ISA=amx-emulated is no level: it caps the others at avx512bf16 and runs the bf16 GEMM's
+// AMX kernel on a scalar emulator of the tiles (cpu/amx_emulator.h), so that tests check that
+// kernel on any CPU. Never chosen without being asked for; slow.
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -40,15 +44,16 @@
 namespace pit {
 
 // PIT_CPU_ISA=amx|avx512bf16|avx512|avx2|scalar caps what the fast paths may use (for tests
-// and benches); read once, when the addon loads.
+// and benches), amx-emulated as above; read once, when the addon loads.
 bool cpu_has_amx();
+bool cpu_amx_emulated();
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512();
 bool cpu_has_avx2();
 // "amx", "avx512bf16", "avx512", "avx2" or "scalar": the widest level in use.
 const char* cpu_isa();
 // Why the level is below what this CPU's instructions would allow, or "" (PIT_CPU_ISA set, or
-// the kernel refusing the AMX tile state).
+// the kernel refusing the AMX tile state); under amx-emulated, that the emulator runs.
 const char* cpu_isa_note();
 
 }  // namespace pit

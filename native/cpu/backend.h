@@ -11,7 +11,9 @@ namespace pit::cpu {
 PIT_OPS(PIT_DECLARE_OP)
 
 // How matmul_forward_bf16 / matmul_backward_bf16 run on this CPU (buildInfo().cpuBf16Gemm):
-// "avx512bf16" (packed bf16 panels, vdpbf16ps) or "f32-widened" (gemm_bf16.cc, matmul.cc).
+// "amx" (packed bf16 panels on AMX tiles, tdpbf16ps), "avx512bf16" (vdpbf16ps), "amx-emulated"
+// (the AMX kernel on the tile emulator: PIT_CPU_ISA=amx-emulated only) or "f32-widened"
+// (gemm_bf16.cc, matmul.cc).
 const char* bf16_gemm_path();
 
 // The multiply-add peak on all threads (peak.cc): kind "f32" (FMA) or "bf16" (vdpbf16ps),

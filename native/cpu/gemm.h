@@ -7,6 +7,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 
 #include "core/cpu_features.h"
 
@@ -27,7 +28,8 @@ constexpr int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
 //   bf16 (k_pack 2): k in pairs, the vdpbf16ps / tdpbf16ps operand layout: one 32-bit word
 //        per x and pair, the even k in its low half; kc rounded up to even, so panel p holds
 //        dst[p·kc'·W + (k/2)·2W + 2w + k%2] = X(x0 + p·W + w, k0 + k), kc' = round_up(kc, 2).
-// A is packed with W = MR (x = the row i), B with W = NR (x = the column j).
+// A is packed with W = MR (x = the row i), B with W = NR (x = the column j). The AMX kernel
+// (gemm_bf16.cc) pads K to 32 and packs A row-major instead: its tiles read 32 k of a row.
 template <typename T>
 using Packer = void (*)(T* dst, const T* src, int64_t ld, bool k_contiguous, int64_t x0,
                         int64_t width, int64_t k0, int64_t kc);
@@ -44,6 +46,8 @@ using Kernel = void (*)(int64_t kc, const T* ap, const T* bp, float* c, int64_t 
 // (MC x KC, in L2). NC: columns of a packed B block (KC x NC, in L3). Both blocks are per
 // thread. k_pack: k values per packed group (panels hold round_up(kc, k_pack) k values).
 // macs_per_cycle: the kernel's multiply-add rate on one core, for choose_grid's cost model.
+// begin, end (or null): called by each thread around its rectangle of C, on that thread, for
+// kernels with per-thread state to set up and release (the AMX tile configuration).
 template <typename T>
 struct Tiles {
   int mr, nr;
@@ -52,6 +56,8 @@ struct Tiles {
   double macs_per_cycle;
   Kernel<T> kernel;
   Packer<T> pack_a, pack_b;
+  void (*begin)() = nullptr;
+  void (*end)() = nullptr;
 };
 
 // The largest register tile (MR·NR floats): a bf16 C is written through an f32 tile this big.
@@ -59,19 +65,39 @@ constexpr int kMaxTile = 1024;
 
 template <typename Sizes, typename T>
 Tiles<T> make_tiles(int k_pack, double macs_per_cycle, Kernel<T> kernel, Packer<T> pack_a,
-                    Packer<T> pack_b) {
+                    Packer<T> pack_b, void (*begin)() = nullptr, void (*end)() = nullptr) {
   static_assert(Sizes::MC % Sizes::MR == 0 && Sizes::NC % Sizes::NR == 0,
                 "blocks are whole micro-panels");
   static_assert(Sizes::NR % 16 == 0, "B panels stay 64-byte aligned for aligned vector loads");
   static_assert(Sizes::KC % 8 == 0, "equal K slices are rounded up to 8 and must stay <= KC");
   static_assert(Sizes::MR * Sizes::NR <= kMaxTile, "the register tile fits kMaxTile");
+  // Panels hold round_up(kc, k_pack) k values and the pack buffers KC per panel.
+  if (Sizes::KC % k_pack != 0) throw std::logic_error("make_tiles: KC must be a multiple of k_pack");
   return Tiles<T>{Sizes::MR, Sizes::NR, Sizes::KC, Sizes::MC, Sizes::NC, k_pack, macs_per_cycle,
-                  kernel, pack_a, pack_b};
+                  kernel, pack_a, pack_b, begin, end};
 }
 
-// The bf16 GEMM of this CPU (gemm_bf16.cc): its tiles, or null where no bf16 instruction may
-// be used (matmul.cc then widens to f32). Its name: bf16_gemm_path() in backend.h.
+// The kernels' plain epilogue, from an f32 tile (ld nr_full) computed in full: rows past mr
+// and columns past nr dropped, bias and the old C folded in, C written once. Vector kernels
+// that inline it get it vectorised for their own ISA.
+inline void store_edge_tile(const float* tile, int nr_full, float* c, int64_t ldc, int mr,
+                            int nr, const float* bias, bool load_c) {
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < nr; ++j) {
+      float v = tile[r * nr_full + j];
+      if (bias) v += bias[j];
+      c[r * ldc + j] = load_c ? c[r * ldc + j] + v : v;
+    }
+}
+
+// The bf16 GEMM of this CPU (gemm_bf16.cc): its tiles (AMX, else AVX512-BF16; the emulated
+// AMX kernel under PIT_CPU_ISA=amx-emulated), or null where no bf16 instruction may be used
+// (matmul.cc then widens to f32). Its name: bf16_gemm_path() in backend.h.
 const Tiles<uint16_t>* bf16_tiles();
+
+// Throws, on the calling thread, what the AMX emulator recorded as a fault of the hardware
+// (amx_emulator.h) during the GEMMs since the last call; nothing on the other paths.
+void throw_if_bf16_gemm_faulted();
 
 #if PIT_X86
 // Starts fetching the C tile the epilogue will read and write: C rows are far apart and

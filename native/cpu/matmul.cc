@@ -113,17 +113,7 @@ void pack_panels(float* dst, const float* src, int64_t ld, bool k_contiguous, in
 
 // ---- f32 micro-kernels (contract: gemm.h) -----------------------------------------------
 // Full tiles store straight from registers; edge tiles use masked stores (AVX-512) or go
-// through a small buffer and store_edge_tile.
-
-void store_edge_tile(const float* tile, int nr_full, float* c, int64_t ldc, int mr, int nr,
-                     const float* bias, bool load_c) {
-  for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < nr; ++j) {
-      float v = tile[r * nr_full + j];
-      if (bias) v += bias[j];
-      c[r * ldc + j] = load_c ? c[r * ldc + j] + v : v;
-    }
-}
+// through a small buffer and store_edge_tile (gemm.h).
 
 // The plain path: the reference the vector kernels are read against, and the fallback
 // (non-x86, PIT_CPU_ISA=scalar). The compiler vectorises it for baseline SSE2.
@@ -357,6 +347,7 @@ void compute_rectangle(const Gemm<T>& g, T* apack, T* bpack, int64_t m0, int64_t
   // K slices of equal length (a multiple of 8, at most KC): K = 512 as 256 + 256, not
   // 384 + 128, whose short slice pays the C reload for a third of the work.
   const int64_t k_step = round_up(ceil_div(g.K, ceil_div(g.K, t.kc)), 8);
+  if (t.begin) t.begin();
   for (int64_t jc = n0; jc < n1; jc += t.nc) {
     const int64_t nc = std::min(t.nc, n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += k_step) {
@@ -388,6 +379,7 @@ void compute_rectangle(const Gemm<T>& g, T* apack, T* bpack, int64_t m0, int64_t
       }
     }
   }
+  if (t.end) t.end();
 }
 
 // The threads split C's MR x NR panels into an um x un grid and each computes its rectangle
@@ -615,11 +607,11 @@ void matmul_backward(float* da, float* db, float* dbias, const float* dout, cons
 }
 
 // ---- bf16 operands -------------------------------------------------------------------------
-// Where the CPU has a bf16 dot-product instruction (gemm.h's bf16_tiles(): AVX512-BF16), the
-// GEMM runs on packed bf16 panels with fp32 accumulation, twice the f32 kernel's rate. That
-// instruction treats denormal inputs as zero and flushes denormal results (DAZ/FTZ), which the
-// tensor cores do too; otherwise the products are exact and only the order of the sums
-// differs. Elsewhere (or under PIT_CPU_ISA=avx512 and below) the operands are widened to f32,
+// Where the CPU has bf16 dot-product instructions (gemm.h's bf16_tiles(): AMX-BF16 tiles, else
+// AVX512-BF16), the GEMM runs on packed bf16 panels with fp32 accumulation, at least twice the
+// f32 kernel's rate. Those instructions treat denormal inputs as zero and flush denormal
+// results (DAZ/FTZ), which the tensor cores do too; otherwise the products are exact and only
+// the order of the sums differs. Elsewhere (or under PIT_CPU_ISA=avx512 and below) the operands are widened to f32,
 // which is exact, and the f32 GEMM runs: every product is then exactly the tensor cores', and
 // denormals are kept. That path is the reference the others are tested against. Outputs that
 // are bf16 are rounded to nearest even once, at the end, either way.
@@ -663,6 +655,7 @@ void matmul_forward_bf16(void* out, DType out_dtype, const uint16_t* a, const ui
   if (t && out_dtype == DType::BF16 && K > 0 && K <= t->kc) {  // bf16 straight from the kernel's tiles
     forward(*t, COut(nullptr, static_cast<uint16_t*>(out)), a, b, bias_f, batch, M, N, K, trans_a, trans_b,
             b_shared, accumulate);
+    throw_if_bf16_gemm_faulted();
     return;
   }
   F32View o(out, out_dtype, batch * M * N, accumulate);
@@ -672,6 +665,7 @@ void matmul_forward_bf16(void* out, DType out_dtype, const uint16_t* a, const ui
     const std::vector<float> a32 = widen(a, batch * M * K), b32 = widen(b, (b_shared ? 1 : batch) * K * N);
     matmul_forward(o.data(), a32.data(), b32.data(), bias_f, batch, M, N, K, trans_a, trans_b, b_shared, accumulate);
   }
+  throw_if_bf16_gemm_faulted();
   o.narrow();
 }
 
@@ -692,6 +686,7 @@ void matmul_backward_bf16(uint16_t* da, void* db, DType db_dtype, void* dbias, D
     matmul_backward(dav.data(), dbv.data(), dbiasv.data(), dout32.data(), a32.data(), b32.data(), batch, M, N, K,
                     trans_a, trans_b, b_shared);
   }
+  throw_if_bf16_gemm_faulted();
   dav.narrow();
   dbv.narrow();
   dbiasv.narrow();
