@@ -149,7 +149,7 @@ export function runScalingStudy(o: ScalingOptions): ScalingReport {
 function maxSideSeries(maxSide: ScalingReport['maxSide'], limit: number | undefined, all: BenchResult[]): PlotSeries[] {
   if (!maxSide.length) return [];
   const markers = maxSide.map((m) => ({
-    name: `${m.model}${m.recompute === 'none' ? '' : ` recompute ${m.recompute}`}: largest side ${m.side}`, lines: false,
+    name: `max ${m.side}×${m.side}: ${m.model}${m.recompute === 'none' ? '' : ` ${m.recompute}`}`, lines: false,
     points: [{ x: m.tokens, y: m.peakBytes / 2 ** 20 }],
   }));
   if (limit === undefined) return markers;

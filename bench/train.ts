@@ -16,7 +16,7 @@ import {
   recipeMaeConfig, sampleDiffusion, taskOptimizer, tensor, tidy, trainStep, type AdamW, type Device, type ModelShape, type Precision, type Recipe, type Recompute, type Task, type TaskModel,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { resetPeakMemory } from '../lib/tensor.js';
+import { resetPeakMemory, setMemoryCap } from '../lib/tensor.js';
 import { benchEnv } from './env.js';
 import { round } from './kernels.js';
 import type { BenchResult, ResultKind } from './schema.js';
@@ -299,10 +299,15 @@ export function findMaxSide(o: MaxSideOptions): { side: number; peakBytes: numbe
   const ceiling = snap(o.ceiling ?? 1024);
   const probe = (side: number): number | null => {
     let peak: number | null = null;
+    // The limit as a cap: a step that would pass it stops at its first allocation past it
+    // (out of memory) instead of running to the end to have its peak compared.
+    if (o.memoryLimit !== undefined) setMemoryCap(o.device, Math.floor(o.memoryLimit));
     try {
       peak = measureTrainStep(o.device, { model: o.model, task: o.task, decoder: o.decoder, side, channels: 3, classes: 100, batch: o.batch ?? 1, precision: o.precision, recompute: o.recompute }, { timed: false }).peakBytes;
     } catch (err) {
       if (!outOfMemory(err)) throw err;
+    } finally {
+      if (o.memoryLimit !== undefined) setMemoryCap(o.device, null);
     }
     const fits = peak !== null && peak <= (o.memoryLimit ?? Infinity);
     o.onProbe?.(side, fits, peak);

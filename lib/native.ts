@@ -159,6 +159,8 @@ export interface NativeAddon {
   memory(): MemoryInfo;
   /** peakBytes (most tensor bytes live at once) restarts from the bytes live now. */
   resetPeakMemory(): void;
+  /** Allocations that would take the bytes live on `device` past `bytes` throw "out of <device> memory"; 0 removes the cap. */
+  setMemoryCap(device: Device, bytes: number): void;
   /** Waits for all queued work on the device (no-op on CPU). */
   synchronize(device: Device): void;
   /** Device events around the GPU work queued between start and stop; stop returns ms. CUDA only. */

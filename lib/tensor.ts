@@ -332,6 +332,16 @@ export function resetPeakMemory(): void {
   native().resetPeakMemory();
 }
 
+/**
+ * Caps the tensor bytes live on `device` at `bytes` (null: no cap): an allocation past it throws
+ * the RangeError "out of <device> memory" before allocating, as a full GPU does, so a step that
+ * would not fit a budget stops at once and tidy() frees what it made.
+ */
+export function setMemoryCap(device: Device, bytes: number | null): void {
+  if (bytes !== null && !(Number.isSafeInteger(bytes) && bytes > 0)) throw new RangeError(`setMemoryCap: 'bytes' must be a positive integer or null, got ${String(bytes)}`);
+  native().setMemoryCap(device, bytes ?? 0);
+}
+
 // ---- autograd ------------------------------------------------------------------------
 /** GradNode.seq of the next node recorded. */
 let nodeSeq = 0;

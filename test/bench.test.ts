@@ -188,7 +188,7 @@ test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the large
     '--find-max', '--memory-limit', '3MiB', '--peer', peer, '--out', dir);
   t.is(r.status, 0, r.stderr);
   const csv = readFileSync(join(dir, 'scaling.csv'), 'utf8').trim().split('\n');
-  t.is(csv[0], 'model,impl,device,dtype,side,tokens,batch,ms_per_step,images_per_s,peak_bytes');
+  t.is(csv[0], 'model,impl,device,dtype,recompute,side,tokens,batch,ms_per_step,images_per_s,peak_bytes');
   t.is(csv.length, 1 + 6 + 2);
   const report = JSON.parse(readFileSync(join(dir, 'scaling.json'), 'utf8'));
   t.is(report.fits.length, 2, 'ours and the peer');
@@ -210,6 +210,24 @@ test('study scaling: CSV, JSON with fits, valid SVG and PNG plots, and the large
     t.true(image.width >= 400 && image.height >= 300);
   }
   t.regex(r.stdout, /largest side pit-d1w16h2: \d+×\d+/);
+  rmSync(dir, { recursive: true });
+});
+
+test('study scaling --recompute none,block: a series and a largest side per mode, block reaching further within the same limit', (t) => {
+  const dir = scratch();
+  const r = run('study', 'scaling', '--device', 'cpu', '--models', 'pit-d4w16h2', '--sides', '4,8', '--budget', '20', '--recompute', 'none,block',
+    '--find-max', '--memory-limit', '3MiB', '--out', dir);
+  t.is(r.status, 0, r.stderr);
+  const results = parseResults(readFileSync(join(dir, 'scaling.jsonl'), 'utf8'), 'scaling.jsonl');
+  t.deepEqual(results.map((x) => [x.recompute ?? 'none', x.shape.side]), [['none', 4], ['none', 8], ['block', 4], ['block', 8]]);
+  const report = JSON.parse(readFileSync(join(dir, 'scaling.json'), 'utf8'));
+  const [none, block] = report.maxSide;
+  t.deepEqual([none.recompute, block.recompute], ['none', 'block']);
+  t.true(none.peakBytes <= 3 * 2 ** 20 && block.peakBytes <= 3 * 2 ** 20);
+  t.true(block.side > none.side, `block ${block.side} against none ${none.side}`);
+  t.regex(readFileSync(join(dir, 'memory.svg'), 'utf8'), new RegExp(`max ${block.side}×${block.side}: pit-d4w16h2 block<`));
+  t.regex(r.stdout, /largest side pit-d4w16h2 recompute block: \d+×\d+/);
+  t.regex(r.stdout, /fit pit-d4w16h2 recompute block \(pit\)/);
   rmSync(dir, { recursive: true });
 });
 

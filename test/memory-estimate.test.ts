@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureTrainStep } from '../bench/train.js';
 import {
-  AdamW, checkRunMemory, classifyTask, estimateInferenceMemory, estimateTrainingMemory, evaluate, makeRecipe, modelConfig, runTraining,
-  tensor, trainStep, VisionTransformer,
+  AdamW, checkRunMemory, classifyTask, estimateInferenceMemory, estimateTrainingMemory, evaluate, makeRecipe, memory, modelConfig, runTraining,
+  setMemoryCap, tensor, tidy, trainStep, VisionTransformer, zeros,
 } from '../lib/index.js';
 import { cpuPeakOf, expectEstimateWithin, syntheticImages } from './helpers.js';
 
@@ -130,4 +130,25 @@ test('a deep, thin model (depth 12,000, width 8) trains a step', (t) => {
     optimizer.dispose();
     model.dispose();
   }
+});
+
+test('setMemoryCap: an allocation past the cap throws "out of cpu memory" before allocating, and a capped step frees what it made', (t) => {
+  const live = memory().cpu.bytes;
+  setMemoryCap('cpu', live + 4096);
+  try {
+    t.notThrows(() => tidy(() => void zeros([1024])));  // 4 KiB: exactly at the cap
+    t.throws(() => tidy(() => zeros([1025])), { instanceOf: RangeError, message: /out of cpu memory: 4100 more bytes would pass the cap of \d+ bytes \(setMemoryCap\)/ });
+  } finally {
+    setMemoryCap('cpu', null);
+  }
+  // 4 MiB: the model (~25k parameters, with AdamW's moments) is built, its step's ~40 MB of activations are not.
+  setMemoryCap('cpu', live + 4 * 2 ** 20);
+  try {
+    t.throws(() => measureTrainStep('cpu', { model: 'pit-d2w32h2', side: 32, channels: 3, classes: 10, batch: 8 }, { timed: false }), { instanceOf: RangeError, message: /out of cpu memory/ });
+  } finally {
+    setMemoryCap('cpu', null);
+  }
+  t.is(memory().cpu.bytes, live, 'nothing left behind');
+  t.notThrows(() => tidy(() => void zeros([1 << 20])));
+  t.throws(() => setMemoryCap('cpu', -1), { instanceOf: RangeError, message: /'bytes' must be a positive integer or null, got -1/ });
 });

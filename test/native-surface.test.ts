@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 
 // Exports that reach no op of the table: tensor creation, memory, device waits and timers,
 // build info, the CPU peak measurement, the listing itself. NativeTensor is the tensor class (typed as NativeTensor).
-const notOps = new Set(['NativeTensor', 'empty', 'fromArray', 'memory', 'resetPeakMemory', 'synchronize',
+const notOps = new Set(['NativeTensor', 'empty', 'fromArray', 'memory', 'resetPeakMemory', 'setMemoryCap', 'synchronize',
   'deviceTimerStart', 'deviceTimerStop', 'buildInfo', 'matmulInfo', 'cpuPeak', 'opTable']);
 
 /** NativeAddon's member names, from lib/native.ts's syntax tree. */

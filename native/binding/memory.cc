@@ -48,8 +48,18 @@ Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setMemoryCap(device, bytes): allocations past `bytes` live on the device throw "out of <device>
+// memory" (0 removes the cap).
+Napi::Value SetMemoryCap(const Napi::CallbackInfo& info) {
+  Args args(info, "setMemoryCap");
+  const Device device = args.device(0, "device");
+  set_memory_cap(device, args.integer(1, "bytes", 0, int64_t{1} << 53));
+  return info.Env().Undefined();
+}
+
 PIT_BINDING("memory", Memory);
 PIT_BINDING("resetPeakMemory", ResetPeakMemory);
+PIT_BINDING("setMemoryCap", SetMemoryCap);
 
 }  // namespace
 }  // namespace pit::binding

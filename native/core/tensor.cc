@@ -8,6 +8,7 @@ namespace {
 std::atomic<int64_t> live_tensors[2];
 std::atomic<int64_t> live_bytes[2];
 std::atomic<int64_t> peak_bytes[2];
+std::atomic<int64_t> cap_bytes[2];
 const DeviceBackend* registered_cuda = nullptr;
 
 // 64-byte alignment: one AVX-512 vector, one cache line.
@@ -22,6 +23,10 @@ const DeviceBackend* cuda_backend() { return registered_cuda; }
 void register_cuda_backend(const DeviceBackend* backend) { registered_cuda = backend; }
 
 Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
+  const int64_t cap = cap_bytes[static_cast<int>(dev)].load();
+  PIT_CHECK_RANGE(cap <= 0 || live_bytes[static_cast<int>(dev)].load() + static_cast<int64_t>(n) <= cap,
+                  "out of ", dev == Device::CPU ? "cpu" : "cuda", " memory: ", n, " more bytes would pass the cap of ", cap,
+                  " bytes (setMemoryCap) with ", live_bytes[static_cast<int>(dev)].load(), " live");
   const size_t request = padded(n);
   if (device == Device::CPU) {
     data = host_alloc(request);
@@ -55,6 +60,8 @@ void reset_peak_memory(Device device) {
   int d = static_cast<int>(device);
   peak_bytes[d] = live_bytes[d].load();
 }
+
+void set_memory_cap(Device device, int64_t bytes) { cap_bytes[static_cast<int>(device)] = bytes; }
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;

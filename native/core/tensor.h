@@ -40,6 +40,11 @@ struct MemoryStats {
 };
 MemoryStats memory_stats(Device device);
 void reset_peak_memory(Device device);
+// A cap on the bytes live on `device` (0: none): an allocation that would pass it throws the
+// RangeError "out of <device> memory" before it allocates, as a full GPU does. A CPU cannot
+// report running out before it swaps; the cap lets a search for the largest step that fits in
+// a budget (`--find-max --memory-limit`) stop a probe at its first allocation past it.
+void set_memory_cap(Device device, int64_t bytes);
 
 int64_t shape_numel(const Shape& shape);
 std::string shape_string(const Shape& shape);
