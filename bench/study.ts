@@ -157,7 +157,22 @@ function maxSideSeries(maxSide: ScalingReport['maxSide'], limit: number | undefi
   return [...markers, { name: `limit ${limit / 2 ** 20} MiB`, dashed: true, points: [{ x: Math.min(...xs), y: limit / 2 ** 20 }, { x: Math.max(...xs), y: limit / 2 ** 20 }] }];
 }
 
-function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: ScalingReport): string[] {
+/**
+ * The time chart with each --find-max result as a dashed vertical line at its tokens, spanning
+ * the chart's times: where each model (and recompute mode) stops fitting, beside what it costs.
+ */
+function withReach(timed: PlotSeries[], maxSide: ScalingReport['maxSide']): PlotSeries[] {
+  const ys = timed.flatMap((s) => s.points.map((p) => p.y)).filter((y) => y > 0);
+  if (!maxSide.length || !ys.length) return timed;
+  const [lo, hi] = [Math.min(...ys), Math.max(...ys)];
+  return [...timed, ...maxSide.map((m) => ({
+    name: `max ${m.side}×${m.side}: ${m.model}${m.recompute === 'none' ? '' : ` ${m.recompute}`}`, dashed: true,
+    points: [{ x: m.tokens, y: lo }, { x: m.tokens, y: hi }],
+  }))];
+}
+
+/** Writes a study's files (JSON lines, CSV, JSON, plots) into o.outDir; returns their paths. */
+export function writeScalingFiles(o: Pick<ScalingOptions, 'outDir' | 'device' | 'memoryLimit' | 'command'>, all: BenchResult[], report: ScalingReport): string[] {
   mkdirSync(o.outDir, { recursive: true });
   const files: string[] = [];
   const write = (name: string, data: string | Buffer) => {
@@ -177,7 +192,7 @@ function writeScalingFiles(o: ScalingOptions, all: BenchResult[], report: Scalin
   const where = env ? ` (${o.device}: ${env.device})` : '';
   const charts = {
     time: { title: `Training-step time per image vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'ms per image', width: 960,
-      series: series((r) => r.ms / r.shape.batch!) },
+      series: withReach(series((r) => r.ms / r.shape.batch!), report.maxSide) },
     memory: { title: `Peak memory vs tokens${where}`, xLabel: 'tokens per image', yLabel: 'peak MiB', width: 960,
       series: [...series((r) => (r.peakBytes ? r.peakBytes / 2 ** 20 : undefined)), ...maxSideSeries(report.maxSide, o.memoryLimit, all)] },
   };
