@@ -80,7 +80,7 @@ function printEstimate<P>(task: Task<P, TaskModel, unknown>, recipe: Readonly<Re
     `${formatBytes(fit.bytes)} of ${formatBytes(fit.limit)}: ${fit.fits ? 'fits' : 'does not fit'}`);
   console.log(device === 'cpu' ? 'RAM:' : `${device} memory:`);
   for (const p of device === 'cpu' ? [...fit.memory.device, ...fit.memory.host] : fit.memory.device) console.log(line(p));
-  if (device !== 'cpu') for (const p of fit.memory.host) console.log(`host (RAM):\n${line(p)}`);
+  if (device !== 'cpu' && fit.memory.host.length) console.log(['host (RAM):', ...fit.memory.host.map(line)].join('\n'));
   console.log(fit.largestImageSize === null
     ? 'largest --image-size that fits: none (the data keeps its own size, or not even the smallest side fits)'
     : `largest --image-size that fits in ${formatBytes(fit.limit)}: ${fit.largestImageSize} (${formatBytes(fit.limit)} counted as ${device === 'cpu' ? 'RAM for the model, activations and images' : 'GPU memory for the model and activations'})`);

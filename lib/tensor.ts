@@ -84,23 +84,17 @@ let gradEnabled = true;
 
 /** Runs fn without recording gradients. */
 export function noGrad<R>(fn: () => R): R {
-  const previous = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = previous;
-  }
+  return withGradMode(false, fn);
 }
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs fn recording gradients (inside a backward, which runs without). */
-function withGrad<R>(fn: () => R): R {
+/** Runs fn with grad mode `enabled` (a recomputation records inside a backward, which runs without). */
+function withGradMode<R>(enabled: boolean, fn: () => R): R {
   const previous = gradEnabled;
-  gradEnabled = true;
+  gradEnabled = enabled;
   try {
     return fn();
   } finally {
@@ -385,7 +379,7 @@ export function checkpoint(op: string, inputs: readonly Tensor[], trainable: boo
   out.requiresGrad = true;
   out.gradNode = {
     op, inputs, saved: [], seq: nodeSeq++,
-    backward: (g) => tidy(() => withGrad(() => {
+    backward: (g) => tidy(() => withGradMode(true, () => {
       const views = inputs.map((t) => {
         const view = t.detach();
         view.requiresGrad = t.requiresGrad;

@@ -83,8 +83,8 @@ export function activationsPerToken(config: Pick<VitConfig, 'dim' | 'heads' | 'm
 
 /**
  * Bytes per token one block keeps from its forward to its backward under `recompute`, and the
- * most the backward rebuilds at once: `full` is what it keeps without recomputation,
- * `mlpDropped` what the 'mlp' segments do not keep, `input` the block's input.
+ * most the backward rebuilds at once: `full` is what it keeps without recomputation, `mlp`
+ * what the 'mlp' segments drop and rebuild (mlpSegmentBytes), `input` the block's input.
  */
 export function blockBytes(recompute: Recompute, full: number, mlp: { dropped: number; rebuilt: number }, input: number): { kept: number; rebuilt: number } {
   if (recompute === 'block') return { kept: input, rebuilt: full + input };

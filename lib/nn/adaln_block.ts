@@ -72,9 +72,7 @@ export class AdaLNBlock extends Module {
     // read (their readers keep bf16 copies); the LayerNorm outputs stay: modulate's backward reads them.
     const qkv = maybeRecompute(mlp, 'norm1·modulate·qkv', [this.attn.qkv], [x, shift1, scale1],
       (x, shift, scale) => normThen(modulate(plainLayerNorm(x), shift, scale), (h) => this.attn.qkv.forward(h, options), options));
-    const attended = this.attn.fromQkv(qkv, options);
-    if (this.attn.bf16Kernel(options)) qkv.release();
-    x = gatedResidual(x, attended, gate1);
+    x = gatedResidual(x, this.attn.fromQkv(qkv, options, true), gate1);
     const hidden = maybeRecompute(mlp, 'norm2·modulate·fc1·gelu', [this.mlp.fc1], [x, shift2, scale2],
       (x, shift, scale) => normThen(modulate(plainLayerNorm(x), shift, scale), (h) => this.mlp.hidden(h, options), options));
     return gatedResidual(x, this.mlp.fromHidden(hidden, options), gate2);

@@ -22,27 +22,25 @@ export class Attention extends Module {
 
   /** x (B, L, d) → (B, L, d); 'mixed' precision runs the GEMMs and the attention kernels in bf16 (gemmCompute, attentionPrecision). */
   forward(x: Tensor, options: ForwardOptions = {}): Tensor {
-    const qkv = this.qkv.forward(x, options);
-    const y = this.fromQkv(qkv, options);
-    if (this.bf16Kernel(options)) qkv.release();
-    return y;
-  }
-
-  /** Whether attention runs the bf16 kernel, which keeps its own bf16 copy of qkv (so the f32 qkv may be released once it has run). */
-  bf16Kernel(options: ForwardOptions = {}): boolean {
-    return attentionPrecision(options.precision, this.dim / this.heads) === 'bf16';
+    return this.fromQkv(this.qkv.forward(x, options), options, true);
   }
 
   /**
    * The rest of forward after the qkv Linear: qkv (B, L, 3d) → attention → proj → (B, L, d).
-   * Under 'mixed' the f32 tensors it makes are released once read (releaseUnderMixed); qkv is the caller's.
+   * Under 'mixed' the f32 tensors it makes are released once read (releaseUnderMixed), and with
+   * `owned` (the caller made qkv and no one else reads it) qkv too, where the bf16 attention
+   * kernel kept its own copy.
    */
-  fromQkv(qkv: Tensor, options: ForwardOptions = {}): Tensor {
+  fromQkv(qkv: Tensor, options: ForwardOptions = {}, owned = false): Tensor {
     const [B, L] = qkv.shape as [number, number, number];
     const headDim = this.dim / this.heads;
     const heads = qkv.reshape([B, L, 3, this.heads, headDim]);
-    const out = attention(heads, { precision: attentionPrecision(options.precision, headDim) });
-    if (this.bf16Kernel(options)) heads.release();
+    const precision = attentionPrecision(options.precision, headDim);
+    const out = attention(heads, { precision });
+    if (precision === 'bf16') {
+      heads.release();
+      if (owned) qkv.release();
+    }
     const merged = out.reshape([B, L, this.dim]);
     const y = this.proj.forward(merged, options);
     releaseUnderMixed(options.precision, out, merged);

@@ -80,9 +80,7 @@ export class Block extends Module {
     const mlp = options.recompute === 'mlp';
     // Under 'mixed' each f32 activation whose readers keep bf16 copies is released once read.
     const qkv = maybeRecompute(mlp, 'norm1·qkv', [this.norm1, this.attn.qkv], [x], (x) => normThen(this.norm1.forward(x), (h) => this.attn.qkv.forward(h, options), options));
-    const attended = this.attn.fromQkv(qkv, options);
-    if (this.attn.bf16Kernel(options)) qkv.release();
-    x = dropPathResidual(x, attended, this.dropPath, this.training, random);
+    x = dropPathResidual(x, this.attn.fromQkv(qkv, options, true), this.dropPath, this.training, random);
     const hidden = maybeRecompute(mlp, 'norm2·fc1·gelu', [this.norm2, this.mlp.fc1], [x], (x) => normThen(this.norm2.forward(x), (h) => this.mlp.hidden(h, options), options));
     return dropPathResidual(x, this.mlp.fromHidden(hidden, options), this.dropPath, this.training, second);
   }
